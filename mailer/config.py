@@ -1,0 +1,124 @@
+"""One settings object for the whole tool: defaults, then `mailer.toml`, then environment.
+
+Site-wide facts (sender, postal address, public URL) live here and never in templates, so a
+regional network can run the same templates with its own settings file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A settings file or environment variable that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Paths are resolved against `root`."""
+
+    root: Path = field(default_factory=Path.cwd)
+    content_dir: Path = Path("content")
+    templates_dir: Path = Path("templates")
+    out_dir: Path = Path("out")
+    lists_dir: Path = Path("lists")
+    database_url: str = "sqlite:///mailer.db"
+
+    sender_name: str = "Landelijk Netwerk Zorg-Straf"
+    sender_email: str = "info@ovv.nl"
+    reply_to: str = "info@ovv.nl"
+    public_base_url: str = "https://nieuws.veiligheidvoorop.nl"
+    postal_address: str = "Landelijk Netwerk Zorg-Straf, Postbus 30435, 2500 GK Den Haag"
+    list_domain: str = "veiligheidvoorop.nl"
+    secret_key: str = "change-me-in-mailer.toml"
+    timezone: str = "Europe/Amsterdam"
+
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | tls | none
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_connections: int = 2
+    smtp_rate: float = 0.0  # messages per second; 0 = unlimited
+
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_key_file: str = ""
+
+    grace_period_hours: float = 6.0
+
+    def path(self, name: str) -> Path:
+        """Resolve one of the *_dir settings against the project root."""
+        value = getattr(self, name)
+        return value if value.is_absolute() else self.root / value
+
+    @property
+    def content(self) -> Path:
+        return self.path("content_dir")
+
+    @property
+    def templates(self) -> Path:
+        return self.path("templates_dir")
+
+    @property
+    def out(self) -> Path:
+        return self.path("out_dir")
+
+    @property
+    def lists(self) -> Path:
+        return self.path("lists_dir")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """SQLite paths in the URL are relative to the project root, not the shell's cwd."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            rest = url[len(prefix) :]
+            if rest != ":memory:":
+                return prefix + str(self.root / rest)
+        return url
+
+
+def _coerce(name: str, raw: object, kind: type) -> object:
+    try:
+        if kind is Path:
+            return Path(str(raw))
+        if kind is int:
+            return int(raw)  # type: ignore[arg-type]
+        if kind is float:
+            return float(raw)  # type: ignore[arg-type]
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r}: cannot use {raw!r} ({exc})") from exc
+
+
+def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read `mailer.toml` (or $MAILER_CONFIG) and MAILER_* environment overrides."""
+    env = dict(os.environ if environ is None else environ)
+    root = Path(env.get("MAILER_ROOT", root or Path.cwd())).resolve()
+    config_file = Path(env.get("MAILER_CONFIG", root / "mailer.toml"))
+    types = {f.name: f.type for f in fields(Settings) if f.name != "root"}
+    kinds = {name: {"Path": Path, "int": int, "float": float}.get(str(t), str) for name, t in types.items()}
+    values: dict[str, object] = {}
+    if config_file.exists():
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file}: {exc}") from exc
+        flat = {**{k: v for k, v in data.items() if not isinstance(v, dict)}}
+        for section, table in data.items():
+            if isinstance(table, dict):
+                flat.update({f"{section}_{k}": v for k, v in table.items()})
+        for key, raw in flat.items():
+            if key not in kinds:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, kinds[key])
+    for key, kind in kinds.items():
+        env_key = f"MAILER_{key.upper()}"
+        if env_key in env:
+            values[key] = _coerce(env_key, env[env_key], kind)
+    return replace(Settings(root=root), **values)  # type: ignore[arg-type]

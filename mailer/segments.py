@@ -1,0 +1,58 @@
+"""The segments a mailing can be sent to: ten regions times three audiences."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailer.content import Block
+
+REGIONS: dict[str, str] = {
+    "noord-nederland": "Noord-Nederland",
+    "oost-nederland": "Oost-Nederland",
+    "noord-holland": "Noord-Holland",
+    "amsterdam-amstelland": "Amsterdam-Amstelland",
+    "midden-nederland": "Midden-Nederland",
+    "haaglanden-hollands-midden": "Haaglanden-Hollands-Midden",
+    "rotterdam-zuid-holland-zuid": "Rotterdam-Zuid-Holland-Zuid",
+    "zeeland-west-brabant": "Zeeland-West-Brabant",
+    "oost-brabant": "Oost-Brabant",
+    "limburg": "Limburg",
+}
+
+AUDIENCES: dict[str, str] = {
+    "beleidsmakers": "Beleidsmakers",
+    "netwerk": "Netwerk Straf/Zorg",
+    "werkveld": "Werkveld buiten Straf/Zorg",
+}
+
+KIND_TOPICS: dict[str, str] = {
+    "update": "updates",
+    "verdieping": "verdiepingen",
+    "verbeteractiviteit": "verbeteractiviteiten",
+}
+
+TOPIC_NAMES: dict[str, str] = {
+    "updates": "Updates",
+    "verdiepingen": "Thematische verdiepingen",
+    "verbeteractiviteiten": "Verbeteractiviteiten in de praktijk",
+}
+
+
+def segment_key(region: str, audience: str) -> str:
+    return f"{region}/{audience}"
+
+
+def all_segments(
+    regions: Iterable[str] | None = None, audiences: Iterable[str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Every (region, audience) pair, restricted to the given slugs when any are given."""
+    for region in regions or REGIONS:
+        for audience in audiences or AUDIENCES:
+            yield region, audience
+
+
+def select_blocks(blocks: Iterable[Block], region: str, audience: str) -> tuple[Block, ...]:
+    """The blocks a segment receives, in mailing order."""
+    return tuple(b for b in blocks if b.applies_to(region, audience))
