@@ -249,7 +249,8 @@ def _links(data: dict, r: _Reader) -> tuple[Link, ...]:
         if not isinstance(item, dict) or not item.get("title") or not item.get("url"):
             r.fail(f"links[{n}] needs a title and a url", "links")
             continue
-        links.append(Link(str(item["title"]), _url(str(item["url"]), r, "links"), str(item.get("note") or "")))
+        url = _url(str(item["url"]), r, "links")
+        links.append(Link(str(item["title"]), url, str(item.get("note") or "")))
     return tuple(links)
 
 
@@ -266,7 +267,8 @@ def _media(data: dict, r: _Reader) -> Media | None:
     if not isinstance(raw, dict) or not raw.get("url") or not raw.get("title"):
         r.fail("field 'media' needs label, title and url", "media")
         return None
-    return Media(str(raw.get("label") or "Bekijk online"), str(raw["title"]), _url(str(raw["url"]), r, "media"))
+    url = _url(str(raw["url"]), r, "media")
+    return Media(str(raw.get("label") or "Bekijk online"), str(raw["title"]), url)
 
 
 def _datetime(data: dict, key: str, r: _Reader) -> dt.datetime | None:
