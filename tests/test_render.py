@@ -1,0 +1,26 @@
+"""Slot filling, Dutch dates and the plain-text conversion."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mailer.plaintext import markdown_to_text
+from mailer.render import CompiledVariant, dutch_datetime
+
+
+def test_fill_escapes_values_in_html_only() -> None:
+    variant = CompiledVariant('<p>[[slot:greeting]]</p><a href="[[slot:unsubscribe_url]]">x</a>',
+                              "[[slot:greeting]]\n[[slot:unsubscribe_url]]")
+    html, text = variant.fill({"greeting": "Beste <Jan> & co,", "unsubscribe_url": "https://x/a?b=1&c=2"})
+    assert html == '<p>Beste &lt;Jan&gt; &amp; co,</p><a href="https://x/a?b=1&amp;c=2">x</a>'
+    assert text == "Beste <Jan> & co,\nhttps://x/a?b=1&c=2"
+    assert variant.html.count("[[slot:") == 2, "the compiled variant itself is not changed"
+
+
+def test_dutch_datetime() -> None:
+    assert dutch_datetime(dt.datetime(2027, 3, 11, 15, 0)) == "donderdag 11 maart 2027, 15:00 uur"
+
+
+def test_markdown_to_text_lists_links_and_wraps() -> None:
+    text = markdown_to_text("Zie [de bundel](https://vng.nl/b) voor meer.\n\n- een\n- twee\n")
+    assert text == "Zie de bundel (https://vng.nl/b) voor meer.\n\n- een\n- twee"
