@@ -6,6 +6,7 @@ configured, so a new user can run a whole send without a mail server.
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import smtplib
 import ssl
@@ -101,7 +102,9 @@ class SMTPTransport:
             raise DeliveryError(f"{code} {answer.decode(errors='replace')}", code >= 500, code) from exc
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+            detail = exc.smtp_error
+            if isinstance(detail, bytes):
+                detail = detail.decode(errors="replace")
             raise DeliveryError(f"{exc.smtp_code} {detail}", exc.smtp_code >= 500, exc.smtp_code) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
@@ -119,10 +122,8 @@ class SMTPTransport:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._conn.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
             self._conn = None
 
 
