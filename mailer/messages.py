@@ -65,7 +65,9 @@ def message_id(send_id: int | str, recipient_id: int | str, domain: str, test: b
 
 
 def _crlf(text: str) -> bytes:
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode()
+    if "\r" in text:  # rare: rendered parts use LF; skipping two passes saves time per message
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\n", "\r\n").encode()
 
 
 def _quoted_printable(text: str) -> bytes:
@@ -96,7 +98,7 @@ class DkimSigner:
     def sign(self, data: bytes) -> bytes:
         """The DKIM-Signature header line (CRLF) to put in front of `data`."""
         return dkim.sign(data, self.selector.encode(), self.domain.encode(), self.key,
-                         canonicalize=(b"relaxed", b"relaxed"),
+                         canonicalize=(b"relaxed", b"simple"),
                          include_headers=list(SIGNED_HEADERS))
 
 
