@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -44,6 +45,13 @@ class Outgoing:
     recipient: str
     data: bytes
     message_id: str
+
+    @classmethod
+    def from_email(cls, message: EmailMessage) -> Outgoing:
+        """Wrap a one-recipient EmailMessage (a confirmation mail, say): envelope from its
+        From and To, bytes serialised once with CRLF line ends."""
+        return cls(parseaddr(str(message["From"]))[1], parseaddr(str(message["To"]))[1],
+                   message.as_bytes(policy=email.policy.SMTP), str(message["Message-ID"] or ""))
 
     def email(self) -> EmailMessage:
         """Parse the bytes back, for tests and for tools that inspect what was sent."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mailbox
 import socket
 import threading
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,17 @@ def test_the_outbox_is_the_default_and_writes_a_readable_maildir(tmp_path: Path)
     (message,) = mailbox.Maildir(tmp_path / "out" / "outbox").values()
     assert message["Message-ID"] == "<m1@example.org>"
     assert b"\r\n" not in message.as_bytes()
+
+
+def test_an_email_message_becomes_outgoing_for_confirmation_mails() -> None:
+    message = EmailMessage()
+    message["From"] = "Netwerk <info@ovv.nl>"
+    message["To"] = "Jan <jan@example.org>"
+    message["Subject"] = "Bevestig je aanmelding"
+    message["Message-ID"] = "<c1@veiligheidvoorop.nl>"
+    message.set_content("Klik op de link.\n")
+    out = Outgoing.from_email(message)
+    assert (out.sender, out.recipient, out.message_id) == (
+        "info@ovv.nl", "jan@example.org", "<c1@veiligheidvoorop.nl>")
+    assert b"\r\nSubject: Bevestig je aanmelding\r\n" in out.data
+    assert out.email().get_content() == "Klik op de link.\r\n"
