@@ -116,8 +116,12 @@ def read_messages(path: Path) -> Iterator[tuple[str, EmailMessage]]:
             for file in sorted(f for f in folder.iterdir() if f.is_file()):
                 yield file.name, _parse(file.read_bytes())
     else:
-        for n, message in enumerate(mailbox.mbox(path, create=False), 1):
-            yield f"{path.name}#{n}", _parse(message.as_bytes())
+        box = mailbox.mbox(path, create=False)
+        try:
+            for n, key in enumerate(box.keys(), 1):
+                yield f"{path.name}#{n}", _parse(box.get_bytes(key))
+        finally:
+            box.close()
 
 
 def _parse(data: bytes) -> EmailMessage:

@@ -48,7 +48,7 @@ def test_a_maildir_and_an_mbox_give_the_same_findings(tmp_path: Path) -> None:
     for file in sorted(DATA.iterdir()):
         maildir.add(file.read_bytes())
         box.add(file.read_bytes())
-    box.flush()
+    box.close()
     by_address = {v[0]: v[1:] for v in EXPECTED.values()}
     for path in (tmp_path / "Maildir", tmp_path / "bounces.mbox"):
         results = process(path, MemoryHandler())

@@ -56,6 +56,7 @@ def test_a_5xx_answer_is_permanent_and_keeps_the_connection(smtp_server: SMTPTes
     assert caught.value.permanent and caught.value.code == 550
     assert "User unknown" in str(caught.value)
     transport.send(outgoing(2))
+    transport.close()
     assert len(smtp_server.wait_for(1)) == 1
 
 
@@ -81,6 +82,7 @@ def test_a_connection_the_server_closed_while_idle_is_reopened(smtp_server: SMTP
     assert transport._conn is not None
     transport._conn.sock.close()  # as if the server had timed the idle connection out
     transport.send(outgoing(2))
+    transport.close()
     assert len(smtp_server.wait_for(2)) == 2
 
 
