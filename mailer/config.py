@@ -33,6 +33,7 @@ class Settings:
     public_base_url: str = "https://nieuws.veiligheidvoorop.nl"
     postal_address: str = "Landelijk Netwerk Zorg-Straf, Postbus 30435, 2500 GK Den Haag"
     list_domain: str = "veiligheidvoorop.nl"
+    unsubscribe_mailto: str = ""  # empty = "afmelden@" + list_domain
     secret_key: str = "change-me-in-mailer.toml"
     timezone: str = "Europe/Amsterdam"
 
@@ -43,6 +44,7 @@ class Settings:
     smtp_password: str = ""
     smtp_connections: int = 2
     smtp_rate: float = 0.0  # messages per second; 0 = unlimited
+    smtp_timeout: float = 30.0  # seconds for connecting and for each SMTP answer
 
     dkim_selector: str = ""
     dkim_domain: str = ""
@@ -70,6 +72,11 @@ class Settings:
     @property
     def lists(self) -> Path:
         return self.path("lists_dir")
+
+    @property
+    def unsubscribe_address(self) -> str:
+        """The mailto target of List-Unsubscribe; follows list_domain unless set explicitly."""
+        return self.unsubscribe_mailto or f"afmelden@{self.list_domain}"
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,15 +2,26 @@
 
 Tests swap the transport; they never patch smtplib. The outbox is the default when no SMTP host is
 configured, so a new user can run a whole send without a mail server.
+
+A transport takes finished bytes plus the envelope (`Outgoing`), not an EmailMessage: the bytes
+are what DKIM signed, so no transport may serialise the message again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import mailbox
+import queue
 import smtplib
 import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -26,12 +37,36 @@ class DeliveryError(Exception):
         self.code = code
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One finished message: the envelope and the exact bytes (CRLF line ends) to transmit."""
+
+    sender: str
+    recipient: str
+    data: bytes
+    message_id: str
+
+    @classmethod
+    def from_email(cls, message: EmailMessage) -> Outgoing:
+        """Wrap a one-recipient EmailMessage (a confirmation mail, say): envelope from its
+        From and To, bytes serialised once with CRLF line ends."""
+        return cls(parseaddr(str(message["From"]))[1], parseaddr(str(message["To"]))[1],
+                   message.as_bytes(policy=email.policy.SMTP), str(message["Message-ID"] or ""))
+
+    def email(self) -> EmailMessage:
+        """Parse the bytes back, for tests and for tools that inspect what was sent."""
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
 class Transport(Protocol):
-    """Deliver one finished message; raise DeliveryError when it did not leave."""
+    """Deliver one finished message; raise DeliveryError when it did not leave.
+
+    `send` may be called from several threads at once.
+    """
 
     name: str
 
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: Outgoing) -> None: ...
 
     def close(self) -> None: ...
 
@@ -42,9 +77,9 @@ class MemoryTransport:
     name = "memory"
 
     def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
+        self.sent: list[Outgoing] = []
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Outgoing) -> None:
         self.sent.append(message)
 
     def close(self) -> None:
@@ -60,16 +95,25 @@ class OutboxTransport:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.maildir = mailbox.Maildir(path, create=True)
+        self._lock = threading.Lock()  # Maildir's unique-name counter is not thread-safe
 
-    def send(self, message: EmailMessage) -> None:
-        self.maildir.add(message)
+    def send(self, message: Outgoing) -> None:
+        with self._lock:
+            self.maildir.add(message.data.replace(b"\r\n", b"\n"))
 
     def close(self) -> None:
         pass
 
 
+def _answer(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+
+
 class SMTPTransport:
-    """One persistent SMTP connection, opened on first use and reopened after a drop."""
+    """One persistent SMTP connection, opened on first use, reused, and reopened after a drop.
+
+    Not thread-safe on its own: SMTPPool gives each thread its own connection.
+    """
 
     name = "smtp"
 
@@ -90,28 +134,53 @@ class SMTPTransport:
                 conn.starttls(context=ssl.create_default_context())
         if self.user:
             conn.login(self.user, self.password)
+        conn.ehlo_or_helo_if_needed()
         return conn
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Outgoing) -> None:
         try:
-            if self._conn is None:
-                self._conn = self._connect()
-            refused = self._conn.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, answer = next(iter(exc.recipients.values()))
-            raise DeliveryError(f"{code} {answer.decode(errors='replace')}", code >= 500, code) from exc
+            self._transaction(message)
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            detail = exc.smtp_error
-            if isinstance(detail, bytes):
-                detail = detail.decode(errors="replace")
-            raise DeliveryError(f"{exc.smtp_code} {detail}", exc.smtp_code >= 500, exc.smtp_code) from exc
-        except (smtplib.SMTPException, OSError) as exc:
+            raise self._refusal(exc.smtp_code, exc.smtp_error) from exc
+        except (smtplib.SMTPException, OSError) as exc:  # dropped connection, timeout, refused
             self._drop()
             raise DeliveryError(f"connection problem: {exc}", permanent=False) from exc
-        if refused:
-            code, answer = next(iter(refused.values()))
-            raise DeliveryError(f"{code} {answer.decode(errors='replace')}", code >= 500, code)
+
+    def _transaction(self, message: Outgoing) -> None:
+        """MAIL, RCPT, DATA step by step, so a stale connection is only retried when safe."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                reply = conn.mail(message.sender)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                # The server closed an idle connection; nothing of this message was sent yet.
+                self._drop()
+                conn = None
+        if conn is None:
+            conn = self._conn = self._connect()
+            reply = conn.mail(message.sender)
+        self._expect(conn, reply, (250,))
+        self._expect(conn, conn.rcpt(message.recipient), (250, 251))
+        self._expect(conn, conn.data(message.data), (250,))
+
+    def _expect(self, conn: smtplib.SMTP, reply: tuple[int, bytes], good: tuple[int, ...]) -> None:
+        code, answer = reply
+        if code in good:
+            return
+        if code == 421:  # the server is closing this connection
+            self._drop()
+        else:
+            try:
+                conn.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        raise self._refusal(code, answer)
+
+    @staticmethod
+    def _refusal(code: int, answer: bytes | str) -> DeliveryError:
+        """5xx is final; everything else (4xx, odd codes) may work on a later try."""
+        return DeliveryError(f"{code} {_answer(answer)}", permanent=500 <= code < 600, code=code)
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -127,9 +196,69 @@ class SMTPTransport:
             self._conn = None
 
 
+class RateLimiter:
+    """A token bucket shared by all threads: at most `rate` messages per second, 0 = unlimited.
+
+    Each caller reserves its slot under the lock and sleeps outside it, so threads queue fairly.
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.rate, self.burst = rate, max(burst, 1.0)
+        self._clock, self._sleep = clock, sleep
+        self._tokens = self.burst
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait:
+            self._sleep(wait)
+
+
+class SMTPPool:
+    """N transports shared by worker threads, behind one rate limiter; itself a Transport.
+
+    A thread borrows an idle connection for one message, so N threads keep N connections busy
+    and more threads than connections simply wait their turn.
+    """
+
+    name = "smtp"
+
+    def __init__(self, connect: Callable[[], Transport], size: int, limiter: RateLimiter):
+        self.limiter = limiter
+        self._all = [connect() for _ in range(max(size, 1))]
+        self._idle: queue.SimpleQueue[Transport] = queue.SimpleQueue()
+        for transport in self._all:
+            self._idle.put(transport)
+
+    def send(self, message: Outgoing) -> None:
+        self.limiter.acquire()
+        transport = self._idle.get()
+        try:
+            transport.send(message)
+        finally:
+            self._idle.put(transport)
+
+    def close(self) -> None:
+        for transport in self._all:
+            transport.close()
+
+
 def transport_from_settings(settings: Settings) -> Transport:
     """SMTP when a host is configured, otherwise the local outbox."""
     if settings.smtp_host:
-        return SMTPTransport(settings.smtp_host, settings.smtp_port, settings.smtp_security,
-                             settings.smtp_user, settings.smtp_password)
+        def connect() -> Transport:
+            return SMTPTransport(settings.smtp_host, settings.smtp_port, settings.smtp_security,
+                                 settings.smtp_user, settings.smtp_password, settings.smtp_timeout)
+
+        return SMTPPool(connect, settings.smtp_connections, RateLimiter(settings.smtp_rate))
     return OutboxTransport(settings.out / "outbox")

@@ -1,0 +1,157 @@
+"""Message building: headers, safety of recipient values, golden files, DKIM."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dkim
+import pytest
+from click.testing import CliRunner
+
+from mailer.commands.dkim import keygen
+from mailer.config import Settings
+from mailer.messages import MessageError, MessageFactory, format_address
+
+GOLDEN = Path(__file__).parent / "data" / "eml"
+UNSUBSCRIBE = "https://nieuws.veiligheidvoorop.nl/afmelden/tok-345"
+TEXT = "Beste José,\n\nLees de verdieping over (ex-)partnerstalking.\n\nAfmelden: " + UNSUBSCRIBE
+HTML = ("<!doctype html>\n<html lang=\"nl\"><body><h1>Thematische verdieping</h1>\n"
+        "<p>Beste José, lees de verdieping over (ex-)partnerstalking: één plek, 100% = alles."
+        " Deze regel is langer dan zesenzeventig tekens zodat quoted-printable hem afbreekt.</p>\n"
+        f"<p><a href=\"{UNSUBSCRIBE}\">Afmelden</a></p></body></html>\n")
+
+
+def factory(test: bool = False, **settings: str) -> MessageFactory:
+    return MessageFactory(
+        Settings(**settings), subject="Thematische verdieping: (Ex-)Partnerstalking",
+        list_slug="verdiepingen", list_name="Thematische verdiepingen", send_id=12, test=test,
+        clock=lambda: datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+    )
+
+
+def build(f: MessageFactory, name: str = "Jan de Vries", address: str = "jan@example.org"):
+    return f.build(address=address, name=name, html=HTML, text=TEXT,
+                   unsubscribe_url=UNSUBSCRIBE, recipient_id=345)
+
+
+def normalised(data: bytes) -> str:
+    """Readable LF text with the random MIME boundary replaced."""
+    text = data.decode("ascii").replace("\r\n", "\n")
+    return re.sub(r"=_mailer_[0-9a-f]+", "=_mailer_BOUNDARY", text)
+
+
+@pytest.mark.parametrize(("golden", "name", "test"), [
+    ("plain.eml", "Jan de Vries", False),
+    ("non-ascii-name.eml", "José Müller-Öztürk", False),
+    ("test-send.eml", "Jan de Vries", True),
+])
+def test_golden_messages(golden: str, name: str, test: bool) -> None:
+    """Compare with tests/data/eml; UPDATE_GOLDEN=1 rewrites the files after a deliberate change."""
+    actual = normalised(build(factory(test), name).data)
+    path = GOLDEN / golden
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="ascii")
+    assert actual == path.read_text(encoding="ascii")
+
+
+def test_headers_and_parts_read_back() -> None:
+    message = build(factory(test=True), "José Müller-Öztürk").email()
+    assert message["To"].addresses[0].display_name == "José Müller-Öztürk"
+    assert message["Subject"] == "[TEST] Thematische verdieping: (Ex-)Partnerstalking"
+    assert message["Message-ID"] == "<send-12.rcpt-345.test@veiligheidvoorop.nl>"
+    assert message["List-Id"] == "Thematische verdiepingen <verdiepingen.veiligheidvoorop.nl>"
+    assert message["List-Unsubscribe"] == (
+        f"<{UNSUBSCRIBE}>, <mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe>")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Reply-To"] == "info@ovv.nl"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == TEXT
+    assert message.get_body(("html",)).get_content().replace("\r\n", "\n") == HTML
+
+
+def test_message_ids_are_deterministic_and_per_recipient() -> None:
+    first, again = build(factory()), build(factory())
+    assert first.message_id == again.message_id == "<send-12.rcpt-345@veiligheidvoorop.nl>"
+    other = factory().build(address="a@example.org", name="", html=HTML, text=TEXT,
+                            unsubscribe_url=UNSUBSCRIBE, recipient_id=346)
+    assert other.message_id != first.message_id
+
+
+def test_the_unsubscribe_mailto_is_configurable() -> None:
+    message = build(factory(unsubscribe_mailto="stop@example.org")).email()
+    assert "<mailto:stop@example.org?subject=unsubscribe>" in message["List-Unsubscribe"]
+
+
+@pytest.mark.parametrize("name", [f"{first}{breaker}Bcc: evil@example.org"
+                                  for first in ("Jan", "Jöhn")
+                                  for breaker in ("\r\n", "\n", "\r", "\u2028", "\x00\x0b")])
+def test_a_name_can_never_start_a_header_line(name: str) -> None:
+    outgoing = build(factory(), name)
+    header_block = outgoing.data.split(b"\r\n\r\n", 1)[0]
+    assert not re.search(rb"(^|\r\n)Bcc:", header_block, re.IGNORECASE)
+    message = outgoing.email()
+    assert message["Bcc"] is None
+    assert [a.addr_spec for a in message["To"].addresses] == ["jan@example.org"]
+
+
+@pytest.mark.parametrize("address", ["jan@example.org\r\nBcc: evil@example.org", "jan",
+                                     "Jan <jan@example.org>", "jan@example.org, evil@example.org"])
+def test_unusable_addresses_are_refused(address: str) -> None:
+    with pytest.raises(MessageError):
+        build(factory(), address=address)
+
+
+@pytest.mark.parametrize("url", ["http://x.nl/a", "https://x.nl/a>\r\nBcc: e@x.nl",
+                                 "https://x.nl/a b", "https://x.nl/a,b"])
+def test_unusable_unsubscribe_urls_are_refused(url: str) -> None:
+    with pytest.raises(MessageError):
+        factory().build(address="jan@example.org", name="Jan", html=HTML, text=TEXT,
+                        unsubscribe_url=url, recipient_id=1)
+
+
+def test_names_with_specials_are_quoted() -> None:
+    assert format_address('Vries, Jan "JdV"', "jan@example.org") == (
+        '"Vries, Jan \\"JdV\\"" <jan@example.org>')
+
+
+def published_key(tmp_path: Path, runner: CliRunner):
+    """Run `mailer dkim keygen`; return the key and a dnsfunc serving the printed record."""
+    key = tmp_path / "dkim" / "nieuws.pem"
+    result = runner.invoke(keygen, ["--selector", "nieuws", "--domain", "veiligheidvoorop.nl",
+                                    "--output", str(key)])
+    assert result.exit_code == 0, result.output
+    record = next(line for line in result.output.splitlines() if "IN TXT" in line)
+    name, _, rest = record.partition(" IN TXT ")
+    value = "".join(re.findall(r'"([^"]*)"', rest)).encode()
+
+    def dnsfunc(domain: bytes, timeout: int = 5) -> bytes | None:
+        return value if domain.decode().rstrip(".") == name.rstrip(".") else None
+
+    return key, dnsfunc
+
+
+def test_keygen_signs_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILER_ROOT", str(tmp_path))
+    runner = CliRunner()
+    key, dnsfunc = published_key(tmp_path, runner)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    signed = build(factory(dkim_selector="nieuws", dkim_domain="veiligheidvoorop.nl",
+                           dkim_key_file=str(key)), "José Müller-Öztürk").data
+    assert signed.startswith(b"DKIM-Signature:")
+    signature = signed.split(b"\r\nFrom:", 1)[0].replace(b"\r\n", b"")
+    signed_headers = re.search(rb"\bh=([^;]+)", signature).group(1).replace(b" ", b"")
+    assert set(signed_headers.lower().split(b":")) >= {
+        b"from", b"to", b"subject", b"date", b"message-id", b"list-id", b"list-unsubscribe",
+        b"list-unsubscribe-post", b"mime-version", b"content-type"}
+    assert dkim.verify(signed, dnsfunc=dnsfunc)
+    assert not dkim.verify(signed.replace(b"Beste Jos", b"Beste Kos"), dnsfunc=dnsfunc)
+
+    again = runner.invoke(keygen, ["--output", str(key)])
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert runner.invoke(keygen, ["--output", str(key), "--force"]).exit_code == 0
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
