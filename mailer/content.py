@@ -224,7 +224,9 @@ def _people(data: dict, r: _Reader, theme_dir: Path) -> tuple[Person, ...]:
     people = []
     for n, item in enumerate(raw, 1):
         if not isinstance(item, dict):
-            r.fail(f"people[{n}] must be a mapping with name, role, region, photo, photo_alt", "people")
+            r.fail(
+                f"people[{n}] must be a mapping with name, role, region, photo, photo_alt", "people"
+            )
             continue
         for key in sorted(set(item) - PERSON_FIELDS):
             r.fail(f"people[{n}]: unknown field {key!r}", "people")
@@ -232,7 +234,10 @@ def _people(data: dict, r: _Reader, theme_dir: Path) -> tuple[Person, ...]:
         if not person.name:
             r.fail(f"people[{n}]: missing name", "people")
         if person.photo and not person.photo_alt:
-            r.fail(f"people[{n}] ({person.name}): photo {person.photo!r} has no photo_alt text", "people")
+            r.fail(
+                f"people[{n}] ({person.name}): photo {person.photo!r} has no photo_alt text",
+                "people",
+            )
         if person.photo and not (theme_dir / person.photo).is_file():
             r.fail(f"people[{n}] ({person.name}): photo file {person.photo!r} not found", "people")
         people.append(person)
@@ -249,7 +254,11 @@ def _links(data: dict, r: _Reader) -> tuple[Link, ...]:
         if not isinstance(item, dict) or not item.get("title") or not item.get("url"):
             r.fail(f"links[{n}] needs a title and a url", "links")
             continue
-        links.append(Link(str(item["title"]), _url(str(item["url"]), r, "links"), str(item.get("note") or "")))
+        links.append(
+            Link(
+                str(item["title"]), _url(str(item["url"]), r, "links"), str(item.get("note") or "")
+            )
+        )
     return tuple(links)
 
 
@@ -266,7 +275,11 @@ def _media(data: dict, r: _Reader) -> Media | None:
     if not isinstance(raw, dict) or not raw.get("url") or not raw.get("title"):
         r.fail("field 'media' needs label, title and url", "media")
         return None
-    return Media(str(raw.get("label") or "Bekijk online"), str(raw["title"]), _url(str(raw["url"]), r, "media"))
+    return Media(
+        str(raw.get("label") or "Bekijk online"),
+        str(raw["title"]),
+        _url(str(raw["url"]), r, "media"),
+    )
 
 
 def _datetime(data: dict, key: str, r: _Reader) -> dt.datetime | None:
@@ -412,7 +425,11 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
             continue
         if block.id in first_file:
             problems.append(
-                Problem(block.source, None, f"slug {block.id!r} is already used by {first_file[block.id]}")
+                Problem(
+                    block.source,
+                    None,
+                    f"slug {block.id!r} is already used by {first_file[block.id]}",
+                )
             )
             continue
         first_file[block.id] = block.source

@@ -6,6 +6,7 @@ configured, so a new user can run a whole send without a mail server.
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import smtplib
 import ssl
@@ -98,11 +99,14 @@ class SMTPTransport:
             refused = self._conn.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()))
-            raise DeliveryError(f"{code} {answer.decode(errors='replace')}", code >= 500, code) from exc
+            detail = answer.decode(errors="replace")
+            raise DeliveryError(f"{code} {detail}", code >= 500, code) from exc
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
-            raise DeliveryError(f"{exc.smtp_code} {detail}", exc.smtp_code >= 500, exc.smtp_code) from exc
+            error = exc.smtp_error
+            detail = error.decode(errors="replace") if isinstance(error, bytes) else error
+            code = exc.smtp_code
+            raise DeliveryError(f"{code} {detail}", code >= 500, code) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise DeliveryError(f"connection problem: {exc}", permanent=False) from exc
@@ -119,10 +123,8 @@ class SMTPTransport:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._conn.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
             self._conn = None
 
 
