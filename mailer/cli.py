@@ -6,6 +6,7 @@ Each area keeps its commands in `mailer/commands/<area>.py`; this module only ga
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -25,5 +26,7 @@ def main() -> None:
 
 
 for _name in COMMAND_MODULES:
+    if importlib.util.find_spec(f"mailer.commands.{_name}") is None:
+        continue  # an area developed on another branch that this checkout does not have yet
     for _command in importlib.import_module(f"mailer.commands.{_name}").COMMANDS:
         main.add_command(_command)
