@@ -96,7 +96,7 @@ class Profile:
     audience: str = ""
     topics: tuple[str, ...] = field(default_factory=tuple)
 
-    def problems(self) -> dict[str, str]:
+    def problems(self, require_topics: bool = True) -> dict[str, str]:
         """Field name → problem, empty when the profile can be stored."""
         found = {}
         for key in ("name", "organisation"):
@@ -108,7 +108,7 @@ class Profile:
         if self.audience not in AUDIENCES:
             found["audience"] = f"unknown audience {self.audience!r}"
         unknown = [t for t in self.topics if t not in TOPIC_NAMES]
-        if unknown or not self.topics:
+        if unknown or (require_topics and not self.topics):
             found["topics"] = "choose at least one known topic"
         return found
 
@@ -177,6 +177,12 @@ def request_subscription(
     subscriber.confirm_sent_at = now
     session.flush()
     return subscriber
+
+
+def confirmation_failed(session: Session, subscriber_id: int) -> None:
+    """The confirmation mail did not leave: let the person try again at once."""
+    get_subscriber(session, subscriber_id).confirm_sent_at = None
+    session.flush()
 
 
 def confirm(session: Session, subscriber_id: int) -> Subscriber:
