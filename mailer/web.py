@@ -11,7 +11,7 @@ Every page a recipient sees is Dutch. Safety:
   confirmation mail per CONFIRM_RESEND_AFTER; its answer is the same whether or not the address
   is known;
 - no page redirects, so there is nothing to redirect openly; token pages are never cached and
-  send no Referer.
+  send no Referer to other sites.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ SIGNUPS_PER_IP = (10, 600.0)  # at most 10 sign-ups per address per 10 minutes
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # the token in the URL never leaves the site
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
@@ -361,9 +361,13 @@ def _origin(url: str) -> str:
 
 
 def _csrf_ok(request: Request, form: FormData, own_origins: set[str]) -> bool:
-    """Double-submit check, plus a same-origin check when the browser says where it posts from."""
-    origin = request.headers.get("origin")
-    if origin and origin.lower() not in own_origins | {_origin(str(request.base_url))}:
+    """Double-submit check, plus a same-origin check when the browser says where it posts from.
+
+    An Origin of "null" (privacy settings, some redirects) proves nothing either way; the token
+    still has to match.
+    """
+    origin = request.headers.get("origin", "null").lower()
+    if origin != "null" and origin not in own_origins | {_origin(str(request.base_url))}:
         return False
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = str(form.get("csrf", ""))

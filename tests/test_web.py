@@ -286,6 +286,6 @@ def test_pages_send_security_headers_and_never_redirect(client, settings, subscr
                  "/aanmelden?next=https://evil.example", "//evil.example", "/nope"]:
         response = client.get(path)
         assert "location" not in response.headers
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         assert response.headers["content-type"].startswith("text/html")

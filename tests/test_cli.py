@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from mailer.cli import main
+
+LISTS = Path(__file__).resolve().parent.parent / "lists"
+
+
+def walk(command: click.Command, path: tuple[str, ...] = ()):
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from walk(sub, (*path, name))
+
+
+COMMANDS = list(walk(main))
+
+
+@pytest.mark.parametrize("path, command", COMMANDS,
+                         ids=[" ".join(path) or "mailer" for path, _ in COMMANDS])
+def test_every_command_has_help_with_an_example(path, command):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert command.help and "Example" in command.help, f"{' '.join(path)} has no example"
+
+
+@pytest.fixture
+def run(settings, monkeypatch):
+    monkeypatch.setenv("MAILER_ROOT", str(settings.root))
+    monkeypatch.setenv("MAILER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("MAILER_SECRET_KEY", settings.secret_key)
+
+    def invoke(*args: str):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_db_upgrade(run):
+    result = run("db", "upgrade")
+    assert result.exit_code == 0 and "schema version 0001" in result.output
+
+
+def test_import_export_show_find_remove(run, tmp_path):
+    result = run("lists", "import", str(LISTS / "limburg.csv"), "--dry-run")
+    assert result.exit_code == 0 and "5 new subscribers would be added" in result.output
+    assert "limburg.csv: 5 rows; 5 new subscribers were added" in run(
+        "lists", "import", str(LISTS / "limburg.csv")).output
+    exported = run("lists", "export")
+    assert exported.output.count("@example.org") == 5
+    email = exported.stdout.splitlines()[1].split(",")[0]
+    assert email in run("subscribers", "find", "example.org").output
+    shown = json.loads(run("subscribers", "show", email.upper()).output)
+    assert shown["email"] == email and shown["subscriptions"][0]["topic"] == "updates"
+    assert "unsubscribed" in run("subscribers", "remove", email).output
+    assert "1 left alone" in run("lists", "import", str(LISTS / "limburg.csv")).output
+    assert "erased" in run("subscribers", "remove", email, "--erase").output
+    missing = run("subscribers", "show", email)
+    assert missing.exit_code == 1 and "no subscriber with address" in missing.output
+    out = tmp_path / "out.csv"
+    run("lists", "export", "--output", str(out))
+    assert out.read_text().count("@example.org") == 4
+
+
+def test_a_rejected_file_exits_1_with_every_line(run, write_csv):
+    path = write_csv("email,region,audience\nbad,limburg,netwerk\nok@example.org,nowhere,netwerk\n")
+    result = run("lists", "import", str(path))
+    assert result.exit_code == 1
+    assert "line 2: not a valid email address: 'bad'" in result.output
+    assert "line 3: unknown region 'nowhere'" in result.output
+    assert "nothing imported" in result.output
