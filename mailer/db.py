@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -24,6 +24,7 @@ from mailer.config import Settings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _engines: dict[str, Engine] = {}
+_writers: dict[int, threading.Lock] = {}
 _current: set[int] = set()
 _lock = threading.Lock()
 
@@ -57,6 +58,7 @@ def engine_for(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
             if engine.dialect.name == "sqlite":
                 _sqlite_pragmas(engine)
+                _writers[id(engine)] = threading.Lock()
             _engines[url] = engine
         return engine
 
@@ -111,11 +113,14 @@ def session_scope(target: Settings | Engine, write: bool = False) -> Iterator[Se
     """A session that commits when the block ends and rolls back on an error.
 
     `write=True` takes SQLite's write lock at the start, for read-then-write transactions that run
-    concurrently (the web app); PostgreSQL ignores it.
+    concurrently (the web app); PostgreSQL ignores it. Writers of one process queue on a thread
+    lock first: SQLite's busy handler sleeps up to 100 ms between retries, which under load
+    turns a 2 ms transaction into a long wait.
     """
     engine = get_engine(target) if isinstance(target, Settings) else target
+    queue = _writers.get(id(engine)) if write else None
     bind = engine.execution_options(immediate=True) if write else engine
-    with Session(bind, expire_on_commit=False) as session:
+    with queue or nullcontext(), Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
