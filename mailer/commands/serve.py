@@ -29,7 +29,8 @@ def serve(host: str, port: int) -> None:
     database(config)
     app = create_app(config)
     gc.freeze()  # startup objects leave the collector's view: shorter pauses under load
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # No access log: the paths hold the tokens that open a person's preferences and data.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
 COMMANDS = [serve]
