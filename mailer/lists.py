@@ -44,7 +44,6 @@ class ListImportError(Exception):
 
 @dataclass
 class Row:
-    line: int
     email: str
     name: str
     organisation: str
@@ -98,8 +97,7 @@ def _check_header(fields: list[str] | None) -> None:
         )
 
 
-def _parse_row(raw: dict, line: int, region: str | None, audience: str | None,
-               topic: str) -> Row | str:
+def _parse_row(raw: dict, region: str | None, audience: str | None, topic: str) -> Row | str:
     """A valid Row, or the reason it is rejected."""
     if raw.get("\0extra"):
         return "more fields than the header has columns"
@@ -124,7 +122,7 @@ def _parse_row(raw: dict, line: int, region: str | None, audience: str | None,
         problems.append(f"unknown topic(s) {', '.join(map(repr, unknown_topics))}")
     if problems:
         return "; ".join(problems)
-    return Row(line, email, value.get("name", ""), value.get("organisation", ""),
+    return Row(email, value.get("name", ""), value.get("organisation", ""),
                slugs["region"], slugs["audience"], topics)  # type: ignore[arg-type]
 
 
@@ -147,7 +145,7 @@ def read_list(path: Path, region: str | None = None, audience: str | None = None
             end = reader.line_num
             for raw in reader:
                 line, end = end + 1, reader.line_num  # a quoted cell may span lines
-                parsed = _parse_row(raw, line, region, audience, topic)
+                parsed = _parse_row(raw, region, audience, topic)
                 if isinstance(parsed, str):
                     rejected.append(f"line {line}: {parsed}")
                 elif parsed.email in seen:
@@ -282,13 +280,13 @@ def _write(session: Session, people: list[Row], subs: list[dict], activate_peopl
     session.flush()
 
 
-def export_list(session: Session, out: TextIO, statuses: Iterable[str] = ("active",)) -> int:
+def export_list(session: Session, out: TextIO) -> int:
     """Write subscribers as CSV in the import format plus their active topics; return the count."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS + OPTIONAL_COLUMNS)
     query = (
         select(Subscriber)
-        .where(col(Subscriber.status).in_(list(statuses)))
+        .where(Subscriber.status == "active")
         .order_by(Subscriber.email)
         .execution_options(yield_per=1000)
     )

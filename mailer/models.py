@@ -11,10 +11,6 @@ import datetime as dt
 from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "erased")
-SUBSCRIPTION_STATUSES = ("active", "pending", "unsubscribed")
-SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complaint", "erased")
-
 EMAIL_MAX = 254
 TEXT_MAX = 200
 
@@ -34,6 +30,7 @@ class Subscriber(SQLModel, table=True):
     organisation: str = Field(default="", max_length=TEXT_MAX)
     region: str = Field(max_length=40, index=True)
     audience: str = Field(max_length=40, index=True)
+    # active | pending | unsubscribed ("erased" people are deleted; only a Suppression remains)
     status: str = Field(default="pending", max_length=12, index=True)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
@@ -59,7 +56,7 @@ class Subscription(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
     topic: str = Field(foreign_key="topic.slug", max_length=40, index=True)
-    status: str = Field(default="pending", max_length=12)
+    status: str = Field(default="pending", max_length=12)  # active | pending | unsubscribed
     consent_at: dt.datetime | None = Field(default=None)
     consent_source: str = Field(default="", max_length=TEXT_MAX)
     updated_at: dt.datetime = Field(default_factory=utcnow)
@@ -69,7 +66,7 @@ class Suppression(SQLModel, table=True):
     """An address that must not be mailed; kept as a keyed hash so erasure leaves no address."""
 
     address_hash: str = Field(primary_key=True, max_length=64)
-    reason: str = Field(max_length=12)
+    reason: str = Field(max_length=12)  # unsubscribed | bounced | complaint | erased
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
