@@ -109,7 +109,10 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
     root = Path(env.get("MAILER_ROOT", root or Path.cwd())).resolve()
     config_file = Path(env.get("MAILER_CONFIG", root / "mailer.toml"))
     types = {f.name: f.type for f in fields(Settings) if f.name != "root"}
-    kinds = {name: {"Path": Path, "int": int, "float": float}.get(str(t), str) for name, t in types.items()}
+    kinds = {
+        name: {"Path": Path, "int": int, "float": float}.get(str(t), str)
+        for name, t in types.items()
+    }
     values: dict[str, object] = {}
     if config_file.exists():
         try:

@@ -1,16 +1,108 @@
-"""Shared fixtures: a throw-away copy of the project's content and templates per test."""
+"""Fixtures: a copy of the project per test; database tests run on SQLite and on PostgreSQL.
+
+PostgreSQL defaults to postgresql+psycopg://postgres@127.0.0.1:5432/test; set
+MAILER_TEST_POSTGRES_URL to another URL, or to the empty string to skip PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from mailer.config import Settings, load_settings
+from mailer.db import engine_for, get_engine, session_scope
+from mailer.delivery import MemoryTransport
 from tests.smtp_server import SMTPTestServer
+
+POSTGRES_URL = os.environ.get(
+    "MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.skipif(
+        not POSTGRES_URL, reason="MAILER_TEST_POSTGRES_URL is empty: PostgreSQL tests skipped")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/mailer.db"
+        yield url
+        engine_for(url).dispose()
+        return
+    schema = f"mailer_test_{uuid.uuid4().hex[:12]}"
+    admin = engine_for(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    yield url
+    engine_for(url).dispose()
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(root=tmp_path, database_url=database_url, secret_key="test-secret-key",
+                    public_base_url="http://testserver")
+
+
+@pytest.fixture
+def plain_settings(tmp_path: Path) -> Settings:
+    """Settings for tests that need no database."""
+    return Settings(root=tmp_path, secret_key="test-secret-key", public_base_url="http://testserver")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Engine:
+    return get_engine(settings)
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with session_scope(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def transport() -> MemoryTransport:
+    return MemoryTransport()
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a CSV file from lines of text and return its path."""
+
+    def write(text: str, name: str = "list.csv") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+def add_subscriber(session: Session, email: str, region: str = "limburg",
+                   audience: str = "netwerk", topics: tuple[str, ...] = ("updates",),
+                   name: str = "Test Persoon") -> int:
+    """An active subscriber, made through the real sign-up and confirmation."""
+    from mailer.subscriptions import Profile, confirm, request_subscription
+
+    profile = Profile(name, "Veilig Thuis", region, audience, topics)
+    subscriber = request_subscription(session, email, profile, "test")
+    assert subscriber is not None and subscriber.id is not None
+    confirm(session, subscriber.id)
+    return subscriber.id
+
 
 REPO = Path(__file__).resolve().parents[1]
 

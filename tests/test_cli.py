@@ -1,9 +1,6 @@
-"""Every command explains itself with an example; build and preview work through the CLI."""
-
 from __future__ import annotations
 
-import shutil
-import struct
+import json
 from pathlib import Path
 
 import click
@@ -11,54 +8,70 @@ import pytest
 from click.testing import CliRunner
 
 from mailer.cli import main
-from mailer.config import Settings
+
+LISTS = Path(__file__).resolve().parent.parent / "lists"
 
 
-def walk(group: click.Group, prefix: tuple[str, ...] = ()):
-    for name, command in group.commands.items():
-        yield (*prefix, name), command
-        if isinstance(command, click.Group):
-            yield from walk(command, (*prefix, name))
+def walk(command: click.Command, path: tuple[str, ...] = ()):
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from walk(sub, (*path, name))
 
 
-def test_every_command_has_help_with_an_example() -> None:
-    missing = []
-    for path, command in walk(main):
-        result = CliRunner().invoke(main, [*path, "--help"])
-        assert result.exit_code == 0, (path, result.output)
-        if not isinstance(command, click.Group) and "Example" not in result.output:
-            missing.append(" ".join(path))
-    assert not missing, f"commands without an example in --help: {missing}"
+COMMANDS = list(walk(main))
 
 
-def test_build_prints_a_summary(project: Settings) -> None:
-    result = CliRunner().invoke(main, ["build", "stalking"])
-    assert result.exit_code == 0, result.output
-    assert "30 segments, 4 distinct variants" in result.output
-    assert "HTML KB" in result.output and "Wrote" in result.output
+@pytest.mark.parametrize("path, command", COMMANDS,
+                         ids=[" ".join(path) or "mailer" for path, _ in COMMANDS])
+def test_every_command_has_help_with_an_example(path, command):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert command.help and "Example" in command.help, f"{' '.join(path)} has no example"
 
 
-def test_preview_page_has_a_segment_picker(project: Settings) -> None:
-    result = CliRunner().invoke(main, ["preview", "stalking", "--region", "limburg", "--audience", "netwerk"])
-    assert result.exit_code == 0, result.output
-    page = (project.out / "preview" / "stalking" / "index.html").read_text(encoding="utf-8")
-    assert page.count("<option") == 30
-    assert " selected>Limburg · Netwerk Straf/Zorg (" in page
-    shown = next(Path(project.out / "preview" / "stalking").glob("*.html"))
-    assert "[[slot:" not in shown.read_text(encoding="utf-8")
+@pytest.fixture
+def run(settings, monkeypatch):
+    monkeypatch.setenv("MAILER_ROOT", str(settings.root))
+    monkeypatch.setenv("MAILER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("MAILER_SECRET_KEY", settings.secret_key)
+
+    def invoke(*args: str):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
 
 
-def test_preview_refuses_an_unknown_region(project: Settings) -> None:
-    result = CliRunner().invoke(main, ["preview", "stalking", "--region", "utrecht"])
+def test_db_upgrade(run):
+    result = run("db", "upgrade")
+    assert result.exit_code == 0 and "schema version 0001" in result.output
+
+
+def test_import_export_show_find_remove(run, tmp_path):
+    result = run("lists", "import", str(LISTS / "limburg.csv"), "--dry-run")
+    assert result.exit_code == 0 and "5 new subscribers would be added" in result.output
+    assert "limburg.csv: 5 rows; 5 new subscribers were added" in run(
+        "lists", "import", str(LISTS / "limburg.csv")).output
+    exported = run("lists", "export")
+    assert exported.output.count("@example.org") == 5
+    email = exported.stdout.splitlines()[1].split(",")[0]
+    assert email in run("subscribers", "find", "example.org").output
+    shown = json.loads(run("subscribers", "show", email.upper()).output)
+    assert shown["email"] == email and shown["subscriptions"][0]["topic"] == "updates"
+    assert "unsubscribed" in run("subscribers", "remove", email).output
+    assert "1 left alone" in run("lists", "import", str(LISTS / "limburg.csv")).output
+    assert "erased" in run("subscribers", "remove", email, "--erase").output
+    missing = run("subscribers", "show", email)
+    assert missing.exit_code == 1 and "no subscriber with address" in missing.output
+    out = tmp_path / "out.csv"
+    run("lists", "export", "--output", str(out))
+    assert out.read_text().count("@example.org") == 4
+
+
+def test_a_rejected_file_exits_1_with_every_line(run, write_csv):
+    path = write_csv("email,region,audience\nbad,limburg,netwerk\nok@example.org,nowhere,netwerk\n")
+    result = run("lists", "import", str(path))
     assert result.exit_code == 1
-    assert "unknown region 'utrecht'" in result.output
-
-
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed")
-def test_preview_screenshots_at_mail_and_phone_width(project: Settings) -> None:
-    result = CliRunner().invoke(main, ["preview", "stalking", "--screenshot"])
-    assert result.exit_code == 0, result.output
-    for width in (600, 375):
-        png = (project.out / "preview" / "stalking" / f"screenshot-{width}.png").read_bytes()
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"
-        assert struct.unpack(">I", png[16:20])[0] == width
+    assert "line 2: not a valid email address: 'bad'" in result.output
+    assert "line 3: unknown region 'nowhere'" in result.output
+    assert "nothing imported" in result.output

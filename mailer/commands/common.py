@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import wraps
 from typing import Any
 
 import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
 from mailer.config import ConfigError, Settings, load_settings
+from mailer.db import SchemaError, get_engine, session_scope
 
 
 class UserError(click.ClickException):
@@ -36,3 +41,19 @@ def friendly(*errors: type[Exception]) -> Callable:
         return run
 
     return wrap
+
+
+
+def database(config: Settings) -> Engine:
+    """The configured database, created at the current schema when new."""
+    try:
+        return get_engine(config)
+    except SchemaError as exc:
+        raise UserError(str(exc)) from exc
+    except OperationalError as exc:
+        raise UserError(f"cannot open the database {config.database_url}: {exc.orig}") from exc
+
+
+def database_session(write: bool = False) -> AbstractContextManager[Session]:
+    """A session on the configured database, committed when the command's block ends."""
+    return session_scope(database(settings()), write=write)

@@ -1,0 +1,129 @@
+"""Engines, sessions and schema migrations for SQLite (embedded default) and PostgreSQL.
+
+SQLite gets WAL (readers never block the writer), a busy timeout and foreign keys. Sessions that
+write can ask for `BEGIN IMMEDIATE` so two writers queue on the lock instead of failing with
+"database is locked" when a read-then-write transaction is overtaken.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event
+from sqlmodel import Session, create_engine
+
+from mailer.config import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_engines: dict[str, Engine] = {}
+_writers: dict[int, threading.Lock] = {}
+_current: set[int] = set()
+_lock = threading.Lock()
+
+
+class SchemaError(Exception):
+    """The database exists but is not at the schema version this code needs."""
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL for the life of the process."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+            if engine.dialect.name == "sqlite":
+                _sqlite_pragmas(engine)
+                _writers[id(engine)] = threading.Lock()
+            _engines[url] = engine
+        return engine
+
+
+def _alembic_config(connection) -> Config:  # type: ignore[no-untyped-def]
+    """Alembic configured in code, so no alembic.ini is needed wherever the tool runs."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head() or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def ensure_schema(engine: Engine) -> str:
+    """Upgrade the database to the newest migration (creating it when new); return the revision."""
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "head")
+    _current.add(id(engine))
+    return head_revision()
+
+
+def get_engine(settings: Settings) -> Engine:
+    """The engine for the configured database; a new database is created at the current version.
+
+    An existing database at an older version is not changed behind the user's back: they are told
+    to run `mailer db upgrade`.
+    """
+    engine = engine_for(settings.resolved_database_url)
+    if id(engine) not in _current:
+        found = current_revision(engine)
+        if found is None:
+            ensure_schema(engine)
+        elif found != head_revision():
+            raise SchemaError(
+                f"the database is at schema version {found}, this mailer needs {head_revision()}: "
+                "run `mailer db upgrade`"
+            )
+        _current.add(id(engine))
+    return engine
+
+
+@contextmanager
+def session_scope(target: Settings | Engine, write: bool = False) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back on an error.
+
+    `write=True` takes SQLite's write lock at the start, for read-then-write transactions that run
+    concurrently (the web app); PostgreSQL ignores it. Writers of one process queue on a thread
+    lock first: SQLite's busy handler sleeps up to 100 ms between retries, which under load
+    turns a 2 ms transaction into a long wait.
+    """
+    engine = get_engine(target) if isinstance(target, Settings) else target
+    queue = _writers.get(id(engine)) if write else None
+    bind = engine.execution_options(immediate=True) if write else engine
+    with queue or nullcontext(), Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

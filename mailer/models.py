@@ -1,0 +1,73 @@
+"""The tables: subscribers, topics, subscriptions and suppressions (hashed addresses).
+
+Timestamps are aware UTC (`utcnow`); SQLModel's UTCDateTime returns them aware from SQLite too,
+so both backends compare alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+EMAIL_MAX = 254
+TEXT_MAX = 200
+
+
+def utcnow() -> dt.datetime:
+    """The one clock every table uses."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Subscriber(SQLModel, table=True):
+    """One person on a list. `address_hash` lets SQL join against suppressions."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=EMAIL_MAX, unique=True)
+    address_hash: str = Field(max_length=64, index=True)
+    name: str = Field(default="", max_length=TEXT_MAX)
+    organisation: str = Field(default="", max_length=TEXT_MAX)
+    region: str = Field(max_length=40, index=True)
+    audience: str = Field(max_length=40, index=True)
+    # active | pending | unsubscribed ("erased" people are deleted; only a Suppression remains)
+    status: str = Field(default="pending", max_length=12, index=True)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    source: str = Field(default="", max_length=TEXT_MAX)
+    # A web sign-up waiting for its double opt-in (JSON); applied only on confirmation, so a
+    # stranger's form cannot change an existing subscriber's data.
+    pending_request: str | None = Field(default=None, sa_type=Text)
+    confirm_sent_at: dt.datetime | None = Field(default=None)
+
+
+class Topic(SQLModel, table=True):
+    """What a subscription is for; a mailing goes to exactly one topic."""
+
+    slug: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=TEXT_MAX)
+
+
+class Subscription(SQLModel, table=True):
+    """A subscriber's consent for one topic."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "topic"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    topic: str = Field(foreign_key="topic.slug", max_length=40, index=True)
+    status: str = Field(default="pending", max_length=12)  # active | pending | unsubscribed
+    consent_at: dt.datetime | None = Field(default=None)
+    consent_source: str = Field(default="", max_length=TEXT_MAX)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Suppression(SQLModel, table=True):
+    """An address that must not be mailed; kept as a keyed hash so erasure leaves no address."""
+
+    address_hash: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(max_length=12)  # unsubscribed | bounced | complaint | erased
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+# --- sending tables follow (delivery) ---

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlmodel import SQLModel, select
+
+from mailer.db import (
+    SchemaError,
+    current_revision,
+    engine_for,
+    get_engine,
+    head_revision,
+    session_scope,
+)
+from mailer.models import Subscriber, Topic
+from mailer.segments import TOPIC_NAMES
+
+
+def test_a_new_database_is_created_at_the_newest_revision(engine):
+    assert current_revision(engine) == head_revision() == "0001"
+
+
+def test_migrations_match_the_models(engine):
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_topics_are_seeded(session):
+    assert {t.slug: t.name for t in session.exec(select(Topic))} == TOPIC_NAMES
+
+
+def test_session_scope_rolls_back_on_error(engine):
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        session.add(Subscriber(email="a@example.org", address_hash="x", region="limburg",
+                               audience="netwerk"))
+        session.flush()
+        raise RuntimeError("boom")
+    with session_scope(engine) as session:
+        assert session.exec(select(Subscriber)).all() == []
+
+
+def test_an_outdated_database_asks_for_an_upgrade(settings):
+    engine = engine_for(settings.resolved_database_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
+    with pytest.raises(SchemaError, match="mailer db upgrade"):
+        get_engine(settings)
+
+
+def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path):
+    engine = engine_for(f"sqlite:///{tmp_path}/x.db")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+    engine.dispose()

@@ -1,0 +1,121 @@
+"""The whole flows as a person meets them: a real SMTP server, a real server and browser."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import socket
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from starlette.testclient import TestClient
+
+from mailer.db import session_scope
+from mailer.delivery import transport_from_settings
+from mailer.subscriptions import active_topics, find_by_email
+from mailer.tokens import preferences_url
+from mailer.web import create_app
+from tests.conftest import add_subscriber
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Inbox:
+    """aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(message)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, controller.port
+    controller.stop()
+
+
+def test_double_opt_in_through_a_real_smtp_server(settings, engine, smtp_server):
+    inbox, port = smtp_server
+    settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    with TestClient(create_app(settings, transport_from_settings(settings))) as client:
+        form = client.get("/aanmelden")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        response = client.post("/aanmelden", data={
+            "csrf": csrf, "email": "Zoe@Example.org", "name": "Zoë de Wit",
+            "organisation": "Wijkteam", "region": "limburg", "audience": "werkveld",
+            "topics": ["verbeteractiviteiten"],
+        })
+        assert response.status_code == 200
+        [message] = inbox.messages
+        assert message["To"].addresses[0].addr_spec == "zoe@example.org"
+        assert message["To"].addresses[0].display_name == "Zoë de Wit"
+        link = re.search(r"http://testserver(/bevestig/\S+)", message.get_content()).group(1)
+        confirmed = client.get(link)
+    assert confirmed.status_code == 200 and "bevestigd" in confirmed.text
+    with session_scope(engine) as session:
+        person = find_by_email(session, "zoe@example.org")
+        assert person.status == "active"
+        assert active_topics(session, person.id) == ["verbeteractiviteiten"]
+
+
+@pytest.fixture
+def live_server(settings):
+    """The app under uvicorn on a loopback port, in a thread."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="browser test needs /usr/bin/chromium "
+                    "(Debian package 'chromium')")
+def test_change_a_topic_in_a_real_browser(settings, engine, live_server, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    with session_scope(engine) as session:
+        subscriber_id = add_subscriber(session, "anouk@example.org",
+                                       topics=("updates", "verdiepingen"))
+    url = preferences_url(replace(settings, public_base_url=live_server), subscriber_id)
+    screenshot = tmp_path / "voorkeuren.png"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 800, "height": 1100})
+        page.goto(url)
+        assert page.is_checked("input[value=verdiepingen]")
+        page.uncheck("input[value=verdiepingen]")
+        page.check("input[value=verbeteractiviteiten]")
+        page.click("text=Opslaan")
+        page.wait_for_selector("text=Je voorkeuren zijn opgeslagen")
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    assert screenshot.stat().st_size > 10_000
+    with session_scope(engine) as session:
+        assert active_topics(session, subscriber_id) == ["updates", "verbeteractiviteiten"]

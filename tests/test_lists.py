@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from mailer.lists import ListImportError, export_list, import_list
+from mailer.models import Subscriber, Subscription
+from mailer.segments import REGIONS
+from mailer.subscriptions import active_topics, erase, find_by_email, unsubscribe
+from tests.conftest import add_subscriber
+
+LISTS = Path(__file__).resolve().parent.parent / "lists"
+HEADER = "email,name,organisation,region,audience\n"
+
+
+def people(session):
+    return {p.email: p for p in session.exec(select(Subscriber))}
+
+
+def test_every_region_ships_an_example_list_that_imports(session):
+    for region in REGIONS:
+        report = import_list(session, LISTS / f"{region}.csv")
+        assert report.added == report.rows > 0 and not report.rejected
+    assert all(p.email.endswith("@example.org") for p in people(session).values())
+
+
+def test_import_fills_empty_cells_from_options_and_accepts_names(session, write_csv):
+    path = write_csv(HEADER + "A@Example.org,Anouk,VT,,\nb@example.org,Bram,OM,Noord-Holland,"
+                     "Netwerk Straf/Zorg\n")
+    report = import_list(session, path, region="limburg", audience="werkveld",
+                         topic="verdiepingen")
+    assert report.added == 2
+    found = people(session)
+    assert (found["a@example.org"].region, found["a@example.org"].audience) == ("limburg",
+                                                                                "werkveld")
+    assert (found["b@example.org"].region, found["b@example.org"].audience) == ("noord-holland",
+                                                                                "netwerk")
+    assert active_topics(session, found["a@example.org"].id) == ["verdiepingen"]
+
+
+def test_semicolon_files_and_excel_bom_are_read(session, write_csv):
+    path = write_csv("\ufeffemail;name;organisation;region;audience\na@example.org;A;;limburg;"
+                     "netwerk\n")
+    assert import_list(session, path).added == 1
+
+
+BAD_ROWS = {
+    "not-an-address,A,,limburg,netwerk": "not a valid email address",
+    '"a@example.org\r\nBcc: x@evil.org",A,,limburg,netwerk': "not a valid email address",
+    '"x@example.org, y@example.org",A,,limburg,netwerk': "not a valid email address",
+    '"c@example.org","Naam\r\nBcc: x@evil.org",,limburg,netwerk': "line break",
+    "d@example.org,A,,atlantis,netwerk": "unknown region 'atlantis'",
+    "e@example.org,A,,limburg,iedereen": "unknown audience 'iedereen'",
+    "f@example.org,A,,,netwerk": "no region",
+    f"g@example.org,{'N' * 201},,limburg,netwerk": "longer than 200",
+    f"{'h' * 250}@example.org,A,,limburg,netwerk": "longer than 254",
+    "i@example.org,A,,limburg,netwerk,extra": "more fields",
+}
+
+
+def test_every_bad_row_is_reported_by_line_and_nothing_is_imported(session, write_csv):
+    rows = ["ok@example.org,Ok,,limburg,netwerk", *BAD_ROWS, "OK@example.org,Dup,,limburg,netwerk"]
+    path = write_csv(HEADER + "\n".join(rows) + "\n")
+    with pytest.raises(ListImportError) as caught:
+        import_list(session, path)
+    rejected = caught.value.report.rejected
+    starts, line = [], 2
+    for row in rows:
+        starts.append(line)
+        line += row.count("\n") + 1
+    assert len(rejected) == len(BAD_ROWS) + 1
+    for message, start, reason in zip(rejected, starts[1:], BAD_ROWS.values(), strict=False):
+        assert message.startswith(f"line {start}: ") and reason in message, message
+    assert rejected[-1] == f"line {starts[-1]}: duplicate of line 2 (ok@example.org)"
+    assert people(session) == {}
+
+
+def test_skip_invalid_imports_the_rest(session, write_csv):
+    path = write_csv(HEADER + "ok@example.org,Ok,,limburg,netwerk\nbad,,,limburg,netwerk\n")
+    report = import_list(session, path, skip_invalid=True)
+    assert report.added == 1 and report.rejected == ["line 3: not a valid email address: 'bad'"]
+    assert list(people(session)) == ["ok@example.org"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"),
+    ("naam,regio\nA,limburg\n", "no 'email' column"),
+    ("email,regio\na@example.org,limburg\n", r"unknown column\(s\) 'regio'"),
+])
+def test_a_bad_header_is_refused(session, write_csv, text, message):
+    with pytest.raises(ListImportError, match=message):
+        import_list(session, write_csv(text))
+
+
+def test_a_file_that_is_not_utf8_is_refused(session, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((HEADER + "a@example.org,Zoë,,limburg,netwerk\n").encode("latin-1"))
+    with pytest.raises(ListImportError, match="not UTF-8"):
+        import_list(session, path)
+
+
+def test_dry_run_reports_and_writes_nothing(session, write_csv):
+    report = import_list(session, write_csv(HEADER + "a@example.org,A,,limburg,netwerk\n"),
+                         dry_run=True)
+    assert report.added == 1 and "would be added" in report.summary()
+    assert people(session) == {}
+
+
+def test_reimporting_the_same_file_changes_nothing(session):
+    path = LISTS / "limburg.csv"
+    import_list(session, path)
+    before = {(p.email, p.updated_at, p.status) for p in people(session).values()}
+    subs_before = {(s.subscriber_id, s.topic, s.consent_at)
+                   for s in session.exec(select(Subscription))}
+    report = import_list(session, path)
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 5)
+    assert {(p.email, p.updated_at, p.status) for p in people(session).values()} == before
+    assert {(s.subscriber_id, s.topic, s.consent_at)
+            for s in session.exec(select(Subscription))} == subs_before
+
+
+def test_an_import_never_resubscribes_who_left(session, write_csv):
+    left = add_subscriber(session, "left@example.org")
+    unsubscribe(session, left)
+    one_topic = add_subscriber(session, "one@example.org", topics=("updates", "verdiepingen"))
+    unsubscribe(session, one_topic, "verdiepingen")
+    erased = add_subscriber(session, "erased@example.org")
+    erase(session, erased)
+    path = write_csv(HEADER + "LEFT@example.org,,,limburg,netwerk\n"
+                     "one@example.org,,,limburg,netwerk\nerased@example.org,,,limburg,netwerk\n")
+    report = import_list(session, path, topic="verdiepingen")
+    assert (report.added, report.updated, report.left_alone) == (0, 0, 3)
+    assert active_topics(session, left) == []
+    assert active_topics(session, one_topic) == ["updates"]
+    assert "erased@example.org" not in people(session)
+
+
+def test_an_import_adds_a_topic_but_keeps_what_the_person_set(session, write_csv):
+    subscriber_id = add_subscriber(session, "a@example.org", "limburg", "netwerk",
+                                   name="Eigen Naam")
+    path = write_csv(HEADER + "a@example.org,Andere Naam,,noord-holland,werkveld\n")
+    report = import_list(session, path, topic="verbeteractiviteiten")
+    assert report.updated == 1
+    person = find_by_email(session, "a@example.org")
+    assert (person.name, person.region) == ("Eigen Naam", "limburg")
+    assert active_topics(session, subscriber_id) == ["updates", "verbeteractiviteiten"]
+
+
+def test_export_round_trips_through_import(session, tmp_path):
+    import_list(session, LISTS / "limburg.csv")
+    add_subscriber(session, "both@example.org", topics=("updates", "verdiepingen"))
+    left = add_subscriber(session, "left@example.org")
+    unsubscribe(session, left)
+    out = io.StringIO()
+    assert export_list(session, out) == 6
+    text = out.getvalue()
+    assert text.startswith("email,name,organisation,region,audience,topics\n")
+    assert "both@example.org,Test Persoon,Veilig Thuis,limburg,netwerk,updates verdiepingen" in text
+    assert "left@example.org" not in text
+    path = tmp_path / "export.csv"
+    path.write_text(text, encoding="utf-8")
+    report = import_list(session, path)
+    assert report.unchanged == 6 and report.added == 0

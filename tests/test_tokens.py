@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from itsdangerous.timed import TimestampSigner
+
+from mailer.tokens import (
+    BadToken,
+    ExpiredToken,
+    make_token,
+    preferences_url,
+    read_token,
+    unsubscribe_url,
+)
+
+
+def test_a_token_round_trips_for_its_purpose(plain_settings):
+    token = make_token(plain_settings, 42, "unsubscribe")
+    assert read_token(plain_settings, token, "unsubscribe") == 42
+
+
+@pytest.mark.parametrize("other", ["confirm", "preferences"])
+def test_a_token_does_not_open_another_purpose(plain_settings, other):
+    token = make_token(plain_settings, 42, "unsubscribe")
+    with pytest.raises(BadToken):
+        read_token(plain_settings, token, other)
+
+
+def test_a_token_from_another_key_is_refused(plain_settings):
+    from dataclasses import replace
+
+    token = make_token(replace(plain_settings, secret_key="someone-else"), 42, "preferences")
+    with pytest.raises(BadToken):
+        read_token(plain_settings, token, "preferences")
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+    lambda t: "Mg" + t[2:],
+    lambda t: t + "x",
+    lambda t: "",
+    lambda t: "../../etc/passwd",
+])
+def test_a_tampered_token_is_refused(plain_settings, mangle):
+    token = make_token(plain_settings, 42, "preferences")
+    with pytest.raises(BadToken):
+        read_token(plain_settings, mangle(token), "preferences")
+
+
+def test_confirm_tokens_expire_after_48_hours(plain_settings, monkeypatch):
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 49 * 3600)
+    old = make_token(plain_settings, 7, "confirm")
+    old_unsubscribe = make_token(plain_settings, 7, "unsubscribe")
+    monkeypatch.undo()
+    with pytest.raises(ExpiredToken):
+        read_token(plain_settings, old, "confirm")
+    assert read_token(plain_settings, old_unsubscribe, "unsubscribe") == 7
+
+
+def test_urls_are_absolute_and_hold_no_address(plain_settings):
+    url = unsubscribe_url(plain_settings, 5, "verdiepingen")
+    assert url.startswith("http://testserver/afmelden/")
+    assert url.endswith("?onderwerp=verdiepingen")
+    assert "@" not in url
+    assert preferences_url(plain_settings, 5).startswith("http://testserver/voorkeuren/")
