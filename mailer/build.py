@@ -169,7 +169,8 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
         "public_url": renderer.urls.home,
         "source_hash": fingerprint,
         "segments": {
-            key: {"html": v.html, "text": v.text, "online": v.online, "blocks": list(v.blocks),
+            key: {"html": v.html, "text": v.text, "online": v.online,
+                  "online_url": renderer.urls.variant(v.name), "blocks": list(v.blocks),
                   "bytes": v.bytes, "hash": v.hash, "variant": v.name}
             for key, v in segments.items()
         },
