@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -16,18 +15,9 @@ from mailer.db import session_scope
 from mailer.delivery import DeliveryError, MemoryTransport, Outgoing
 from mailer.models import Delivery, Send, SendVariant
 from mailer.subscriptions import erase, suppress, unsubscribe
-from tests.conftest import REPO, add_subscriber
+from tests.conftest import add_subscriber
 
 TOPIC = ("verdiepingen",)
-
-
-@pytest.fixture
-def send_settings(settings: Settings) -> Settings:
-    """The real content and templates in the test's root; https links; quick retries."""
-    for name in ("content", "templates"):
-        shutil.copytree(REPO / name, settings.root / name)
-    return replace(settings, public_base_url="https://testserver", send_retry_seconds=0.01,
-                   send_batch=5)
 
 
 def people(settings: Settings, count: int, region: str = "limburg", audience: str = "netwerk",
