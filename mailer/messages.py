@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
@@ -78,6 +78,37 @@ def _quoted_printable(text: str) -> bytes:
     return binascii.b2a_qp(_crlf(text), istext=True) + b"\r\n"
 
 
+_SOFT_BREAK = b"=\r\n"  # a quoted-printable line break that decodes to nothing
+
+
+class EncodedBody:
+    """One body part with slots, its constant text quoted-printable encoded once.
+
+    `parts` alternate constant text and slot names (CompiledVariant.html_parts); `escape`
+    prepares a slot value for this part (HTML escaping for the HTML part).
+
+    Encoding 70 KB of HTML costs about 0.25 ms; a send of 100,000 recipients would spend most
+    of its time re-encoding the same text. Here each recipient only encodes the slot values,
+    and the pieces are joined with soft line breaks, which keep every line under 76 characters
+    and decode to nothing.
+    """
+
+    def __init__(self, parts: list[str], escape: Callable[[str], str] = str):
+        self.escape = escape
+        self._parts = [self._encode(p) if i % 2 == 0 else p for i, p in enumerate(parts)]
+
+    @staticmethod
+    def _encode(text: str) -> bytes:
+        return binascii.b2a_qp(_crlf(text), istext=True)
+
+    def fill(self, values: Mapping[str, str]) -> bytes:
+        """The encoded part for one recipient, ending in CRLF like `_quoted_printable`."""
+        out: list = self._parts[:]
+        for i in range(1, len(out), 2):
+            out[i] = self._encode(self.escape(values[out[i]]))
+        return _SOFT_BREAK.join(out) + b"\r\n"
+
+
 @dataclass(frozen=True)
 class DkimSigner:
     """A DKIM key loaded once per send; signs the finished bytes of each message."""
@@ -142,6 +173,13 @@ class MessageFactory:
     def build(self, *, address: str, name: str, html: str, text: str, unsubscribe_url: str,
               recipient_id: int | str) -> Outgoing:
         """One finished message for one recipient; raises MessageError on unusable values."""
+        return self.build_encoded(address=address, name=name, html=_quoted_printable(html),
+                                  text=_quoted_printable(text), unsubscribe_url=unsubscribe_url,
+                                  recipient_id=recipient_id)
+
+    def build_encoded(self, *, address: str, name: str, html: bytes, text: bytes,
+                      unsubscribe_url: str, recipient_id: int | str) -> Outgoing:
+        """`build` with bodies already quoted-printable encoded (see EncodedBody)."""
         if not _URL.fullmatch(unsubscribe_url) or any(c in unsubscribe_url for c in "<>,"):
             raise MessageError(f"not a usable unsubscribe URL: {unsubscribe_url!r}")
         mid = message_id(self.send_id, recipient_id, self.domain, self.test)
@@ -155,8 +193,8 @@ class MessageFactory:
             b"List-Unsubscribe: <", unsubscribe_url.encode(), b">,\r\n ", self._mailto,
             b"\r\n",
             self._tail,
-            self._text_head, _quoted_printable(text),
-            self._html_head, _quoted_printable(html),
+            self._text_head, text,
+            self._html_head, html,
             self._end,
         ))
         if self.signer:

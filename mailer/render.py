@@ -94,28 +94,36 @@ class Urls:
         return f"{self.base}/{self.theme}/online/{name}.html"
 
 
-class CompiledVariant:
-    """HTML and text of one variant with slots; `fill` makes one recipient's copy cheaply."""
+def slot_value(value: str, html: bool) -> str:
+    """A slot value as it goes into the HTML (escaped) or the text part (as is)."""
+    return html_lib.escape(value, quote=True) if html else value
 
-    __slots__ = ("html", "text", "_html_parts", "_text_parts")
+
+class CompiledVariant:
+    """HTML and text of one variant with slots; `fill` makes one recipient's copy cheaply.
+
+    `html_parts` and `text_parts` alternate constant text and slot names (text, name, text, …),
+    for a sender that encodes the constant text once per send.
+    """
+
+    __slots__ = ("html", "text", "html_parts", "text_parts")
 
     def __init__(self, html: str, text: str):
         self.html = html
         self.text = text
-        self._html_parts = SLOT_RE.split(html)
-        self._text_parts = SLOT_RE.split(text)
+        self.html_parts = SLOT_RE.split(html)
+        self.text_parts = SLOT_RE.split(text)
 
     @staticmethod
-    def _join(parts: list[str], values: Mapping[str, str], escape: bool) -> str:
+    def _join(parts: list[str], values: Mapping[str, str], html: bool) -> str:
         out = parts[:]
         for i in range(1, len(out), 2):
-            value = values[out[i]]
-            out[i] = html_lib.escape(value, quote=True) if escape else value
+            out[i] = slot_value(values[out[i]], html)
         return "".join(out)
 
     def fill(self, values: Mapping[str, str]) -> tuple[str, str]:
         """Return (html, text) with every slot replaced; values are escaped for HTML."""
-        return self._join(self._html_parts, values, True), self._join(self._text_parts, values, False)
+        return self._join(self.html_parts, values, True), self._join(self.text_parts, values, False)
 
 
 def inline_css(html: str) -> str:

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
@@ -36,9 +37,9 @@ from mailer.build import build, source_hash
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.delivery import DeliveryError, Outgoing, Transport, transport_from_settings
-from mailer.messages import MessageError, MessageFactory
+from mailer.messages import EncodedBody, MessageError, MessageFactory
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
-from mailer.render import CompiledVariant
+from mailer.render import CompiledVariant, slot_value
 from mailer.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
 from mailer.subscriptions import recipients, recipients_query
 from mailer.tokens import preferences_url, unsubscribe_url
@@ -126,7 +127,10 @@ class Letter:
     """One variant of one send, compiled once; `message` fills in one recipient's copy."""
 
     def __init__(self, settings: Settings, mail: Mail, html: str, text: str, online_url: str):
-        self.compiled, self.online_url = CompiledVariant(html, text), online_url
+        compiled = CompiledVariant(html, text)
+        self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
+        self.text = EncodedBody(compiled.text_parts)
+        self.online_url = online_url
         self.greeting, self.greeting_named = mail.greeting, mail.greeting_named
         self.factory = MessageFactory(settings, subject=mail.subject, list_slug=mail.topic,
                                       list_name=TOPIC_NAMES[mail.topic], send_id=mail.send_id,
@@ -136,11 +140,11 @@ class Letter:
                 preferences: str) -> Outgoing:
         greeting = (self.greeting_named.replace("{naam}", name)
                     if name and self.greeting_named else self.greeting)
-        html, text = self.compiled.fill({"greeting": greeting, "unsubscribe_url": unsubscribe,
-                                         "preferences_url": preferences,
-                                         "webversion_url": self.online_url})
-        return self.factory.build(address=address, name=name, html=html, text=text,
-                                  unsubscribe_url=unsubscribe, recipient_id=recipient_id)
+        slots = {"greeting": greeting, "unsubscribe_url": unsubscribe,
+                 "preferences_url": preferences, "webversion_url": self.online_url}
+        return self.factory.build_encoded(
+            address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
+            unsubscribe_url=unsubscribe, recipient_id=recipient_id)
 
 
 # --- planning and starting -----------------------------------------------------------------

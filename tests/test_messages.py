@@ -1,11 +1,13 @@
-"""Message building: headers, safety of recipient values, golden files, DKIM."""
+"""Message building: headers, safety of recipient values, golden files, DKIM, bodies."""
 
 from __future__ import annotations
 
+import binascii
 import os
 import re
 import stat
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import dkim
@@ -14,7 +16,8 @@ from click.testing import CliRunner
 
 from mailer.commands.dkim import keygen
 from mailer.config import Settings
-from mailer.messages import MessageError, MessageFactory, format_address
+from mailer.messages import EncodedBody, MessageError, MessageFactory, format_address
+from mailer.render import CompiledVariant, slot_value
 
 GOLDEN = Path(__file__).parent / "data" / "eml"
 UNSUBSCRIBE = "https://nieuws.veiligheidvoorop.nl/afmelden/tok-345"
@@ -155,3 +158,20 @@ def test_keygen_signs_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert again.exit_code == 1 and "already exists" in again.output
     assert runner.invoke(keygen, ["--output", str(key), "--force"]).exit_code == 0
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_an_encoded_body_decodes_to_the_filled_variant() -> None:
+    html = "<p>[[slot:greeting]]</p>\n" + "<td>lange regel met één accent</td> " * 30 + \
+        '\n<a href="[[slot:unsubscribe_url]]">afmelden</a> \n'
+    text = "[[slot:greeting]]\n\n" + "tekst " * 40 + "\n[[slot:unsubscribe_url]]\n"
+    compiled = CompiledVariant(html, text)
+    values = {"greeting": "Beste <Zoë> & co,", "unsubscribe_url": "https://x.example/a?b=1&c=2"}
+    filled = compiled.fill(values)
+    for parts, escape, expected in [
+            (compiled.html_parts, partial(slot_value, html=True), filled[0]),
+            (compiled.text_parts, str, filled[1])]:
+        encoded = EncodedBody(parts, escape).fill(values)
+        assert encoded.endswith(b"\r\n")
+        assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
+        decoded = binascii.a2b_qp(encoded).decode()
+        assert decoded.replace("\r\n", "\n") == expected + "\n"
