@@ -160,6 +160,7 @@ def test_connection_failures_in_a_row_pause_the_send(send_settings: Settings) ->
     people(send_settings, 12)
     down = DeliveryError("connection problem: refused", permanent=False)
     transport = ScriptedTransport({f"p{n}@example.org": (down, 1) for n in range(12)})
+    send_settings = replace(send_settings, send_batch=12)  # no retry falls due in between
     send_id = sending.create_send(send_settings, "stalking")
     summary = sending.run_send(send_settings, send_id, transport=transport)
     assert summary.status == "paused" and "10 connection failures in a row" in summary.pause_reason
