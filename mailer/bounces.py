@@ -2,14 +2,15 @@
 
 RFC 3464 delivery status notifications are read from their message/delivery-status part; plain
 bounces from mail daemons by a few common phrases. Auto-replies ("Afwezigheidsassistent") are
-never bounces. What happens to a bouncing address is up to a `BounceHandler`, so the database
-can be wired in later without touching the parsing.
+never bounces. What happens to a bouncing address is up to a `BounceHandler`: `DatabaseHandler`
+records it, `MemoryHandler` only reports (tests and dry runs).
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import mailbox
 import re
 from collections import Counter
@@ -18,6 +19,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal, Protocol
+
+from sqlmodel import Session, func, select
+
+from mailer.messages import parse_message_id
+from mailer.models import Bounce, Delivery
+from mailer.subscriptions import hash_address, suppress
 
 Kind = Literal["hard", "soft"]
 
@@ -78,7 +85,7 @@ class BounceHandler(Protocol):
 class MemoryHandler:
     """Suppress on a hard bounce, and after `soft_limit` soft ones; kept in memory only.
 
-    Used by tests and by `--dry-run`; the database handler follows the same rules.
+    Used by tests and by `--dry-run`; DatabaseHandler follows the same rules.
     """
 
     def __init__(self, soft_limit: int = 3):
@@ -101,6 +108,52 @@ class MemoryHandler:
             return "already suppressed"
         self.suppressed[address] = reason
         return "suppressed"
+
+
+class DatabaseHandler:
+    """The same rules against the database: a hard bounce suppresses the address ("bounced")
+    and marks its Delivery bounced; soft bounces are counted per address and suppress at
+    `soft_limit`. Every finding is recorded once, so reading the same mailbox again changes
+    nothing."""
+
+    def __init__(self, session: Session, soft_limit: int = 3):
+        self.session, self.soft_limit = session, soft_limit
+
+    def hard(self, finding: Finding) -> str:
+        delivery = self._record(finding)
+        if delivery is False:
+            return "already recorded"
+        if delivery is not None:
+            delivery.status, delivery.error = "bounced", f"{finding.status} {finding.reason}"
+            self.session.add(delivery)
+        suppress(self.session, finding.address, "bounced")
+        return "suppressed" + (f", delivery {delivery.id} bounced" if delivery else "")
+
+    def soft(self, finding: Finding) -> str:
+        if self._record(finding) is False:
+            return "already recorded"
+        count = self.session.exec(select(func.count()).where(
+            Bounce.address_hash == hash_address(finding.address), Bounce.kind == "soft")).one()
+        if count >= self.soft_limit:
+            suppress(self.session, finding.address, "bounced")
+            return f"suppressed after {count} soft bounces"
+        return f"soft bounce {count} of {self.soft_limit}"
+
+    def _record(self, finding: Finding) -> Delivery | None | Literal[False]:
+        """Store the finding; its Delivery (None when the bounce names none of ours), or False
+        when this finding was recorded before."""
+        key = hashlib.sha256("\0".join((finding.message_id or finding.source, finding.address,
+                                         finding.kind)).encode()).hexdigest()
+        if self.session.get(Bounce, key) is not None:
+            return False
+        ours = parse_message_id(finding.message_id or "")
+        delivery = self.session.exec(select(Delivery).where(
+            Delivery.send_id == ours[0], Delivery.subscriber_id == ours[1])).first() if ours else None
+        self.session.add(Bounce(key=key, address_hash=hash_address(finding.address),
+                                kind=finding.kind, status=finding.status[:12],
+                                delivery_id=delivery.id if delivery else None))
+        self.session.flush()
+        return delivery
 
 
 def kind_of(status: str) -> Kind:

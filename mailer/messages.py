@@ -64,6 +64,16 @@ def message_id(send_id: int | str, recipient_id: int | str, domain: str, test: b
     return f"<send-{send_id}.rcpt-{recipient_id}{'.test' if test else ''}@{domain}>"
 
 
+_OUR_MESSAGE_ID = re.compile(r"<send-(\d+)\.rcpt-(\d+)@[^>]+>")
+
+
+def parse_message_id(value: str) -> tuple[int, int] | None:
+    """(send id, recipient id) of one of our real sends' Message-IDs; None for test sends and
+    anything else."""
+    match = _OUR_MESSAGE_ID.fullmatch(value.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def _crlf(text: str) -> bytes:
     if "\r" in text:  # rare: rendered parts use LF; skipping two passes saves time per message
         text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -106,8 +106,3 @@ def test_the_command_reports_one_line_per_message() -> None:
     assert any(line.startswith("postfix-mailbox-full.eml: s.elzinga@") and "soft 4.2.2" in line
                for line in lines)
     assert lines[-1].startswith("5 messages: 3 hard, 1 soft, 1 ignored")
-
-
-def test_the_command_says_the_database_is_not_wired_in() -> None:
-    result = CliRunner().invoke(bounces, ["process", str(DATA)])
-    assert result.exit_code == 1 and "--dry-run" in result.output

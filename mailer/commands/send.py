@@ -40,20 +40,33 @@ def _settings(rate: float | None) -> Settings:
 
 
 @contextmanager
-def _stop_on_sigterm() -> Iterator[threading.Event]:
-    """SIGTERM lets the batch in flight finish and be recorded before the command ends."""
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM or Ctrl-C lets the batch in flight finish and be recorded before the command
+    ends; a second one acts as usual (interrupting the batch, which a resume sends again)."""
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in signals}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    def handle(*_: object) -> None:
+        stop.set()
+        restore()
+
+    for number in signals:
+        signal.signal(number, handle)
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore()
 
 
 def _deliver(run: Callable[..., object], console: Console) -> None:
-    """Run a delivery function with a progress bar and SIGTERM handling."""
+    """Run a delivery function with a progress bar; SIGTERM and Ctrl-C stop between batches."""
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with _stop_on_sigterm() as stop, Progress(*columns, console=console,
+    with _stop_on_signals() as stop, Progress(*columns, console=console,
                                               transient=True) as bar:
         task = bar.add_task("send", total=None)
         result = run(progress=lambda done, total: bar.update(task, completed=done, total=total),
@@ -146,11 +159,14 @@ def list_command(limit: int) -> None:
         rows = session.exec(select(Send).order_by(Send.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
     table = Table("id", "theme", "topic", "segment", "status", "created (UTC)")
     for send in rows:
-        segment = f"{send.regions or 'all regions'} × {send.audiences or 'all audiences'}"
-        table.add_row(str(send.id), send.theme, send.topic, segment,
-                      send.status + (f" ({send.pause_reason})" if send.pause_reason else ""),
+        segment = f"{send.regions or 'all'} / {send.audiences or 'all'}"
+        table.add_row(str(send.id), send.theme, send.topic, segment, send.status,
                       f"{send.created_at:%Y-%m-%d %H:%M}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for send in rows:
+        if send.pause_reason:  # long reasons read better below the table than wrapped in it
+            console.print(f"Send {send.id} paused: {send.pause_reason}", soft_wrap=True)
 
 
 @sends.command("show")

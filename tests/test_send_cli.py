@@ -1,0 +1,78 @@
+"""`mailer send` and `mailer sends …` through click, into the default Maildir outbox."""
+
+from __future__ import annotations
+
+import mailbox
+import re
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mailer.cli import main
+from mailer.config import Settings
+from mailer.db import session_scope
+from tests.conftest import add_subscriber
+
+
+@pytest.fixture
+def run(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    for key, value in {"MAILER_ROOT": str(send_settings.root),
+                       "MAILER_DATABASE_URL": send_settings.database_url,
+                       "MAILER_SECRET_KEY": send_settings.secret_key,
+                       "MAILER_PUBLIC_BASE_URL": send_settings.public_base_url}.items():
+        monkeypatch.setenv(key, value)
+    with session_scope(send_settings, write=True) as session:
+        add_subscriber(session, "jan@example.org", "limburg", "netwerk", ("verdiepingen",), "Jan")
+        add_subscriber(session, "els@example.org", "limburg", "beleidsmakers", ("verdiepingen",))
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def outbox(settings: Settings) -> list[mailbox.MaildirMessage]:
+    return list(mailbox.Maildir(settings.root / "out" / "outbox").values())
+
+
+def test_dry_run_test_send_and_send(run, send_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    dry = run("send", "stalking", "--region", "limburg", "--dry-run")
+    assert dry.exit_code == 0
+    assert re.search(r"jan@example.org\tlimburg/netwerk\t\w+", dry.output)
+    assert "2 recipients (dry run" in dry.output and not (send_settings.root / "out/outbox").exists()
+
+    test = run("send", "stalking", "--audience", "netwerk", "--test", "me@example.org")
+    assert test.exit_code == 0 and test.output.count("[TEST] variant") == 2  # Rotterdam differs
+    assert all(m["Subject"].startswith("[TEST]") for m in outbox(send_settings))
+
+    sent = run("send", "stalking", "--region", "limburg")
+    assert sent.exit_code == 0, sent.output
+    assert "Send 1: done; 2 recipients (2 sent)" in sent.output
+    assert len(outbox(send_settings)) == 4
+
+    listed = run("sends", "list")
+    assert "stalking" in listed.output and "limburg / all" in listed.output
+
+
+def test_show_pause_cancel_resume_and_work(run, send_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queued = run("send", "stalking", "--queue")
+    assert "Send 1: running; 2 recipients (2 pending)" in queued.output
+    assert run("sends", "pause", "1").exit_code == 0
+    assert "paused by hand" in run("sends", "list").output
+    resumed = run("sends", "resume", "1")
+    assert "Send 1: done; 2 recipients (2 sent)" in resumed.output
+    refused = run("sends", "cancel", "1")
+    assert refused.exit_code == 1 and "already done" in refused.output
+    assert run("sends", "work", "1").exit_code == 1  # not running any more
+
+    report = tmp_path / "report.html"
+    shown = run("sends", "show", "1", "--html", str(report))
+    assert shown.exit_code == 0 and "limburg/beleidsmakers" in shown.output
+    page = report.read_text()
+    assert "<svg" in page and "limburg/netwerk" in page
+    assert not re.search(r'(src|href)="https?:', page), "no external assets"
+
+    run("send", "stalking", "--queue")
+    assert run("sends", "cancel", "2").output == "Send 2 cancelled.\n"
+    assert "status cancelled" in run("sends", "show", "2").output
+    assert run("sends", "work").exit_code == 0  # nothing running: nothing to do
