@@ -71,3 +71,37 @@ class Suppression(SQLModel, table=True):
 
 
 # --- sending tables follow (delivery) ---
+
+
+# --- scheduling ---
+
+
+class Schedule(SQLModel, table=True):
+    """A send planned for a moment: the source of truth that the scheduler's job store mirrors.
+
+    `worker` and `heartbeat_at` are the lease of the scheduler process running the send, so a
+    send whose process died is resumed by another and a live one is left alone.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    theme: str = Field(max_length=80)
+    regions: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = every region
+    audiences: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = every audience
+    due_at: dt.datetime = Field(index=True)
+    # planned | started | missed | cancelled | done | failed
+    status: str = Field(default="planned", max_length=12, index=True)
+    send_id: int | None = Field(default=None)
+    calendar_key: str | None = Field(default=None, max_length=TEXT_MAX, unique=True)
+    worker: str = Field(default="", max_length=TEXT_MAX)
+    heartbeat_at: dt.datetime | None = Field(default=None)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    note: str = Field(default="", sa_type=Text)
+
+    @property
+    def region_list(self) -> list[str]:
+        return self.regions.split(",") if self.regions else []
+
+    @property
+    def audience_list(self) -> list[str]:
+        return self.audiences.split(",") if self.audiences else []

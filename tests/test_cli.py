@@ -44,7 +44,7 @@ def run(settings, monkeypatch):
 
 def test_db_upgrade(run):
     result = run("db", "upgrade")
-    assert result.exit_code == 0 and "schema version 0001" in result.output
+    assert result.exit_code == 0 and "schema version 0002" in result.output
 
 
 def test_import_export_show_find_remove(run, tmp_path):

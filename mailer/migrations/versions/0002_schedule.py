@@ -1,0 +1,41 @@
+"""Schedules: sends planned for a moment, mirrored into the scheduler's job store.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-23
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "schedule",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("theme", sa.String(length=80), nullable=False),
+        sa.Column("regions", sa.Text(), nullable=False),
+        sa.Column("audiences", sa.Text(), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("send_id", sa.Integer(), nullable=True),
+        sa.Column("calendar_key", sa.String(length=200), nullable=True),
+        sa.Column("worker", sa.String(length=200), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("calendar_key"),
+    )
+    op.create_index("ix_schedule_due_at", "schedule", ["due_at"])
+    op.create_index("ix_schedule_status", "schedule", ["status"])
+
+
+def downgrade() -> None:
+    op.drop_table("schedule")
