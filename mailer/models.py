@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Text, UniqueConstraint
+from sqlalchemy import Column, Float, LargeBinary, Table, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 EMAIL_MAX = 254
@@ -105,3 +105,14 @@ class Schedule(SQLModel, table=True):
     @property
     def audience_list(self) -> list[str]:
         return self.audiences.split(",") if self.audiences else []
+
+
+# APScheduler's job store table, declared here (as APScheduler 3 defines it) so the migration
+# creates it: two scheduler processes starting at once would otherwise race to create it.
+SCHEDULER_JOBS = Table(
+    "apscheduler_jobs",
+    SQLModel.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

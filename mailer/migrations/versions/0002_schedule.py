@@ -1,4 +1,4 @@
-"""Schedules: sends planned for a moment, mirrored into the scheduler's job store.
+"""Schedules (sends planned for a moment) and the scheduler's job store that mirrors them.
 
 Revision ID: 0002
 Revises: 0001
@@ -35,7 +35,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_schedule_due_at", "schedule", ["due_at"])
     op.create_index("ix_schedule_status", "schedule", ["status"])
+    op.create_table(
+        "apscheduler_jobs",
+        sa.Column("id", sa.Unicode(length=191), nullable=False),
+        sa.Column("next_run_time", sa.Float(precision=25), nullable=True),
+        sa.Column("job_state", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"])
 
 
 def downgrade() -> None:
+    op.drop_table("apscheduler_jobs")
     op.drop_table("schedule")
