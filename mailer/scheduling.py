@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from mailer.build import BuildError, build
 from mailer.config import Settings
-from mailer.content import ContentError, load_mailing
+from mailer.content import ContentError, list_themes, load_mailing
 from mailer.db import get_engine, session_scope
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.render import RenderError
@@ -100,12 +100,16 @@ def local_time(when: dt.datetime, timezone: str) -> str:
 
 def build_problems(settings: Settings, theme: str) -> list[str]:
     """Why THEME cannot be sent as it stands ([] when it builds), with the build's locations."""
+    if not (settings.content / theme / "mailing.yaml").is_file():
+        known = ", ".join(list_themes(settings.content)) if settings.content.is_dir() else "none"
+        return [f"theme {theme!r} has no content yet: there is no "
+                f"{settings.content_dir / theme / 'mailing.yaml'} (themes: {known})"]
     try:
         build(settings, theme)
     except ContentError as exc:
-        return [str(problem) for problem in exc.problems]
+        return [f"theme {theme!r} does not build: {problem}" for problem in exc.problems]
     except (BuildError, RenderError) as exc:
-        return [str(exc)]
+        return [f"theme {theme!r} does not build: {exc}"]
     return []
 
 
@@ -126,7 +130,7 @@ def check_requests(settings: Settings, requests: Sequence[Request], now: dt.date
                             f"(now: {local_time(now, settings.timezone)})")
         if request.theme not in built:
             built[request.theme] = build_problems(settings, request.theme)
-        problems += [f"theme {request.theme!r}: {p}" for p in built[request.theme]]
+        problems += built[request.theme]
         found.append(problems)
     return found
 

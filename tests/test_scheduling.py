@@ -102,7 +102,8 @@ def test_requests_in_the_past_or_for_unknown_segments_are_refused(site):
     assert past == ["Sat 2026-11-28 08:59 CET is in the past (now: Sat 2026-11-28 09:00 CET)"]
     assert segments[0].startswith("unknown region 'atlantis' (known: noord-nederland")
     assert segments[1].startswith("unknown audience 'pers'")
-    assert "no such theme 'onbekend'" in theme[0] and "mailing.yaml" in theme[0]
+    assert theme == ["theme 'onbekend' has no content yet: there is no content/onbekend/mailing.yaml "
+                     "(themes: actieoverleg, stalking, update-2021)"]
 
 
 def test_a_schedule_fires_at_its_time_and_once(site):
