@@ -42,7 +42,7 @@ def _segments(schedule: Schedule) -> str:
     return f"{regions}; {audiences}"
 
 
-@click.group("schedule", cls=PlanByDefault, invoke_without_command=False)
+@click.group("schedule", cls=PlanByDefault)
 def schedule() -> None:
     """Plan sends for a moment, per region and audience; list, cancel and move them.
 
