@@ -51,6 +51,7 @@ class Settings:
     dkim_key_file: str = ""
 
     grace_period_hours: float = 6.0
+    feed_timeout: float = 10.0  # seconds per partner feed request
 
     def path(self, name: str) -> Path:
         """Resolve one of the *_dir settings against the project root."""

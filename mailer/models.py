@@ -73,6 +73,46 @@ class Suppression(SQLModel, table=True):
 # --- sending tables follow (delivery) ---
 
 
+# --- partner publications (cross-references) ---
+
+
+class PartnerPublication(SQLModel, table=True):
+    """A partner's publication our mailings can point to; from a feed or added by hand.
+
+    Lists (categories, themes, regions) are stored as "|"-joined slugs: they are only ever read
+    whole, and this keeps one schema for SQLite and PostgreSQL.
+    """
+
+    __tablename__ = "partner_publication"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=1000, unique=True)
+    organisation: str = Field(max_length=TEXT_MAX, index=True)
+    title: str = Field(max_length=500)
+    summary: str = Field(default="", sa_type=Text)
+    published: dt.date | None = Field(default=None, index=True)
+    categories: str = Field(default="", sa_type=Text)
+    themes: str = Field(default="", sa_type=Text)
+    regions: str = Field(default="", sa_type=Text)
+    source: str = Field(default="hand", max_length=1000)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class PartnerFeed(SQLModel, table=True):
+    """What the last fetch of a feed saw, for conditional requests and for reporting."""
+
+    __tablename__ = "partner_feed"
+
+    url: str = Field(primary_key=True, max_length=1000)
+    organisation: str = Field(max_length=TEXT_MAX)
+    etag: str = Field(default="", max_length=500)
+    last_modified: str = Field(default="", max_length=100)
+    fetched_at: dt.datetime | None = Field(default=None)
+    status: str = Field(default="", max_length=20)
+    error: str = Field(default="", sa_type=Text)
+
+
 # --- scheduling ---
 
 
