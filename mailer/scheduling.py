@@ -219,7 +219,10 @@ def _withdraw(settings: Settings, schedule_id: int, now: dt.datetime, **values: 
                                 "send); try again in a minute")
         from mailer import sending
 
-        sending.cancel_send(settings, schedule.send_id)
+        try:
+            sending.cancel_send(settings, schedule.send_id)
+        except sending.SendError as exc:
+            raise ScheduleError(f"schedule {schedule_id} cannot be changed: {exc}") from exc
     with session_scope(settings, write=True) as session:
         if not _transition(session, schedule, now, **values):
             raise ScheduleError(f"schedule {schedule_id} changed meanwhile; look at "
@@ -316,7 +319,10 @@ def start_send(settings: Settings, stop: threading.Event, schedule: Schedule) ->
         send_id = sending.create_send(settings, schedule.theme, schedule.region_list or None,
                                       schedule.audience_list or None, planned_for=schedule.due_at)
         record_send(settings, schedule.id or 0, send_id)
-    sending.run_send(settings, send_id, stop=stop)
+    result = sending.run_send(settings, send_id, stop=stop)
+    if result.status == "paused":  # too many errors: a person looks first, the scheduler does not retry
+        raise sending.SendError(f"send {send_id} paused: {result.pause_reason}; carry on with "
+                                f"`mailer sends resume {send_id}`")
 
 
 def renew_leases(settings: Settings, worker: str, now: dt.datetime) -> None:
