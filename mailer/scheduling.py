@@ -190,18 +190,33 @@ def _get(settings: Settings, schedule_id: int) -> Schedule:
     return schedule
 
 
-def _transition(session: Session, seen: Schedule, now: dt.datetime, **values: object) -> bool:
-    """Change a schedule only if nobody changed it since `seen` was read; the atomic claim."""
-    statement = (
-        update(Schedule)
-        .where(col(Schedule.id) == seen.id, col(Schedule.status) == seen.status,
-               col(Schedule.due_at) == seen.due_at,
-               col(Schedule.send_id).is_not_distinct_from(seen.send_id),
-               col(Schedule.worker) == seen.worker,
-               col(Schedule.heartbeat_at).is_not_distinct_from(seen.heartbeat_at))
-        .values(updated_at=now, **values)
-    )
-    return session.exec(statement).rowcount == 1  # type: ignore[call-overload]
+def _transition(session: Session, seen: Schedule, now: dt.datetime, strict: bool = True,
+                **values: object) -> bool:
+    """Change a schedule only if nobody changed it since `seen` was read; the atomic claim.
+
+    Not `strict`: only its send must be the same.
+    """
+    statement = update(Schedule).where(col(Schedule.id) == seen.id,
+                                       col(Schedule.send_id).is_not_distinct_from(seen.send_id))
+    if strict:
+        statement = statement.where(
+            col(Schedule.status) == seen.status, col(Schedule.due_at) == seen.due_at,
+            col(Schedule.worker) == seen.worker,
+            col(Schedule.heartbeat_at).is_not_distinct_from(seen.heartbeat_at))
+    result = session.exec(statement.values(updated_at=now, **values))  # type: ignore[call-overload]
+    return result.rowcount == 1
+
+
+def _cancel_send(settings: Settings, schedule_id: int, send_id: int) -> None:
+    """Call off a schedule's send through mailer.sending, which refuses once a message left."""
+    from mailer import sending
+
+    if sending.summary(settings, send_id).status == "cancelled":
+        return
+    try:
+        sending.cancel_send(settings, send_id)
+    except sending.SendError as exc:
+        raise ScheduleError(f"schedule {schedule_id} cannot be changed: {exc}") from exc
 
 
 def _withdraw(settings: Settings, schedule_id: int, now: dt.datetime, **values: object) -> Schedule:
@@ -213,18 +228,14 @@ def _withdraw(settings: Settings, schedule_id: int, now: dt.datetime, **values: 
     schedule = _get(settings, schedule_id)
     if schedule.status in ("cancelled", "done"):
         raise ScheduleError(f"schedule {schedule_id} is {schedule.status}: nothing to change")
-    if schedule.status in ("started", "failed"):
-        if schedule.send_id is None:
-            raise ScheduleError(f"schedule {schedule_id} is being started right now (building its "
-                                "send); try again in a minute")
-        from mailer import sending
-
-        try:
-            sending.cancel_send(settings, schedule.send_id)
-        except sending.SendError as exc:
-            raise ScheduleError(f"schedule {schedule_id} cannot be changed: {exc}") from exc
+    if schedule.status == "started" and schedule.send_id is None:
+        raise ScheduleError(f"schedule {schedule_id} is being started right now (building its "
+                            "send); try again in a minute")
+    if schedule.send_id is not None:
+        _cancel_send(settings, schedule_id, schedule.send_id)
     with session_scope(settings, write=True) as session:
-        if not _transition(session, schedule, now, **values):
+        # Once its send is cancelled, the schedule changes even if its worker recorded the end.
+        if not _transition(session, schedule, now, strict=schedule.send_id is None, **values):
             raise ScheduleError(f"schedule {schedule_id} changed meanwhile; look at "
                                 "`mailer schedule list` and try again")
     return _get(settings, schedule_id)

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailer.commands.common import UserError, database, friendly, settings
+from mailer.commands.common import UserError, database, database_session, friendly, settings
 from mailer.content import ContentError
 from mailer.content_calendar import Entry, apply, check, load_calendar
 from mailer.models import Schedule, utcnow
@@ -19,6 +19,7 @@ from mailer.scheduling import (
     Scheduler,
     cancel,
     check_requests,
+    count_recipients,
     local_time,
     move,
     overview,
@@ -82,9 +83,10 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
     if problems:
         raise ScheduleError("nothing planned:\n" + "\n".join(f"  {p}" for p in problems))
     [planned] = plan(config, [request], now)
-    [row] = [r for r in overview(config, now) if r.schedule.id == planned.id]
+    with database_session() as session:
+        reach = count_recipients(session, config, planned)
     click.echo(f"Planned schedule {planned.id}: {theme} for {_segments(planned)} at "
-               f"{local_time(planned.due_at, config.timezone)}; {row.recipients} recipients now.")
+               f"{local_time(planned.due_at, config.timezone)}; {reach} recipients now.")
 
 
 @schedule.command("list")
