@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import threading
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import update
@@ -23,6 +24,7 @@ from mailer.scheduling import (
     overview,
     parse_when,
     plan,
+    record_send,
 )
 from tests.conftest import REPO, add_subscriber
 
@@ -51,16 +53,14 @@ class Starts:
 
 @pytest.fixture
 def site(settings):
-    """Settings over a copy of the real content and templates."""
+    """Settings over a copy of the real content and templates, with https links (mail needs them)."""
     for name in ("content", "templates"):
         shutil.copytree(REPO / name, settings.root / name)
-    return settings
+    return replace(settings, public_base_url="https://nieuws.veiligheidvoorop.nl")
 
 
 def planned(site, due=DUE, **fields) -> int:
-    request = Request("stalking", due, **fields)
-    assert check_requests(site, [request], BEFORE) == [[]]
-    [schedule] = plan(site, [request], BEFORE)
+    [schedule] = plan(site, [Request("stalking", due, **fields)], BEFORE)
     assert schedule.id is not None
     return schedule.id
 
@@ -98,7 +98,8 @@ def test_requests_in_the_past_or_for_unknown_segments_are_refused(site):
     requests = [Request("stalking", BEFORE - dt.timedelta(minutes=1)),
                 Request("stalking", DUE, regions=("atlantis",), audiences=("pers",)),
                 Request("onbekend", DUE)]
-    past, segments, theme = check_requests(site, requests, BEFORE)
+    past, segments, theme, fine = check_requests(site, [*requests, Request("stalking", DUE)], BEFORE)
+    assert fine == []
     assert past == ["Sat 2026-11-28 08:59 CET is in the past (now: Sat 2026-11-28 09:00 CET)"]
     assert segments[0].startswith("unknown region 'atlantis' (known: noord-nederland")
     assert segments[1].startswith("unknown audience 'pers'")
@@ -233,3 +234,41 @@ def test_the_overview_counts_who_would_receive_it_now(site, session):
     planned(site, due=DUE + dt.timedelta(days=7))
     assert [(row.status, row.recipients) for row in overview(site, BEFORE)] == [
         ("planned", 1), ("planned", 2)]
+
+
+def test_cancel_and_move_work_until_the_first_message_left(site, session):
+    sending = pytest.importorskip("mailer.sending", reason="needs mailer.sending")
+    for name in ("anna", "bram"):
+        add_subscriber(session, f"{name}@example.org", topics=("verdiepingen",))
+    session.commit()
+    waiting, crashed = planned(site), planned(site)
+    stop = threading.Event()
+
+    def create_only(schedule: Schedule) -> None:
+        record_send(site, schedule.id, sending.create_send(site, schedule.theme))
+        stop.set()
+
+    assert fire_at(site, waiting, DUE, create_only, stop=stop) == "interrupted"
+    send_id = stored(site, waiting).send_id
+    moved = move(site, waiting, DUE + dt.timedelta(days=1), DUE)
+    assert (moved.status, moved.send_id) == ("planned", None)
+    assert sending.summary(site, send_id).status == "cancelled"
+
+    def crash_after_one_message(schedule: Schedule) -> None:
+        send_id = sending.create_send(site, schedule.theme)
+        record_send(site, schedule.id, send_id)
+        halt = threading.Event()
+
+        def after_the_first(done: int, total: int) -> None:
+            if done:
+                halt.set()
+
+        sending.run_send(replace(site, send_batch=1), send_id, stop=halt, progress=after_the_first)
+        assert sending.summary(site, send_id).counts == {"sent": 1, "pending": 1}
+        raise RuntimeError("power cut")
+
+    assert fire_at(site, crashed, DUE, crash_after_one_message) == "failed"
+    with pytest.raises(ScheduleError, match=f"schedule {crashed} cannot be changed: .* have left"):
+        cancel(site, crashed, DUE)
+    with pytest.raises(ScheduleError, match="have left"):
+        move(site, crashed, DUE + dt.timedelta(days=1), DUE)
