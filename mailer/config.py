@@ -53,6 +53,14 @@ class Settings:
     grace_period_hours: float = 6.0
     feed_timeout: float = 10.0  # seconds per partner feed request
 
+    # Sending: a batch is claimed, sent and recorded together, so after a crash at most one
+    # batch per worker can go out twice.
+    send_batch: int = 50
+    send_max_attempts: int = 5  # temporary failures (4xx, dropped connections) per recipient
+    send_retry_seconds: float = 60.0  # first back-off; it doubles with every attempt
+    send_claim_timeout: float = 900.0  # a `sends work` worker takes over claims this old
+    bounce_soft_limit: int = 3  # soft bounces after which an address is suppressed
+
     def path(self, name: str) -> Path:
         """Resolve one of the *_dir settings against the project root."""
         value = getattr(self, name)

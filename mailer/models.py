@@ -1,4 +1,4 @@
-"""The tables: subscribers, topics, subscriptions and suppressions (hashed addresses).
+"""The tables: subscribers, topics, subscriptions, suppressions (hashed addresses), and sends.
 
 Timestamps are aware UTC (`utcnow`); SQLModel's UTCDateTime returns them aware from SQLite too,
 so both backends compare alike.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, Float, LargeBinary, Table, Text, Unicode, UniqueConstraint
+from sqlalchemy import Column, Float, Index, LargeBinary, Table, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 EMAIL_MAX = 254
@@ -73,6 +73,82 @@ class Suppression(SQLModel, table=True):
 # --- sending tables follow (delivery) ---
 
 
+class Send(SQLModel, table=True):
+    """One mailing sent to one segment. Status: planned → running → done, or paused/cancelled.
+
+    `snapshot_at` is set in the same transaction that writes the Delivery rows, so a crash
+    either leaves no recipients or all of them.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    theme: str = Field(max_length=80)
+    topic: str = Field(max_length=40)
+    subject: str = Field(sa_type=Text)
+    regions: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = all
+    audiences: str = Field(default="", sa_type=Text)
+    status: str = Field(default="planned", max_length=12, index=True)
+    pause_reason: str = Field(default="", sa_type=Text)
+    source_hash: str = Field(default="", max_length=64)
+    greeting: str = Field(default="", sa_type=Text)
+    greeting_named: str = Field(default="", sa_type=Text)
+    planned_for: dt.datetime | None = Field(default=None)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    snapshot_at: dt.datetime | None = Field(default=None)
+    finished_at: dt.datetime | None = Field(default=None)
+
+
+class SendVariant(SQLModel, table=True):
+    """A compiled variant frozen at snapshot time: a resume sends what the send started with,
+    even when the theme was rebuilt since, and workers on other machines need no out/ folder."""
+
+    send_id: int = Field(foreign_key="send.id", ondelete="CASCADE", primary_key=True)
+    name: str = Field(max_length=40, primary_key=True)
+    html: str = Field(sa_type=Text)
+    text: str = Field(sa_type=Text)
+    online_url: str = Field(sa_type=Text)
+
+
+class Delivery(SQLModel, table=True):
+    """One recipient of one send: pending → sending (claimed) → sent | failed | skipped | bounced.
+
+    No address is stored: it is read from the subscriber at delivery time, and erasing a person
+    leaves the row without a subscriber (skipped, "erased").
+    """
+
+    __table_args__ = (UniqueConstraint("send_id", "subscriber_id"),
+                      Index("ix_delivery_send_status", "send_id", "status"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    send_id: int = Field(foreign_key="send.id", ondelete="CASCADE")
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id",
+                                      ondelete="SET NULL", index=True)
+    region: str = Field(max_length=40)
+    audience: str = Field(max_length=40)
+    variant: str = Field(max_length=40)
+    status: str = Field(default="pending", max_length=12)
+    attempts: int = Field(default=0)
+    next_attempt_at: dt.datetime | None = Field(default=None)
+    claimed_at: dt.datetime | None = Field(default=None)
+    worker: str = Field(default="", max_length=80)
+    sent_at: dt.datetime | None = Field(default=None)
+    code: int | None = Field(default=None)
+    error: str = Field(default="", sa_type=Text)  # the server's answer, or why it was skipped
+
+
+class Bounce(SQLModel, table=True):
+    """One recorded bounce finding; `key` makes re-reading the same bounces change nothing.
+
+    Soft bounces are counted per address from these rows; the address is kept only as a hash.
+    """
+
+    key: str = Field(primary_key=True, max_length=64)
+    address_hash: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=4)  # hard | soft
+    status: str = Field(max_length=12)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
 # --- partner publications (cross-references) ---
 
 
@@ -130,7 +206,7 @@ class Schedule(SQLModel, table=True):
     due_at: dt.datetime = Field(index=True)
     # planned | started | missed | cancelled | done | failed
     status: str = Field(default="planned", max_length=12, index=True)
-    send_id: int | None = Field(default=None)
+    send_id: int | None = Field(default=None, foreign_key="send.id")
     calendar_key: str | None = Field(default=None, max_length=TEXT_MAX, unique=True)
     worker: str = Field(default="", max_length=TEXT_MAX)
     heartbeat_at: dt.datetime | None = Field(default=None)

@@ -36,6 +36,7 @@ from mailer.db import get_engine, session_scope
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.render import RenderError
 from mailer.segments import AUDIENCES, REGIONS
+from mailer.sending import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscriptions import recipients
 
 log = logging.getLogger(__name__)
@@ -209,13 +210,11 @@ def _transition(session: Session, seen: Schedule, now: dt.datetime, strict: bool
 
 def _cancel_send(settings: Settings, schedule_id: int, send_id: int) -> None:
     """Call off a schedule's send through mailer.sending, which refuses once a message left."""
-    from mailer import sending
-
-    if sending.summary(settings, send_id).status == "cancelled":
+    if summary(settings, send_id).status == "cancelled":
         return
     try:
-        sending.cancel_send(settings, send_id)
-    except sending.SendError as exc:
+        cancel_send(settings, send_id)
+    except SendError as exc:
         raise ScheduleError(f"schedule {schedule_id} cannot be changed: {exc}") from exc
 
 
@@ -323,17 +322,15 @@ def record_send(settings: Settings, schedule_id: int, send_id: int) -> None:
 
 def start_send(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
     """The default starter: create the schedule's send once, then run (or resume) it."""
-    from mailer import sending
-
     send_id = schedule.send_id
     if send_id is None:
-        send_id = sending.create_send(settings, schedule.theme, schedule.region_list or None,
-                                      schedule.audience_list or None, planned_for=schedule.due_at)
+        send_id = create_send(settings, schedule.theme, schedule.region_list or None,
+                              schedule.audience_list or None, planned_for=schedule.due_at)
         record_send(settings, schedule.id or 0, send_id)
-    result = sending.run_send(settings, send_id, stop=stop)
+    result = run_send(settings, send_id, stop=stop)
     if result.status == "paused":  # too many errors: a person looks first, the scheduler does not retry
-        raise sending.SendError(f"send {send_id} paused: {result.pause_reason}; carry on with "
-                                f"`mailer sends resume {send_id}`")
+        raise SendError(f"send {send_id} paused: {result.pause_reason}; carry on with "
+                        f"`mailer sends resume {send_id}`")
 
 
 def renew_leases(settings: Settings, worker: str, now: dt.datetime) -> None:

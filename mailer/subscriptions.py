@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import exists, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from mailer.models import (
     EMAIL_MAX,
@@ -321,14 +322,11 @@ def find_subscribers(session: Session, text: str, limit: int = 50) -> list[Subsc
     return list(session.exec(query))
 
 
-def recipients(
-    session: Session, topic: str, regions: Iterable[str] | None = None,
-    audiences: Iterable[str] | None = None, batch: int = 1000,
-) -> Iterator[Subscriber]:
-    """Active, unsuppressed subscribers with an active subscription to `topic` in the segments.
-
-    Streams in batches (ordered by id) so 100,000 recipients never sit in memory at once.
-    """
+def recipients_query(
+    topic: str, regions: Iterable[str] | None = None, audiences: Iterable[str] | None = None,
+) -> Select:
+    """Active, unsuppressed subscribers with an active subscription to `topic` in the segments,
+    ordered by id; a query, so a send can snapshot them with one INSERT … SELECT."""
     query = (
         select(Subscriber)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
@@ -339,10 +337,19 @@ def recipients(
             ~exists().where(Suppression.address_hash == Subscriber.address_hash),
         )
         .order_by(Subscriber.id)
-        .execution_options(yield_per=batch)
     )
     if regions:
         query = query.where(col(Subscriber.region).in_(list(regions)))
     if audiences:
         query = query.where(col(Subscriber.audience).in_(list(audiences)))
+    return query
+
+
+def recipients(
+    session: Session, topic: str, regions: Iterable[str] | None = None,
+    audiences: Iterable[str] | None = None, batch: int = 1000,
+) -> Iterator[Subscriber]:
+    """The subscribers of `recipients_query`, streamed in batches so 100,000 recipients never
+    sit in memory at once."""
+    query = recipients_query(topic, regions, audiences).execution_options(yield_per=batch)
     yield from session.exec(query)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,46 @@ def add_subscriber(session: Session, email: str, region: str = "limburg",
     return subscriber.id
 
 
+def bulk_subscribers(settings: Settings, count: int, topic: str = "verdiepingen",
+                     segments: Sequence[tuple[str, str]] = (("limburg", "netwerk"),),
+                     prefix: str = "r", chunk: int = 5000) -> None:
+    """`count` active subscribers of `topic`, spread over `segments`, inserted in bulk: the
+    sign-up path costs milliseconds per person, far too slow for thousands."""
+    from sqlalchemy import insert
+
+    from mailer.models import Subscriber, Subscription, utcnow
+    from mailer.subscriptions import hash_address
+
+    now = utcnow()
+    with session_scope(settings, write=True) as session:
+        for start in range(0, count, chunk):
+            numbers = range(start, min(start + chunk, count))
+            people = []
+            for n in numbers:
+                region, audience = segments[n % len(segments)]
+                email = f"{prefix}{n}@example.org"
+                people.append({"email": email, "address_hash": hash_address(email),
+                               "name": f"Ontvanger {n}", "organisation": "", "region": region,
+                               "audience": audience, "status": "active", "created_at": now,
+                               "updated_at": now, "source": "bulk"})
+            ids = session.execute(insert(Subscriber).returning(Subscriber.id), people).scalars()
+            session.execute(insert(Subscription), [
+                {"subscriber_id": sid, "topic": topic, "status": "active", "consent_at": now,
+                 "consent_source": "bulk", "updated_at": now} for sid in ids])
+
+
 REPO = Path(__file__).resolve().parents[1]
+LISTS_DIR = REPO / "lists"
+
+
+@pytest.fixture
+def send_settings(settings: Settings) -> Settings:
+    """`settings` with the real content and templates in its root, https links (as a message
+    needs) and quick retries."""
+    for name in ("content", "templates"):
+        shutil.copytree(REPO / name, settings.root / name)
+    return replace(settings, public_base_url="https://testserver", send_retry_seconds=0.01,
+                   send_batch=5)
 
 
 @pytest.fixture

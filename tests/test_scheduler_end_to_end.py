@@ -12,7 +12,6 @@ import sys
 import time
 from zoneinfo import ZoneInfo
 
-import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
@@ -23,7 +22,6 @@ from tests.conftest import REPO, add_subscriber
 
 
 def test_a_planned_send_goes_out_once_and_the_scheduler_stops_cleanly(project, smtp_server):
-    pytest.importorskip("mailer.sending", reason="needs mailer.sending")
     with session_scope(project) as session:
         for name in ("anna", "bram"):
             add_subscriber(session, f"{name}@example.org", region="oost-nederland",

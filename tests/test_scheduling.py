@@ -26,6 +26,7 @@ from mailer.scheduling import (
     plan,
     record_send,
 )
+from mailer.sending import create_send, run_send, summary
 from tests.conftest import REPO, add_subscriber
 
 DUE = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # 09:00 in Amsterdam
@@ -199,13 +200,14 @@ def test_a_missed_send_can_be_moved_to_a_new_time(site):
 
 def test_an_interrupted_send_is_resumed_once_its_worker_is_gone(site):
     schedule_id = planned(site)
+    send_id = create_send(site, "stalking")
     with session_scope(site, write=True) as session:
         session.exec(update(Schedule).where(Schedule.id == schedule_id).values(  # type: ignore[call-overload]
-            status="started", send_id=7, worker="dead", heartbeat_at=DUE))
+            status="started", send_id=send_id, worker="dead", heartbeat_at=DUE))
     starts = Starts()
     assert fire_at(site, schedule_id, DUE + LEASE, starts) == "not due"  # its worker may live
     assert fire_at(site, schedule_id, DUE + LEASE * 2, starts) == "done"
-    assert [s.send_id for s in starts.schedules] == [7]
+    assert [s.send_id for s in starts.schedules] == [send_id]
 
 
 def test_a_stopped_send_keeps_its_place_and_resumes_at_once(site):
@@ -237,7 +239,6 @@ def test_the_overview_counts_who_would_receive_it_now(site, session):
 
 
 def test_cancel_and_move_work_until_the_first_message_left(site, session):
-    sending = pytest.importorskip("mailer.sending", reason="needs mailer.sending")
     for name in ("anna", "bram"):
         add_subscriber(session, f"{name}@example.org", topics=("verdiepingen",))
     session.commit()
@@ -245,17 +246,17 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
     stop = threading.Event()
 
     def create_only(schedule: Schedule) -> None:
-        record_send(site, schedule.id, sending.create_send(site, schedule.theme))
+        record_send(site, schedule.id, create_send(site, schedule.theme))
         stop.set()
 
     assert fire_at(site, waiting, DUE, create_only, stop=stop) == "interrupted"
     send_id = stored(site, waiting).send_id
     moved = move(site, waiting, DUE + dt.timedelta(days=1), DUE)
     assert (moved.status, moved.send_id) == ("planned", None)
-    assert sending.summary(site, send_id).status == "cancelled"
+    assert summary(site, send_id).status == "cancelled"
 
     def crash_after_one_message(schedule: Schedule) -> None:
-        send_id = sending.create_send(site, schedule.theme)
+        send_id = create_send(site, schedule.theme)
         record_send(site, schedule.id, send_id)
         halt = threading.Event()
 
@@ -263,8 +264,8 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
             if done:
                 halt.set()
 
-        sending.run_send(replace(site, send_batch=1), send_id, stop=halt, progress=after_the_first)
-        assert sending.summary(site, send_id).counts == {"sent": 1, "pending": 1}
+        run_send(replace(site, send_batch=1), send_id, stop=halt, progress=after_the_first)
+        assert summary(site, send_id).counts == {"sent": 1, "pending": 1}
         raise RuntimeError("power cut")
 
     assert fire_at(site, crashed, DUE, crash_after_one_message) == "failed"

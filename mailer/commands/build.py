@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -14,15 +17,21 @@ from mailer.preview import PreviewError, write_preview
 from mailer.render import RenderError
 
 
-def run_build(theme: str) -> BuildResult:
-    """Build a theme, turning every content or build problem into one clean error."""
+@contextmanager
+def build_errors(theme: str) -> Iterator[None]:
+    """Turn every content or build problem of a theme into one clean error."""
     try:
-        return build(settings(), theme)
+        yield
     except ContentError as exc:
         lines = "\n".join(f"  {p}" for p in exc.problems)
         raise UserError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
     except (BuildError, RenderError, PartnerError) as exc:
         raise UserError(f"cannot build {theme!r}: {exc}") from exc
+
+
+def run_build(theme: str) -> BuildResult:
+    with build_errors(theme):
+        return build(settings(), theme)
 
 
 def print_summary(result: BuildResult, console: Console) -> None:

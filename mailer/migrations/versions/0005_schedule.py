@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["send_id"], ["send.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("calendar_key"),
     )

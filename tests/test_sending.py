@@ -1,0 +1,255 @@
+"""The send loop on both backends: snapshot, personalisation, skips, retries, pauses, steering."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from mailer import sending
+from mailer.config import Settings
+from mailer.db import session_scope
+from mailer.delivery import DeliveryError, MemoryTransport, Outgoing
+from mailer.models import Delivery, Send, SendVariant
+from mailer.subscriptions import erase, suppress, unsubscribe
+from tests.conftest import add_subscriber
+
+TOPIC = ("verdiepingen",)
+
+
+def people(settings: Settings, count: int, region: str = "limburg", audience: str = "netwerk",
+           prefix: str = "p") -> list[int]:
+    with session_scope(settings, write=True) as session:
+        return [add_subscriber(session, f"{prefix}{n}@example.org", region, audience, TOPIC,
+                               name=f"Persoon {n}") for n in range(count)]
+
+
+def deliveries(settings: Settings, send_id: int) -> dict[int, Delivery]:
+    with session_scope(settings) as session:
+        rows = session.exec(select(Delivery).where(Delivery.send_id == send_id))
+        return {row.subscriber_id: row for row in rows}  # type: ignore[misc]
+
+
+def test_every_subscriber_of_the_topic_gets_one_personal_message(send_settings: Settings) -> None:
+    limburg = people(send_settings, 3)
+    [rotterdam] = people(send_settings, 1, "rotterdam-zuid-holland-zuid", "beleidsmakers", "r")
+    with session_scope(send_settings, write=True) as session:
+        add_subscriber(session, "updates-only@example.org", topics=("updates",))
+        suppress(session, "p2@example.org", "bounced")
+        nameless = add_subscriber(session, "anoniem@example.org", topics=TOPIC, name="")
+    transport = MemoryTransport()
+    send_id = sending.create_send(send_settings, "stalking")
+    summary = sending.run_send(send_settings, send_id, transport=transport)
+    assert (summary.status, summary.counts) == ("done", {"sent": 4})
+    by_id = {m.message_id: m.email() for m in transport.sent}
+    expected = {f"<send-{send_id}.rcpt-{sid}@veiligheidvoorop.nl>"
+                for sid in (*limburg[:2], rotterdam, nameless)}
+    assert set(by_id) == expected
+    first = by_id[f"<send-{send_id}.rcpt-{limburg[0]}@veiligheidvoorop.nl>"]
+    text = first.get_body(("plain",)).get_content()
+    assert "Beste Persoon 0," in text and "Nieuw werkproces Rotterdam" not in text
+    assert "Beste geïnteresseerde," in by_id[
+        f"<send-{send_id}.rcpt-{nameless}@veiligheidvoorop.nl>"].get_body(("plain",)).get_content()
+    assert "Nieuw werkproces Rotterdam" in by_id[
+        f"<send-{send_id}.rcpt-{rotterdam}@veiligheidvoorop.nl>"].get_body(("html",)).get_content()
+    # a second run snapshots nobody again and sends nothing
+    again = sending.run_send(send_settings, send_id, transport=transport)
+    assert again.counts == {"sent": 4} and len(transport.sent) == 4
+
+
+def test_a_segment_limits_the_recipients_and_freezes_its_variants(send_settings: Settings) -> None:
+    people(send_settings, 2)
+    people(send_settings, 2, "noord-holland", "werkveld", "n")
+    send_id = sending.create_send(send_settings, "stalking", ["noord-holland"], ["werkveld"])
+    sending.start_send(send_settings, send_id)
+    sending.start_send(send_settings, send_id)  # idempotent
+    rows = deliveries(send_settings, send_id)
+    assert {(d.region, d.audience, d.status) for d in rows.values()} == {
+        ("noord-holland", "werkveld", "pending")}
+    assert len(rows) == 2
+    with session_scope(send_settings) as session:
+        variants = session.exec(select(SendVariant).where(SendVariant.send_id == send_id)).all()
+        assert [v.name for v in variants] == [next(iter(rows.values())).variant]
+        assert "[[slot:greeting]]" in variants[0].html
+
+
+def test_unknown_segments_are_refused(send_settings: Settings) -> None:
+    with pytest.raises(sending.SendError, match="unknown region or audience: atlantis"):
+        sending.create_send(send_settings, "stalking", ["atlantis"])
+
+
+def test_who_left_after_the_start_is_skipped_at_delivery_time(send_settings: Settings) -> None:
+    ids = people(send_settings, 5)
+    send_id = sending.create_send(send_settings, "stalking")
+    sending.start_send(send_settings, send_id)
+    with session_scope(send_settings, write=True) as session:
+        unsubscribe(session, ids[0], "verdiepingen")
+        unsubscribe(session, ids[1])
+        erase(session, ids[2])
+        suppress(session, "p3@example.org", "complaint")
+    transport = MemoryTransport()
+    summary = sending.run_send(send_settings, send_id, transport=transport)
+    assert summary.counts == {"sent": 1, "skipped": 4}
+    assert [m.recipient for m in transport.sent] == ["p4@example.org"]
+    reasons = {sid: d.error for sid, d in deliveries(send_settings, send_id).items()}
+    assert reasons == {ids[0]: "left the topic", ids[1]: "suppressed (unsubscribed)",
+                       None: "erased", ids[3]: "suppressed (complaint)", ids[4]: ""}
+
+
+class ScriptedTransport(MemoryTransport):
+    """Answers chosen addresses with chosen errors, a given number of times each."""
+
+    def __init__(self, faults: dict[str, tuple[DeliveryError, int]]):
+        super().__init__()
+        self.faults = dict(faults)
+        self.tries: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def send(self, message: Outgoing) -> None:
+        with self.lock:
+            self.tries[message.recipient] = self.tries.get(message.recipient, 0) + 1
+            error, times = self.faults.get(message.recipient, (None, 0))
+            if error is not None and times:
+                self.faults[message.recipient] = (error, times - 1)
+                raise error
+            self.sent.append(message)
+
+
+def test_temporary_failures_are_retried_and_permanent_ones_recorded(
+        send_settings: Settings) -> None:
+    ids = people(send_settings, 6)
+    transport = ScriptedTransport({
+        "p0@example.org": (DeliveryError("451 try later", permanent=False, code=451), 2),
+        "p1@example.org": (DeliveryError("connection problem: reset", permanent=False), 1),
+        "p2@example.org": (DeliveryError("550 5.1.1 User unknown", permanent=True, code=550), 9),
+        "p3@example.org": (DeliveryError("421 busy", permanent=False, code=421), 99),
+    })
+    send_settings = replace(send_settings, send_max_attempts=3)
+    send_id = sending.create_send(send_settings, "stalking")
+    summary = sending.run_send(send_settings, send_id, transport=transport)
+    assert summary.counts == {"sent": 4, "failed": 2}
+    rows = deliveries(send_settings, send_id)
+    assert (rows[ids[0]].status, rows[ids[0]].attempts) == ("sent", 3)
+    assert (rows[ids[1]].status, rows[ids[1]].attempts) == ("sent", 2)
+    assert (rows[ids[2]].status, rows[ids[2]].code, rows[ids[2]].attempts) == ("failed", 550, 1)
+    assert rows[ids[2]].error == "550 5.1.1 User unknown"
+    assert transport.tries["p2@example.org"] == 1  # never retried
+    assert rows[ids[3]].error == "gave up after 3 attempts: 421 busy"
+    assert sorted(m.recipient for m in transport.sent) == [f"p{n}@example.org" for n in (0, 1, 4, 5)]
+
+
+def test_many_permanent_failures_pause_the_send_and_resume_carries_on(
+        send_settings: Settings) -> None:
+    people(send_settings, 60)
+    rejected = {f"p{n}@example.org": (DeliveryError("550 no", permanent=True, code=550), 1)
+                for n in range(0, 60, 3)}  # a third of the list
+    transport = ScriptedTransport(rejected)
+    send_id = sending.create_send(send_settings, "stalking")
+    summary = sending.run_send(send_settings, send_id, transport=transport)
+    assert summary.status == "paused"
+    assert "of the last 50 attempts failed permanently" in summary.pause_reason
+    assert summary.counts["pending"] == 10
+    summary = sending.run_send(send_settings, send_id, transport=transport)
+    assert summary.status == "done" and summary.counts == {"sent": 40, "failed": 20}
+
+
+def test_connection_failures_in_a_row_pause_the_send(send_settings: Settings) -> None:
+    people(send_settings, 12)
+    down = DeliveryError("connection problem: refused", permanent=False)
+    transport = ScriptedTransport({f"p{n}@example.org": (down, 1) for n in range(12)})
+    send_id = sending.create_send(send_settings, "stalking")
+    summary = sending.run_send(send_settings, send_id, transport=transport)
+    assert summary.status == "paused" and "10 connection failures in a row" in summary.pause_reason
+    assert sending.run_send(send_settings, send_id, transport=transport).counts == {"sent": 12}
+
+
+def test_pause_stop_and_cancel(send_settings: Settings) -> None:
+    people(send_settings, 12)
+    transport = MemoryTransport()
+    send_id = sending.create_send(send_settings, "stalking")
+    sending.cancel_send(send_settings, send_id)  # planned: nothing left yet
+    with pytest.raises(sending.SendError, match="was cancelled"):
+        sending.run_send(send_settings, send_id, transport=transport)
+
+    send_id = sending.create_send(send_settings, "stalking")
+    stop = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if done:
+            stop.set()  # as SIGTERM does: the running batch finishes and is recorded
+
+    summary = sending.run_send(send_settings, send_id, transport=transport, progress=progress,
+                               stop=stop)
+    assert (summary.status, summary.counts) == ("running", {"sent": 5, "pending": 7})
+    with pytest.raises(sending.SendError, match="5 message\\(s\\) have left"):
+        sending.cancel_send(send_settings, send_id)
+    sending.pause_send(send_settings, send_id)
+    assert sending.work(send_settings, transport=transport) == []  # paused: no work
+    assert sending.run_send(send_settings, send_id, transport=transport).counts == {"sent": 12}
+    with session_scope(send_settings) as session:
+        assert session.get(Send, send_id).status == "done"  # type: ignore[union-attr]
+
+
+def test_a_resume_requeues_rows_left_sending_by_a_dead_process(send_settings: Settings) -> None:
+    ids = people(send_settings, 4)
+    send_id = sending.create_send(send_settings, "stalking")
+    sending.start_send(send_settings, send_id)
+    with session_scope(send_settings, write=True) as session:
+        for row in session.exec(select(Delivery).where(Delivery.subscriber_id.in_(ids[:2]))):  # type: ignore[union-attr]
+            row.status, row.worker = "sending", "dead:1"
+            session.add(row)
+    transport = MemoryTransport()
+    assert sending.work(send_settings, send_id, transport=transport, stop=stop_when_idle())
+    assert len(transport.sent) == 2  # a worker leaves fresh claims of others alone
+    assert sending.run_send(send_settings, send_id, transport=transport).counts == {"sent": 4}
+    assert len(transport.sent) == 4
+
+
+def stop_when_idle() -> threading.Event:
+    """An event the worker sees as set once it starts waiting for others."""
+
+    class Once(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            self.set()
+            return True
+
+    return Once()
+
+
+def test_a_test_send_records_nothing_and_marks_the_subject(send_settings: Settings) -> None:
+    people(send_settings, 2)
+    transport = MemoryTransport()
+    sent = sending.send_test(send_settings, "stalking", ["me@example.org", "you@example.org"],
+                             ["limburg"], transport=transport)
+    assert len(sent) == 4  # two variants in Limburg (beleidsmakers get the minister's letter)
+    message = transport.sent[0].email()
+    assert message["Subject"].startswith("[TEST] ")
+    assert "Beste Anna de Vries," in message.get_body(("plain",)).get_content()
+    assert message["Message-ID"].endswith(".test@veiligheidvoorop.nl>")
+    with session_scope(send_settings) as session:
+        assert session.exec(select(Delivery)).all() == []
+        assert session.exec(select(Send)).all() == []
+
+
+def test_a_dry_run_lists_recipients_and_variants(send_settings: Settings) -> None:
+    people(send_settings, 2)
+    people(send_settings, 1, "limburg", "beleidsmakers", "b")
+    rows = list(sending.dry_run(send_settings, "stalking", ["limburg"]))
+    assert [r[:2] for r in rows] == [("p0@example.org", "limburg/netwerk"),
+                                     ("p1@example.org", "limburg/netwerk"),
+                                     ("b0@example.org", "limburg/beleidsmakers")]
+    assert rows[0][2] != rows[2][2]
+
+
+def test_a_stale_build_is_rebuilt_before_the_send(send_settings: Settings) -> None:
+    people(send_settings, 1)
+    send_id = sending.create_send(send_settings, "stalking")
+    article = Path(send_settings.content / "stalking" / "30-nieuw-werkproces-rotterdam.md")
+    article.write_text(article.read_text().replace("regions: [rotterdam-zuid-holland-zuid]\n", ""))
+    transport = MemoryTransport()
+    sending.run_send(send_settings, send_id, transport=transport)
+    html = transport.sent[0].email().get_body(("html",)).get_content()
+    assert "Nieuw werkproces Rotterdam" in html  # now for every region, Limburg too
