@@ -51,7 +51,9 @@ def test_each_due_send_starts_exactly_once(settings, engine, tmp_path):
                                  str(log)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 30
+        # Each says ready once its SIGTERM handler is in place; then the sends may as well start.
+        assert [worker.stdout.readline() for worker in workers] == ["ready\n", "ready\n"]  # type: ignore[union-attr]
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with session_scope(engine) as session:
                 statuses = set(session.exec(select(Schedule.status)))
