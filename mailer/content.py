@@ -215,14 +215,18 @@ def _mapping_lines(text: str) -> dict[str, int]:
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
+def yaml_problem(exc: yaml.YAMLError, shown: Path, offset: int = 0) -> Problem:
+    """A YAML syntax error as a Problem pointing at the line (offset: lines before the YAML)."""
+    mark = getattr(exc, "problem_mark", None)
+    reason = getattr(exc, "problem", None) or str(exc)
+    return Problem(shown, mark.line + 1 + offset if mark else None, f"YAML error: {reason}")
+
+
 def _load_yaml(text: str, reader: _Reader) -> dict | None:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 + reader.offset if mark else None
-        reader.problems.append(Problem(reader.shown, line, f"YAML error: {reason}"))
+        reader.problems.append(yaml_problem(exc, reader.shown, reader.offset))
         return None
     if not isinstance(data, dict):
         reader.fail("front matter must be a mapping of fields")

@@ -17,7 +17,7 @@ import yaml
 from sqlmodel import col, select
 
 from mailer.config import Settings
-from mailer.content import ContentError, Problem
+from mailer.content import ContentError, Problem, yaml_problem
 from mailer.db import session_scope
 from mailer.models import Schedule
 from mailer.scheduling import Request, ScheduleError, check_requests, parse_when, plan
@@ -92,10 +92,7 @@ def load_calendar(settings: Settings, path: Path | None = None) -> list[Entry]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 if mark else None
-        raise ContentError([Problem(shown, line, f"YAML error: {reason}")]) from exc
+        raise ContentError([yaml_problem(exc, shown)]) from exc
     if not isinstance(data, dict) or not isinstance(data.get("mailings"), list):
         raise ContentError([Problem(shown, 1, "the calendar must have a list 'mailings'")])
     items = next(value for key, value in node.value if key.value == "mailings").value

@@ -17,7 +17,7 @@ import yaml
 from sqlmodel import Session, select
 
 from mailer.config import Settings
-from mailer.content import Block, Mailing, PartnerItem
+from mailer.content import Block, Mailing, PartnerItem, yaml_problem
 from mailer.db import session_scope
 from mailer.feeds import Entry, fetch_feed
 from mailer.models import PartnerFeed, PartnerPublication, utcnow
@@ -72,9 +72,7 @@ def load_partners(content_dir: Path) -> list[Partner]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise PartnerError(f"{where}: YAML error: {getattr(exc, 'problem', exc)}") from exc
+        raise PartnerError(str(yaml_problem(exc, path))) from exc
     partners = []
     for n, item in enumerate(data.get("partners") or [], 1):
         if not isinstance(item, dict) or not item.get("name") or not item.get("website"):
