@@ -211,3 +211,10 @@ def test_atom_feed_lists_every_mailing_and_article_with_stable_ids(project: Sett
     archive = (project.out / "archief" / "verdieping.html").read_text(encoding="utf-8")
     assert "(Ex-)Partnerstalking" in archive and "Actieoverleg" not in archive
     assert (project.out / "index.html").read_text(encoding="utf-8").count("<h2>") == 3
+
+
+def test_partners_file_with_a_yaml_error(site: Settings) -> None:
+    (site.content / "partners.yaml").write_text("partners:\n  - name: [VT\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["partners", "fetch"])
+    assert result.exit_code == 1
+    assert "partners.yaml:3: YAML error" in result.output
