@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailer.archive import write_archive
 from mailer.config import Settings
 from mailer.content import Mailing, load_mailing
+from mailer.partners import with_partner_block
 from mailer.render import CompiledVariant, Renderer
 from mailer.segments import all_segments, segment_key, select_blocks
 
@@ -117,7 +119,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
 def build(settings: Settings, theme: str, on_variant: Callable[[Variant], None] | None = None) -> BuildResult:
     """Build every region × audience variant of a theme into `out/<theme>/`."""
     started = time.perf_counter()
-    mailing = load_mailing(settings.content, theme, settings.root)
+    mailing = with_partner_block(settings, load_mailing(settings.content, theme, settings.root))
     renderer = Renderer(settings, mailing)
     final = settings.out / theme
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +133,7 @@ def build(settings: Settings, theme: str, on_variant: Callable[[Variant], None] 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    write_archive(settings)
     result.path = final
     result.seconds = time.perf_counter() - started
     return result
@@ -138,22 +141,23 @@ def build(settings: Settings, theme: str, on_variant: Callable[[Variant], None] 
 
 def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Renderer,
                 on_variant: Callable[[Variant], None] | None) -> BuildResult:
-    by_blocks: dict[tuple[str, ...], Variant] = {}
+    by_blocks: dict[tuple, Variant] = {}
     segments: dict[str, Variant] = {}
     warnings: list[str] = []
     for region, audience in all_segments():
         blocks = select_blocks(mailing.blocks, region, audience)
         ids = tuple(b.id for b in blocks)
-        variant = by_blocks.get(ids)
+        key = tuple((b.id, tuple(i.url for i in b.items)) for b in blocks)
+        variant = by_blocks.get(key)
         if variant is None:
             compiled = renderer.compile_variant(blocks)
             variant = _store_variant(tmp, settings, mailing, renderer, compiled, ids, warnings)
-            by_blocks[ids] = variant
+            by_blocks[key] = variant
             if on_variant:
                 on_variant(variant)
-        key = segment_key(region, audience)
-        variant.segments.append(key)
-        segments[key] = variant
+        segment = segment_key(region, audience)
+        variant.segments.append(segment)
+        segments[segment] = variant
     pages = _write_pages(tmp, settings, mailing, renderer)
     fingerprint = source_hash(settings, mailing.theme)
     manifest = {
@@ -175,6 +179,11 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
             for key, v in segments.items()
         },
         "pages": pages,
+        "articles": [
+            {"id": b.id, "title": b.title, "summary": b.lead or b.subtitle,
+             "url": renderer.urls.article(b.id)}
+            for b in mailing.blocks if b.has_page
+        ],
     }
     _write(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return BuildResult(mailing.theme, tmp, list(by_blocks.values()), segments, pages, warnings, 0.0,

@@ -6,7 +6,9 @@ regional network can run the same templates with its own settings file.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -34,7 +36,8 @@ class Settings:
     postal_address: str = "Landelijk Netwerk Zorg-Straf, Postbus 30435, 2500 GK Den Haag"
     list_domain: str = "veiligheidvoorop.nl"
     unsubscribe_mailto: str = ""  # empty = "afmelden@" + list_domain
-    secret_key: str = "change-me-in-mailer.toml"
+    # load_settings replaces this with a random key kept in .mailer-secret unless one is configured
+    secret_key: str = "not-secret-for-tests-only"
     timezone: str = "Europe/Amsterdam"
 
     smtp_host: str = ""
@@ -51,6 +54,7 @@ class Settings:
     dkim_key_file: str = ""
 
     grace_period_hours: float = 6.0
+    feed_timeout: float = 10.0  # seconds per partner feed request
 
     # Sending: a batch is claimed, sent and recorded together, so after a crash at most one
     # batch per worker can go out twice.
@@ -139,4 +143,22 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         env_key = f"MAILER_{key.upper()}"
         if env_key in env:
             values[key] = _coerce(env_key, env[env_key], kind)
+    if "secret_key" not in values:
+        values["secret_key"] = _local_secret(root)
     return replace(Settings(root=root), **values)  # type: ignore[arg-type]
+
+
+def _local_secret(root: Path) -> str:
+    """A random signing key made once per project folder, so no two sites share a default key.
+
+    Changing it breaks the links in mails already sent, so it is kept, not made anew per run.
+    """
+    path = root / ".mailer-secret"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(32)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+    return path.read_text(encoding="utf-8").strip()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -25,8 +24,9 @@ BLOCK_FIELDS = {
 }
 MAILING_FIELDS = {
     "kind", "title", "subject", "preheader", "date", "topic", "greeting", "greeting_named",
-    "intro", "sign_off", "bundle_title", "about", "toc",
+    "intro", "sign_off", "bundle_title", "about", "toc", "keywords", "partners",
 }
+PARTNERS_FIELDS = {"title", "max", "chosen", "suggest", "after"}
 PERSON_FIELDS = {"name", "role", "region", "photo", "photo_alt"}
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 FILE_RE = re.compile(r"^(?:\d+-)?(?P<slug>.+)\.md$")
@@ -77,6 +77,29 @@ class Media:
 
 
 @dataclass(frozen=True)
+class PartnerItem:
+    """One partner publication shown in a "Van onze partners" block."""
+
+    organisation: str
+    title: str
+    url: str
+    published: dt.date | None = None
+    summary: str = ""
+    regions: frozenset[str] | None = None  # None: of interest to every region
+
+
+@dataclass(frozen=True)
+class PartnersConfig:
+    """How a mailing fills its "Van onze partners" block from the stored publications."""
+
+    title: str = "Van onze partners"
+    max: int = 3
+    chosen: tuple[str, ...] = ()
+    suggest: bool = True
+    after: str = ""
+
+
+@dataclass(frozen=True)
 class Block:
     """One content block: a file `NN-slug.md` in the theme folder."""
 
@@ -100,6 +123,7 @@ class Block:
     place: str = ""
     verbeteractiviteit: str = ""
     example: bool = False
+    items: tuple[PartnerItem, ...] = ()
 
     def applies_to(self, region: str, audience: str) -> bool:
         return (self.regions is None or region in self.regions) and (
@@ -130,7 +154,8 @@ class Mailing:
     sign_off: str = ""
     bundle_title: str = ""
     about: Block | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    keywords: tuple[str, ...] = ()
+    partners: PartnersConfig | None = None
 
     def block(self, block_id: str) -> Block:
         return next(b for b in self.blocks if b.id == block_id)
@@ -190,14 +215,18 @@ def _mapping_lines(text: str) -> dict[str, int]:
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
+def yaml_problem(exc: yaml.YAMLError, shown: Path, offset: int = 0) -> Problem:
+    """A YAML syntax error as a Problem pointing at the line (offset: lines before the YAML)."""
+    mark = getattr(exc, "problem_mark", None)
+    reason = getattr(exc, "problem", None) or str(exc)
+    return Problem(shown, mark.line + 1 + offset if mark else None, f"YAML error: {reason}")
+
+
 def _load_yaml(text: str, reader: _Reader) -> dict | None:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 + reader.offset if mark else None
-        reader.problems.append(Problem(reader.shown, line, f"YAML error: {reason}"))
+        reader.problems.append(yaml_problem(exc, reader.shown, reader.offset))
         return None
     if not isinstance(data, dict):
         reader.fail("front matter must be a mapping of fields")
@@ -379,6 +408,33 @@ def load_about(content_dir: Path, root: Path) -> tuple[Block | None, list[Proble
     return (None if reader.problems else block), reader.problems
 
 
+def _partners_config(data: dict, r: _Reader, slugs: dict[str, Path]) -> PartnersConfig | None:
+    raw = data.get("partners")
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict):
+        r.fail("field 'partners' must be a mapping (title, max, chosen, suggest, after)", "partners")
+        return None
+    for key in sorted(set(raw) - PARTNERS_FIELDS):
+        r.fail(f"partners: unknown field {key!r}", "partners")
+    chosen = raw.get("chosen") or []
+    if not isinstance(chosen, list):
+        r.fail("partners.chosen must be a list of publication URLs", "partners")
+        chosen = []
+    after = str(raw.get("after") or "")
+    if after and after not in slugs:
+        r.fail(f"partners.after: no block with slug {after!r}", "partners")
+    try:
+        limit = int(raw.get("max", 3))
+    except (TypeError, ValueError):
+        r.fail("partners.max must be a whole number", "partners")
+        limit = 3
+    return PartnersConfig(str(raw.get("title") or "Van onze partners"), limit,
+                          tuple(str(u) for u in chosen), bool(raw.get("suggest", True)), after)
+
+
 def list_themes(content_dir: Path) -> list[str]:
     return sorted(p.name for p in content_dir.iterdir() if (p / "mailing.yaml").is_file())
 
@@ -437,6 +493,10 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         about, found = load_about(content_dir, root)
         problems += found
     mailing_date = _date(data, "date", reader, required=True)
+    keywords = data.get("keywords") or []
+    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+        reader.fail("field 'keywords' must be a list of words", "keywords")
+        keywords = []
     mailing = Mailing(
         theme=theme,
         kind=kind,
@@ -454,6 +514,8 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         sign_off=reader.text(data, "sign_off"),
         bundle_title=reader.text(data, "bundle_title") or f"Bundel {reader.text(data, 'title')}",
         about=about,
+        keywords=tuple(k.lower() for k in keywords),
+        partners=_partners_config(data, reader, first_file),
     )
     if problems:
         raise ContentError(problems)

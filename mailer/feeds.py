@@ -14,6 +14,8 @@ import feedparser
 import httpx
 
 MAX_BYTES = 2 * 1024 * 1024
+# Feeds that declare one encoding and use another still parse fine; anything else is broken.
+_HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 USER_AGENT = "mailer (Ontwikkelagenda Veiligheid Voorop; partner publications)"
 
 
@@ -48,8 +50,11 @@ def _date(entry: feedparser.FeedParserDict) -> dt.date | None:
 def parse_feed(body: bytes) -> list[Entry]:
     """Entries of an RSS 2.0 or Atom document; raise ValueError when it is not a feed at all."""
     parsed = feedparser.parse(body)
-    if parsed.bozo and not parsed.entries:
-        raise ValueError(f"not a valid feed: {parsed.get('bozo_exception', 'unreadable')}")
+    problem = parsed.get("bozo_exception")
+    if parsed.bozo and not isinstance(problem, _HARMLESS):
+        raise ValueError(f"not a valid feed: {problem or 'unreadable'}")
+    if not parsed.version:
+        raise ValueError("not a valid feed: neither RSS nor Atom")
     entries = []
     for item in parsed.entries:
         link = item.get("link") or item.get("id") or ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import Column, Float, Index, LargeBinary, Table, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 EMAIL_MAX = 254
@@ -147,3 +147,88 @@ class Bounce(SQLModel, table=True):
     status: str = Field(max_length=12)
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+# --- partner publications (cross-references) ---
+
+
+class PartnerPublication(SQLModel, table=True):
+    """A partner's publication our mailings can point to; from a feed or added by hand.
+
+    Lists (categories, themes, regions) are stored as "|"-joined slugs: they are only ever read
+    whole, and this keeps one schema for SQLite and PostgreSQL.
+    """
+
+    __tablename__ = "partner_publication"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=1000, unique=True)
+    organisation: str = Field(max_length=TEXT_MAX, index=True)
+    title: str = Field(max_length=500)
+    summary: str = Field(default="", sa_type=Text)
+    published: dt.date | None = Field(default=None, index=True)
+    categories: str = Field(default="", sa_type=Text)
+    themes: str = Field(default="", sa_type=Text)
+    regions: str = Field(default="", sa_type=Text)
+    source: str = Field(default="hand", max_length=1000)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class PartnerFeed(SQLModel, table=True):
+    """What the last fetch of a feed saw, for conditional requests and for reporting."""
+
+    __tablename__ = "partner_feed"
+
+    url: str = Field(primary_key=True, max_length=1000)
+    organisation: str = Field(max_length=TEXT_MAX)
+    etag: str = Field(default="", max_length=500)
+    last_modified: str = Field(default="", max_length=100)
+    fetched_at: dt.datetime | None = Field(default=None)
+    status: str = Field(default="", max_length=20)
+    error: str = Field(default="", sa_type=Text)
+
+
+# --- scheduling ---
+
+
+class Schedule(SQLModel, table=True):
+    """A send planned for a moment: the source of truth that the scheduler's job store mirrors.
+
+    `worker` and `heartbeat_at` are the lease of the scheduler process running the send, so a
+    send whose process died is resumed by another and a live one is left alone.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    theme: str = Field(max_length=80)
+    regions: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = every region
+    audiences: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = every audience
+    due_at: dt.datetime = Field(index=True)
+    # planned | started | missed | cancelled | done | failed
+    status: str = Field(default="planned", max_length=12, index=True)
+    send_id: int | None = Field(default=None, foreign_key="send.id")
+    calendar_key: str | None = Field(default=None, max_length=TEXT_MAX, unique=True)
+    worker: str = Field(default="", max_length=TEXT_MAX)
+    heartbeat_at: dt.datetime | None = Field(default=None)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    note: str = Field(default="", sa_type=Text)
+
+    @property
+    def region_list(self) -> list[str]:
+        return self.regions.split(",") if self.regions else []
+
+    @property
+    def audience_list(self) -> list[str]:
+        return self.audiences.split(",") if self.audiences else []
+
+
+# APScheduler's job store table, declared here (as APScheduler 3 defines it) so the migration
+# creates it: two scheduler processes starting at once would otherwise race to create it.
+SCHEDULER_JOBS = Table(
+    "apscheduler_jobs",
+    SQLModel.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

@@ -25,7 +25,7 @@ from premailer import Premailer
 from mailer.config import Settings
 from mailer.content import Block, Mailing
 from mailer.plaintext import markdown_to_text
-from mailer.segments import TOPIC_NAMES
+from mailer.segments import REGIONS, TOPIC_NAMES
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
 SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
@@ -143,7 +143,7 @@ def inline_css(html: str) -> str:
     return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
 
 
-def _environment(templates: Path, autoescape: bool) -> Environment:
+def jinja_environment(templates: Path, autoescape: bool) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(templates)),
         autoescape=autoescape,
@@ -157,6 +157,7 @@ def _environment(templates: Path, autoescape: bool) -> Environment:
         plaintext=markdown_to_text,
         dutch_date=dutch_date,
         dutch_datetime=dutch_datetime,
+        region_name=lambda slug: REGIONS.get(slug, slug),
     )
     env.globals["slot"] = slot
     return env
@@ -172,8 +173,8 @@ class Renderer:
         self.urls = Urls(base, mailing.theme, settings.reply_to, mailing.subject)
         # Autoescape is ON for every template here, whatever the suffix (.mjml is not covered
         # by select_autoescape); the text templates get their own environment without it.
-        self.markup_env = _environment(settings.templates, autoescape=True)
-        self.text_env = _environment(settings.templates, autoescape=False)
+        self.markup_env = jinja_environment(settings.templates, autoescape=True)
+        self.text_env = jinja_environment(settings.templates, autoescape=False)
 
     def context(self, blocks: Iterable[Block]) -> dict[str, Any]:
         blocks = tuple(blocks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -54,5 +55,19 @@ def all_segments(
 
 
 def select_blocks(blocks: Iterable[Block], region: str, audience: str) -> tuple[Block, ...]:
-    """The blocks a segment receives, in mailing order."""
-    return tuple(b for b in blocks if b.applies_to(region, audience))
+    """The blocks a segment receives, in mailing order.
+
+    A block of partner publications keeps only the publications for the region (regional ones
+    elsewhere are dropped), and disappears when none are left.
+    """
+    selected = []
+    for block in blocks:
+        if not block.applies_to(region, audience):
+            continue
+        if block.items:
+            items = tuple(i for i in block.items if i.regions is None or region in i.regions)
+            if not items:
+                continue
+            block = replace(block, items=items) if items != block.items else block
+        selected.append(block)
+    return tuple(selected)

@@ -36,7 +36,8 @@ def test_a_token_from_another_key_is_refused(plain_settings):
 
 
 @pytest.mark.parametrize("mangle", [
-    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+    # not the last character: its low bits are padding, so some changes decode to the same bytes
+    lambda t: t[:-5] + ("A" if t[-5] != "A" else "B") + t[-4:],
     lambda t: "Mg" + t[2:],
     lambda t: t + "x",
     lambda t: "",

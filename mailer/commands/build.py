@@ -12,6 +12,7 @@ from rich.table import Table
 from mailer.build import BuildError, BuildResult, build
 from mailer.commands.common import UserError, settings
 from mailer.content import ContentError
+from mailer.partners import PartnerError
 from mailer.preview import PreviewError, write_preview
 from mailer.render import RenderError
 
@@ -24,7 +25,7 @@ def build_errors(theme: str) -> Iterator[None]:
     except ContentError as exc:
         lines = "\n".join(f"  {p}" for p in exc.problems)
         raise UserError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
-    except (BuildError, RenderError) as exc:
+    except (BuildError, RenderError, PartnerError) as exc:
         raise UserError(f"cannot build {theme!r}: {exc}") from exc
 
 

@@ -1,0 +1,55 @@
+"""A planned send goes out through a real `mailer scheduler` process and a real SMTP server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import sys
+import time
+from zoneinfo import ZoneInfo
+
+from click.testing import CliRunner
+from sqlmodel import select
+
+from mailer.cli import main
+from mailer.db import session_scope
+from mailer.models import Schedule
+from tests.conftest import REPO, add_subscriber
+
+
+def test_a_planned_send_goes_out_once_and_the_scheduler_stops_cleanly(project, smtp_server):
+    with session_scope(project) as session:
+        for name in ("anna", "bram"):
+            add_subscriber(session, f"{name}@example.org", region="oost-nederland",
+                           topics=("verdiepingen",))
+        add_subscriber(session, "carla@example.org", region="limburg", topics=("verdiepingen",))
+    at = dt.datetime.now(ZoneInfo("Europe/Amsterdam")) + dt.timedelta(seconds=3)
+    planned = CliRunner().invoke(main, ["schedule", "stalking", "--at", at.strftime("%Y-%m-%d %H:%M:%S"),
+                                        "--region", "oost-nederland"])
+    assert planned.exit_code == 0 and "2 recipients now" in planned.output, planned.output
+
+    env = {**os.environ, "MAILER_ROOT": str(project.root), "MAILER_SMTP_HOST": smtp_server.host,
+           "MAILER_SMTP_PORT": str(smtp_server.port), "MAILER_SMTP_SECURITY": "none",
+           "PYTHONPATH": str(REPO)}
+    scheduler = subprocess.Popen([sys.executable, "-m", "mailer", "scheduler"], env=env, cwd=project.root,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        received = smtp_server.wait_for(2, timeout=30)
+        time.sleep(1)  # time enough for a second, wrong delivery to show up
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        output, _ = scheduler.communicate(timeout=30)
+    assert scheduler.returncode == 0, output
+    assert "SIGTERM: stopping" in output and output.rstrip().endswith("Scheduler stopped."), output
+    assert "Traceback" not in output, output
+    recipients = sorted(r for message in smtp_server.messages for r in message.recipients)
+    assert recipients == ["anna@example.org", "bram@example.org"]
+    subjects = {email.message_from_bytes(m.data, policy=email.policy.default)["Subject"] for m in received}
+    assert subjects == {"Thematische verdieping: (Ex-)Partnerstalking"}
+    with session_scope(project) as session:
+        [schedule] = session.exec(select(Schedule))
+    assert schedule.status == "done" and schedule.send_id is not None
