@@ -52,6 +52,15 @@ def dutch_datetime(value: dt.datetime) -> str:
     return f"{_DAYS[value.weekday()]} {dutch_date(value)}, {value:%H:%M} uur"
 
 
+def markdown_html(source: str, below: int = 1) -> Markup:
+    """Markdown as HTML whose headings sit below the page's own level-`below` heading."""
+    tokens = _md.parse(source or "")
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, max(int(token.tag[1]), below + 1))}"
+    return Markup(_md.renderer.render(tokens, _md.options, {}))
+
+
 def slot(name: str) -> Markup:
     """A per-recipient placeholder; the name must be one of SLOTS."""
     if name not in SLOTS:
@@ -152,7 +161,7 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        markdown=lambda s: Markup(_md.render(s or "")),
+        markdown=markdown_html,
         markdown_inline=lambda s: Markup(_md.renderInline(s or "")),
         plaintext=markdown_to_text,
         dutch_date=dutch_date,

@@ -24,3 +24,11 @@ def test_dutch_datetime() -> None:
 def test_markdown_to_text_lists_links_and_wraps() -> None:
     text = markdown_to_text("Zie [de bundel](https://vng.nl/b) voor meer.\n\n- een\n- twee\n")
     assert text == "Zie de bundel (https://vng.nl/b) voor meer.\n\n- een\n- twee"
+
+
+def test_markdown_headings_stay_below_the_page_heading() -> None:
+    from mailer.render import markdown_html
+
+    assert str(markdown_html("# Kop\n\n## Sub\n\n#### Diep", below=2)) == \
+        "<h3>Kop</h3>\n<h3>Sub</h3>\n<h4>Diep</h4>\n"
+    assert "<script>" not in markdown_html("<script>x</script>")
