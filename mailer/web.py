@@ -325,6 +325,14 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         assert isinstance(exc, PageError)
         return message_page(request, exc.heading, exc.text, exc.status, tone="error")
 
+    async def unsubscribe_help(request: Request) -> Response:
+        """Where the web version of a mail sends readers: it has no personal link to offer."""
+        return message_page(
+            request, "Afmelden",
+            "Afmelden gaat met de persoonlijke link onderaan elke mail die je van ons krijgt. "
+            f"Heb je die mail niet meer? Stuur dan een mail naar {settings.reply_to}, "
+            "dan melden wij je af.")
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         return message_page(request, *BROKEN_LINK, status=status, tone="error")
@@ -336,6 +344,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         routes=[
             Route("/aanmelden", signup, methods=["GET", "POST"]),
             Route("/bevestig/{token}", confirm, methods=["GET"]),
+            Route("/afmelden", unsubscribe_help, methods=["GET"]),
             Route("/afmelden/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}", preferences, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}/gegevens", my_data, methods=["GET"]),

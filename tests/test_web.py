@@ -289,3 +289,9 @@ def test_pages_send_security_headers_and_never_redirect(client, settings, subscr
         assert response.headers["referrer-policy"] == "same-origin"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         assert response.headers["content-type"].startswith("text/html")
+
+
+def test_the_web_versions_unsubscribe_link_explains_what_to_do(client):
+    response = client.get("/afmelden")
+    assert response.status_code == 200
+    assert "persoonlijke link onderaan elke mail" in response.text
