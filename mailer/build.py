@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +64,6 @@ class BuildResult:
     pages: list[str]
     warnings: list[str]
     seconds: float
-    source_hash: str
 
 
 def source_hash(settings: Settings, theme: str) -> str:
@@ -116,7 +114,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
-def build(settings: Settings, theme: str, on_variant: Callable[[Variant], None] | None = None) -> BuildResult:
+def build(settings: Settings, theme: str) -> BuildResult:
     """Build every region × audience variant of a theme into `out/<theme>/`."""
     started = time.perf_counter()
     mailing = with_partner_block(settings, load_mailing(settings.content, theme, settings.root))
@@ -128,7 +126,7 @@ def build(settings: Settings, theme: str, on_variant: Callable[[Variant], None] 
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        result = _build_into(tmp, settings, mailing, renderer, on_variant)
+        result = _build_into(tmp, settings, mailing, renderer)
         _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -139,8 +137,7 @@ def build(settings: Settings, theme: str, on_variant: Callable[[Variant], None] 
     return result
 
 
-def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Renderer,
-                on_variant: Callable[[Variant], None] | None) -> BuildResult:
+def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Renderer) -> BuildResult:
     by_blocks: dict[tuple, Variant] = {}
     segments: dict[str, Variant] = {}
     warnings: list[str] = []
@@ -153,13 +150,10 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
             compiled = renderer.compile_variant(blocks)
             variant = _store_variant(tmp, settings, mailing, renderer, compiled, ids, warnings)
             by_blocks[key] = variant
-            if on_variant:
-                on_variant(variant)
         segment = segment_key(region, audience)
         variant.segments.append(segment)
         segments[segment] = variant
     pages = _write_pages(tmp, settings, mailing, renderer)
-    fingerprint = source_hash(settings, mailing.theme)
     manifest = {
         "theme": mailing.theme,
         "kind": mailing.kind,
@@ -171,7 +165,7 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
         "greeting": mailing.greeting,
         "greeting_named": mailing.greeting_named,
         "public_url": renderer.urls.home,
-        "source_hash": fingerprint,
+        "source_hash": source_hash(settings, mailing.theme),
         "segments": {
             key: {"html": v.html, "text": v.text, "online": v.online,
                   "online_url": renderer.urls.variant(v.name), "blocks": list(v.blocks),
@@ -186,8 +180,7 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
         ],
     }
     _write(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    return BuildResult(mailing.theme, tmp, list(by_blocks.values()), segments, pages, warnings, 0.0,
-                       fingerprint)
+    return BuildResult(mailing.theme, tmp, list(by_blocks.values()), segments, pages, warnings, 0.0)
 
 
 def _store_variant(tmp: Path, settings: Settings, mailing: Mailing, renderer: Renderer,

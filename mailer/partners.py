@@ -100,12 +100,6 @@ def regions_named(*texts: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def themes_matching(keywords: dict[str, list[str]], *texts: str) -> tuple[str, ...]:
-    """Themes whose keywords occur in the given texts."""
-    return tuple(theme for theme, words in keywords.items()
-                 if any(_contains(text, w) for text in texts for w in words))
-
-
 def score(theme: str, keywords: list[str], title: str, summary: str, categories: list[str],
           themes: list[str], published: dt.date | None, today: dt.date,
           window_days: int) -> tuple[float, list[str]]:

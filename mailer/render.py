@@ -201,9 +201,6 @@ class Renderer:
             "urls": self.urls,
         }
 
-    def mjml(self, blocks: Iterable[Block]) -> str:
-        return self.markup_env.get_template("mjml/mailing.mjml.j2").render(self.context(blocks))
-
     def compile_variant(self, blocks: Iterable[Block]) -> CompiledVariant:
         """The expensive step: run once per distinct block set, never per recipient."""
         context = self.context(blocks)
