@@ -38,6 +38,9 @@ REGION_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+WINDOW_DAYS = 365  # publications older than this (before the mailing's date) are not suggested
+
+
 class PartnerError(Exception):
     """partners.yaml or a publication cannot be used; the message names file and field."""
 
@@ -189,16 +192,19 @@ def fetch_all(settings: Settings, client: httpx.Client | None = None,
     return reports
 
 
+def _feed_state(session: Session, partner: Partner) -> PartnerFeed:
+    return session.get(PartnerFeed, partner.feed) or PartnerFeed(url=partner.feed,
+                                                                 organisation=partner.name)
+
+
 def _fetch_one(settings: Settings, client: httpx.Client, partner: Partner) -> FetchReport:
-    with session_scope(settings, write=True) as session:
-        state = session.get(PartnerFeed, partner.feed) or PartnerFeed(url=partner.feed,
-                                                                       organisation=partner.name)
+    with session_scope(settings) as session:
+        state = _feed_state(session, partner)
         etag, modified = state.etag, state.last_modified
     result = fetch_feed(client, partner.feed, etag, modified)
     counts = {"new": 0, "updated": 0, "same": 0}
     with session_scope(settings, write=True) as session:
-        state = session.get(PartnerFeed, partner.feed) or PartnerFeed(url=partner.feed,
-                                                                       organisation=partner.name)
+        state = _feed_state(session, partner)
         state.fetched_at, state.status, state.error = utcnow(), result.status, result.error
         if result.status == "ok":
             state.etag, state.last_modified = result.etag, result.last_modified
@@ -233,25 +239,34 @@ def add_publication(settings: Settings, organisation: str, title: str, url: str,
     return "new" if outcome == "new" else "updated"
 
 
-def suggest(settings: Settings, mailing: Mailing, limit: int = 10,
-            today: dt.date | None = None, window_days: int = 365) -> list[Suggestion]:
-    """Recent publications that fit a mailing, best first, each with why it matches."""
+def _all_publications(settings: Settings) -> dict[str, PartnerPublication]:
+    with session_scope(settings) as session:
+        return {row.url: row for row in session.exec(select(PartnerPublication))}
+
+
+def _rank(rows: Iterable[PartnerPublication], mailing: Mailing, limit: int, today: dt.date | None,
+          window_days: int) -> list[Suggestion]:
     today = today or mailing.date
     keywords = list(mailing.keywords) or [mailing.theme]
     found = []
-    with session_scope(settings) as session:
-        for row in session.exec(select(PartnerPublication)):
-            points, reasons = score(mailing.theme, keywords, row.title, row.summary,
-                                    _split(row.categories), _split(row.themes), row.published,
-                                    today, window_days)
-            if points > 0:
-                regions = tuple(_split(row.regions))
-                if regions:
-                    reasons.append(f"regional: {', '.join(regions)}")
-                found.append(Suggestion(row.url, row.organisation, row.title, row.published,
-                                        regions, round(points, 2), tuple(reasons)))
+    for row in rows:
+        points, reasons = score(mailing.theme, keywords, row.title, row.summary,
+                                _split(row.categories), _split(row.themes), row.published,
+                                today, window_days)
+        if points > 0:
+            regions = tuple(_split(row.regions))
+            if regions:
+                reasons.append(f"regional: {', '.join(regions)}")
+            found.append(Suggestion(row.url, row.organisation, row.title, row.published,
+                                    regions, round(points, 2), tuple(reasons)))
     found.sort(key=lambda s: (-s.score, -(s.published or dt.date.min).toordinal(), s.url))
     return found[:limit]
+
+
+def suggest(settings: Settings, mailing: Mailing, limit: int = 10,
+            today: dt.date | None = None, window_days: int = WINDOW_DAYS) -> list[Suggestion]:
+    """Recent publications that fit a mailing, best first, each with why it matches."""
+    return _rank(_all_publications(settings).values(), mailing, limit, today, window_days)
 
 
 def partner_items(settings: Settings, mailing: Mailing) -> tuple[PartnerItem, ...]:
@@ -259,15 +274,15 @@ def partner_items(settings: Settings, mailing: Mailing) -> tuple[PartnerItem, ..
     config = mailing.partners
     if config is None:
         return ()
-    with session_scope(settings) as session:
-        rows = {r.url: r for r in session.exec(select(PartnerPublication))}
+    rows = _all_publications(settings)
     missing = [url for url in config.chosen if url not in rows]
     if missing:
         raise PartnerError(f"{mailing.source}: partners.chosen: unknown publication(s) {missing}; "
                            "add them with `mailer partners add`")
     urls = list(config.chosen)
     if config.suggest:
-        urls += [s.url for s in suggest(settings, mailing, limit=config.max) if s.url not in urls]
+        ranked = _rank(rows.values(), mailing, config.max, None, WINDOW_DAYS)
+        urls += [s.url for s in ranked if s.url not in urls]
     items = []
     for url in urls[: max(config.max, len(config.chosen))]:
         row = rows[url]
