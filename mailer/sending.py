@@ -495,9 +495,6 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
     return _deliver(settings, send, transport, progress, stop)
 
 
-resume = run_send
-
-
 def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
          progress: Progress | None = None, stop: threading.Event | None = None
          ) -> list[SendSummary]:
