@@ -242,6 +242,12 @@ class _Outcome:
     claimed: _Claimed
     error: DeliveryError | MessageError | None = None
 
+    @property
+    def permanent(self) -> bool:
+        """Retrying cannot help: a 5xx answer, or a recipient value no message can carry."""
+        return isinstance(self.error, MessageError) or (self.error is not None
+                                                       and self.error.permanent)
+
 
 class _Breaker:
     """Says when errors mean that going on would only do harm."""
@@ -252,8 +258,7 @@ class _Breaker:
 
     def feed(self, outcome: _Outcome) -> str:
         """A reason to pause, or ""."""
-        error = outcome.error
-        permanent = error is not None and (isinstance(error, MessageError) or error.permanent)
+        error, permanent = outcome.error, outcome.permanent
         self.recent.append(permanent)
         connection = isinstance(error, DeliveryError) and not error.permanent and error.code is None
         self.connection_failures = self.connection_failures + 1 if connection else 0
@@ -356,7 +361,7 @@ class _Worker:
         error, attempts = outcome.error, outcome.claimed.attempts + 1
         row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
                "code": getattr(error, "code", None), "error": str(error)}
-        if isinstance(error, MessageError) or error.permanent:  # type: ignore[union-attr]
+        if outcome.permanent:
             return {**row, "status": "failed"}
         if attempts >= self.settings.send_max_attempts:
             return {**row, "status": "failed", "error": f"gave up after {attempts} attempts: {error}"}
