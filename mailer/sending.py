@@ -80,9 +80,11 @@ class SendSummary:
 def current_manifest(settings: Settings, theme: str) -> dict:
     """The manifest of `out/<theme>`, built first when missing or older than its sources."""
     path = settings.out / theme / "manifest.json"
-    if not path.exists() or json.loads(path.read_text("utf-8"))["source_hash"] != source_hash(
-            settings, theme):
-        build(settings, theme)
+    if path.exists():
+        manifest = json.loads(path.read_text("utf-8"))
+        if manifest["source_hash"] == source_hash(settings, theme):
+            return manifest
+    build(settings, theme)
     return json.loads(path.read_text("utf-8"))
 
 
