@@ -64,8 +64,6 @@ class Transport(Protocol):
     `send` may be called from several threads at once.
     """
 
-    name: str
-
     def send(self, message: Outgoing) -> None: ...
 
     def close(self) -> None: ...
@@ -73,8 +71,6 @@ class Transport(Protocol):
 
 class MemoryTransport:
     """Keeps messages in a list; for unit tests only."""
-
-    name = "memory"
 
     def __init__(self) -> None:
         self.sent: list[Outgoing] = []
@@ -88,8 +84,6 @@ class MemoryTransport:
 
 class OutboxTransport:
     """Writes each message to a Maildir (default `out/outbox/`), readable by any mail client."""
-
-    name = "outbox"
 
     def __init__(self, path: Path):
         self.path = path
@@ -114,8 +108,6 @@ class SMTPTransport:
 
     Not thread-safe on its own: SMTPPool gives each thread its own connection.
     """
-
-    name = "smtp"
 
     def __init__(self, host: str, port: int, security: str = "starttls", user: str = "",
                  password: str = "", timeout: float = 30.0):
@@ -230,8 +222,6 @@ class SMTPPool:
     A thread borrows an idle connection for one message, so N threads keep N connections busy
     and more threads than connections simply wait their turn.
     """
-
-    name = "smtp"
 
     def __init__(self, connect: Callable[[], Transport], size: int, limiter: RateLimiter):
         self.limiter = limiter
