@@ -189,17 +189,17 @@ class SMTPTransport:
 
 
 class RateLimiter:
-    """A token bucket shared by all threads: at most `rate` messages per second, 0 = unlimited.
+    """A one-token bucket shared by all threads: at most `rate` messages per second, evenly
+    spaced (no bursts); 0 = unlimited.
 
     Each caller reserves its slot under the lock and sleeps outside it, so threads queue fairly.
     """
 
-    def __init__(self, rate: float, burst: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic,
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.rate, self.burst = rate, max(burst, 1.0)
+        self.rate = rate
         self._clock, self._sleep = clock, sleep
-        self._tokens = self.burst
+        self._tokens = 1.0
         self._last = clock()
         self._lock = threading.Lock()
 
@@ -208,7 +208,7 @@ class RateLimiter:
             return
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._tokens = min(1.0, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= 1
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
