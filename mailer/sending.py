@@ -33,7 +33,7 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
-from mailer.build import build, source_hash
+from mailer.build import anonymous_links, build, source_hash
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.delivery import DeliveryError, Outgoing, Transport, transport_from_settings
@@ -584,7 +584,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
-    base = settings.public_base_url.rstrip("/")
+    links = anonymous_links(settings)
     mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"], manifest["topic"],
                 manifest["greeting"], manifest["greeting_named"], test=True)
     own = transport is None
@@ -596,7 +596,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
             for n, address in enumerate(addresses, 1):
                 transport.send(letter.message(
                     recipient_id=f"{name}-{n}", address=address, name=SAMPLE_NAME,
-                    unsubscribe=f"{base}/afmelden", preferences=f"{base}/aanmelden"))
+                    unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
                 sent.append((address, name))
     finally:
         if own:
