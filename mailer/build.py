@@ -89,13 +89,18 @@ def check_anchors(html: str, where: str) -> None:
         raise BuildError(f"{where}: table-of-contents link(s) without a target: {', '.join(missing)}")
 
 
+def anonymous_links(settings: Settings) -> dict[str, str]:
+    """The link slots for a reader without personal links (the web version, a test send):
+    the general unsubscribe and sign-up pages."""
+    base = settings.public_base_url.rstrip("/")
+    return {"unsubscribe_url": f"{base}/afmelden", "preferences_url": f"{base}/aanmelden"}
+
+
 def anonymous_slots(settings: Settings, mailing: Mailing, name: str, renderer: Renderer) -> dict[str, str]:
     """Slot values for the web version, which nobody in particular reads."""
-    base = settings.public_base_url.rstrip("/")
     return {
         "greeting": mailing.greeting,
-        "unsubscribe_url": f"{base}/afmelden",
-        "preferences_url": f"{base}/aanmelden",
+        **anonymous_links(settings),
         "webversion_url": renderer.urls.variant(name),
     }
 

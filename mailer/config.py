@@ -65,8 +65,8 @@ class Settings:
     bounce_soft_limit: int = 3  # soft bounces after which an address is suppressed
 
     def path(self, name: str) -> Path:
-        """Resolve one of the *_dir settings against the project root."""
-        value = getattr(self, name)
+        """Resolve a path setting (the *_dir ones, dkim_key_file) against the project root."""
+        value = Path(getattr(self, name))
         return value if value.is_absolute() else self.root / value
 
     @property

@@ -64,8 +64,6 @@ class Transport(Protocol):
     `send` may be called from several threads at once.
     """
 
-    name: str
-
     def send(self, message: Outgoing) -> None: ...
 
     def close(self) -> None: ...
@@ -73,8 +71,6 @@ class Transport(Protocol):
 
 class MemoryTransport:
     """Keeps messages in a list; for unit tests only."""
-
-    name = "memory"
 
     def __init__(self) -> None:
         self.sent: list[Outgoing] = []
@@ -88,8 +84,6 @@ class MemoryTransport:
 
 class OutboxTransport:
     """Writes each message to a Maildir (default `out/outbox/`), readable by any mail client."""
-
-    name = "outbox"
 
     def __init__(self, path: Path):
         self.path = path
@@ -114,8 +108,6 @@ class SMTPTransport:
 
     Not thread-safe on its own: SMTPPool gives each thread its own connection.
     """
-
-    name = "smtp"
 
     def __init__(self, host: str, port: int, security: str = "starttls", user: str = "",
                  password: str = "", timeout: float = 30.0):
@@ -197,17 +189,17 @@ class SMTPTransport:
 
 
 class RateLimiter:
-    """A token bucket shared by all threads: at most `rate` messages per second, 0 = unlimited.
+    """A one-token bucket shared by all threads: at most `rate` messages per second, evenly
+    spaced (no bursts); 0 = unlimited.
 
     Each caller reserves its slot under the lock and sleeps outside it, so threads queue fairly.
     """
 
-    def __init__(self, rate: float, burst: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic,
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.rate, self.burst = rate, max(burst, 1.0)
+        self.rate = rate
         self._clock, self._sleep = clock, sleep
-        self._tokens = self.burst
+        self._tokens = 1.0
         self._last = clock()
         self._lock = threading.Lock()
 
@@ -216,7 +208,7 @@ class RateLimiter:
             return
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._tokens = min(1.0, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= 1
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
@@ -230,8 +222,6 @@ class SMTPPool:
     A thread borrows an idle connection for one message, so N threads keep N connections busy
     and more threads than connections simply wait their turn.
     """
-
-    name = "smtp"
 
     def __init__(self, connect: Callable[[], Transport], size: int, limiter: RateLimiter):
         self.limiter = limiter

@@ -20,7 +20,6 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from pathlib import Path
 
 import dkim
 
@@ -132,9 +131,8 @@ class DkimSigner:
         """A signer when selector, domain and key file are all configured, else None."""
         if not (settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file):
             return None
-        key_file = Path(settings.dkim_key_file)
-        key_file = key_file if key_file.is_absolute() else settings.root / key_file
-        return cls(settings.dkim_selector, settings.dkim_domain, key_file.read_bytes())
+        return cls(settings.dkim_selector, settings.dkim_domain,
+                   settings.path("dkim_key_file").read_bytes())
 
     def sign(self, data: bytes) -> bytes:
         """The DKIM-Signature header line (CRLF) to put in front of `data`."""

@@ -33,7 +33,7 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
-from mailer.build import build, source_hash
+from mailer.build import anonymous_links, build, source_hash
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.delivery import DeliveryError, Outgoing, Transport, transport_from_settings
@@ -80,9 +80,11 @@ class SendSummary:
 def current_manifest(settings: Settings, theme: str) -> dict:
     """The manifest of `out/<theme>`, built first when missing or older than its sources."""
     path = settings.out / theme / "manifest.json"
-    if not path.exists() or json.loads(path.read_text("utf-8"))["source_hash"] != source_hash(
-            settings, theme):
-        build(settings, theme)
+    if path.exists():
+        manifest = json.loads(path.read_text("utf-8"))
+        if manifest["source_hash"] == source_hash(settings, theme):
+            return manifest
+    build(settings, theme)
     return json.loads(path.read_text("utf-8"))
 
 
@@ -242,6 +244,12 @@ class _Outcome:
     claimed: _Claimed
     error: DeliveryError | MessageError | None = None
 
+    @property
+    def permanent(self) -> bool:
+        """Retrying cannot help: a 5xx answer, or a recipient value no message can carry."""
+        return isinstance(self.error, MessageError) or (self.error is not None
+                                                       and self.error.permanent)
+
 
 class _Breaker:
     """Says when errors mean that going on would only do harm."""
@@ -252,8 +260,7 @@ class _Breaker:
 
     def feed(self, outcome: _Outcome) -> str:
         """A reason to pause, or ""."""
-        error = outcome.error
-        permanent = error is not None and (isinstance(error, MessageError) or error.permanent)
+        error, permanent = outcome.error, outcome.permanent
         self.recent.append(permanent)
         connection = isinstance(error, DeliveryError) and not error.permanent and error.code is None
         self.connection_failures = self.connection_failures + 1 if connection else 0
@@ -356,7 +363,7 @@ class _Worker:
         error, attempts = outcome.error, outcome.claimed.attempts + 1
         row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
                "code": getattr(error, "code", None), "error": str(error)}
-        if isinstance(error, MessageError) or error.permanent:  # type: ignore[union-attr]
+        if outcome.permanent:
             return {**row, "status": "failed"}
         if attempts >= self.settings.send_max_attempts:
             return {**row, "status": "failed", "error": f"gave up after {attempts} attempts: {error}"}
@@ -495,9 +502,6 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
     return _deliver(settings, send, transport, progress, stop)
 
 
-resume = run_send
-
-
 def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
          progress: Progress | None = None, stop: threading.Event | None = None
          ) -> list[SendSummary]:
@@ -580,7 +584,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
-    base = settings.public_base_url.rstrip("/")
+    links = anonymous_links(settings)
     mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"], manifest["topic"],
                 manifest["greeting"], manifest["greeting_named"], test=True)
     own = transport is None
@@ -592,7 +596,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
             for n, address in enumerate(addresses, 1):
                 transport.send(letter.message(
                     recipient_id=f"{name}-{n}", address=address, name=SAMPLE_NAME,
-                    unsubscribe=f"{base}/afmelden", preferences=f"{base}/aanmelden"))
+                    unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
                 sent.append((address, name))
     finally:
         if own:

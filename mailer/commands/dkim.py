@@ -41,8 +41,8 @@ def keygen(selector: str | None, domain: str | None, output: Path | None, force:
     selector = selector or config.dkim_selector or "mailer"
     domain = domain or config.dkim_domain or config.list_domain
     if output is None:  # the setting is relative to the project root, an option to the shell
-        output = Path(config.dkim_key_file or f"dkim/{selector}.pem")
-        output = output if output.is_absolute() else config.root / output
+        output = (config.path("dkim_key_file") if config.dkim_key_file
+                  else config.root / "dkim" / f"{selector}.pem")
     public = generate_key(output, force=force)
     click.echo(f"Private key written to {output}. Publish this DNS record:")
     click.echo(dns_record(selector, domain, public))
