@@ -37,7 +37,7 @@ from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.render import RenderError
 from mailer.segments import AUDIENCES, REGIONS
 from mailer.sending import SendError, cancel_send, create_send, run_send, summary
-from mailer.subscriptions import recipients
+from mailer.subscriptions import recipient_count
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,7 @@ def count_recipients(session: Session, settings: Settings, schedule: Schedule) -
         topic = load_mailing(settings.content, schedule.theme, settings.root).topic
     except ContentError:
         return None
-    found = recipients(session, topic, schedule.region_list, schedule.audience_list)
-    return sum(1 for _ in found)
+    return recipient_count(session, topic, schedule.region_list, schedule.audience_list)
 
 
 def overview(settings: Settings, now: dt.datetime) -> list[Overview]:
