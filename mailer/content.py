@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from mailer.segments import AUDIENCES, KIND_TOPICS, REGIONS
+from mailer.segments import AUDIENCES, KIND_TOPICS, REGIONS, unknown_slugs
 
 BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
 BLOCK_FIELDS = {
@@ -198,9 +198,8 @@ class _Reader:
         if not isinstance(value, list) or not value:
             self.fail(f"field {key!r} must be a non-empty list of slugs", key)
             return None
-        for item in value:
-            if item not in known:
-                self.fail(f"unknown {key[:-1]} {item!r} (known: {', '.join(known)})", key)
+        for problem in unknown_slugs(key[:-1], value, known):
+            self.fail(problem, key)
         return frozenset(str(v) for v in value)
 
 

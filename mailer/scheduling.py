@@ -35,7 +35,7 @@ from mailer.content import ContentError, list_themes, load_mailing
 from mailer.db import get_engine, session_scope
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.render import RenderError
-from mailer.segments import AUDIENCES, REGIONS
+from mailer.segments import AUDIENCES, REGIONS, unknown_slugs
 from mailer.sending import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscriptions import recipient_count
 
@@ -122,10 +122,8 @@ def check_requests(settings: Settings, requests: Sequence[Request], now: dt.date
     built: dict[str, list[str]] = {}
     found = []
     for request in requests:
-        problems = [f"unknown region {r!r} (known: {', '.join(REGIONS)})"
-                    for r in request.regions if r not in REGIONS]
-        problems += [f"unknown audience {a!r} (known: {', '.join(AUDIENCES)})"
-                     for a in request.audiences if a not in AUDIENCES]
+        problems = (unknown_slugs("region", request.regions, REGIONS)
+                    + unknown_slugs("audience", request.audiences, AUDIENCES))
         if request.due_at <= now:
             problems.append(f"{local_time(request.due_at, settings.timezone)} is in the past "
                             f"(now: {local_time(now, settings.timezone)})")
