@@ -203,7 +203,7 @@ def import_list(
     for row in rows:
         person = existing.get(row.email)
         if hash_address(row.email) in suppressed or (
-            person is not None and person.status in ("unsubscribed", "erased")
+            person is not None and person.status == "unsubscribed"
         ):
             report.left_alone += 1
             continue
