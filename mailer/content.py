@@ -161,12 +161,17 @@ class Mailing:
         return next(b for b in self.blocks if b.id == block_id)
 
 
+def shown_path(path: Path, root: Path) -> Path:
+    """How a problem names a file: relative to the project root when it lies inside."""
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
 class _Reader:
     """Collects problems for one file while reading its fields."""
 
     def __init__(self, path: Path, root: Path, lines: dict[str, int], offset: int):
         self.path = path
-        self.shown = path.relative_to(root) if path.is_relative_to(root) else path
+        self.shown = shown_path(path, root)
         self.lines = lines
         self.offset = offset
         self.problems: list[Problem] = []
