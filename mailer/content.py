@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from mailer.segments import AUDIENCES, KIND_TOPICS, REGIONS
+from mailer.segments import AUDIENCES, KIND_TOPICS, REGIONS, unknown_slugs
 
 BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
 BLOCK_FIELDS = {
@@ -161,12 +161,17 @@ class Mailing:
         return next(b for b in self.blocks if b.id == block_id)
 
 
+def shown_path(path: Path, root: Path) -> Path:
+    """How a problem names a file: relative to the project root when it lies inside."""
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
 class _Reader:
     """Collects problems for one file while reading its fields."""
 
     def __init__(self, path: Path, root: Path, lines: dict[str, int], offset: int):
         self.path = path
-        self.shown = path.relative_to(root) if path.is_relative_to(root) else path
+        self.shown = shown_path(path, root)
         self.lines = lines
         self.offset = offset
         self.problems: list[Problem] = []
@@ -198,9 +203,8 @@ class _Reader:
         if not isinstance(value, list) or not value:
             self.fail(f"field {key!r} must be a non-empty list of slugs", key)
             return None
-        for item in value:
-            if item not in known:
-                self.fail(f"unknown {key[:-1]} {item!r} (known: {', '.join(known)})", key)
+        for problem in unknown_slugs(key[:-1], value, known):
+            self.fail(problem, key)
         return frozenset(str(v) for v in value)
 
 

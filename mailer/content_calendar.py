@@ -17,7 +17,7 @@ import yaml
 from sqlmodel import col, select
 
 from mailer.config import Settings
-from mailer.content import ContentError, Problem, yaml_problem
+from mailer.content import ContentError, Problem, shown_path, yaml_problem
 from mailer.db import session_scope
 from mailer.models import Schedule
 from mailer.scheduling import Request, ScheduleError, check_requests, parse_when, plan
@@ -45,10 +45,6 @@ class Applied:
 
 def calendar_path(settings: Settings) -> Path:
     return settings.content / "calendar.yaml"
-
-
-def _shown(path: Path, settings: Settings) -> Path:
-    return path.relative_to(settings.root) if path.is_relative_to(settings.root) else path
 
 
 def _slugs(value: object) -> tuple[str, ...] | None:
@@ -84,7 +80,7 @@ def _entry(item: object, line: int, settings: Settings, fail: list[str]) -> Entr
 def load_calendar(settings: Settings, path: Path | None = None) -> list[Entry]:
     """Read the calendar; raise ContentError naming file and line for every problem."""
     path = path or calendar_path(settings)
-    shown = _shown(path, settings)
+    shown = shown_path(path, settings.root)
     if not path.is_file():
         raise ContentError([Problem(shown, None, "no content calendar here")])
     text = path.read_text(encoding="utf-8")
@@ -117,7 +113,7 @@ def load_calendar(settings: Settings, path: Path | None = None) -> list[Entry]:
 
 
 def _located(settings: Settings, entries: Sequence[Entry], now: dt.datetime) -> list[Problem]:
-    shown = _shown(calendar_path(settings), settings)
+    shown = shown_path(calendar_path(settings), settings.root)
     found = check_requests(settings, [e.request for e in entries], now)
     return [Problem(shown, entry.line, f"{entry.key}: {problem}")
             for entry, problems in zip(entries, found, strict=True) for problem in problems]

@@ -164,9 +164,16 @@ def read_list(path: Path, region: str | None = None, audience: str | None = None
     return rows, rejected
 
 
-def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
+    """Lists of `size` items (the last may be shorter), from any iterable."""
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def import_list(
@@ -196,7 +203,7 @@ def import_list(
     for row in rows:
         person = existing.get(row.email)
         if hash_address(row.email) in suppressed or (
-            person is not None and person.status in ("unsubscribed", "erased")
+            person is not None and person.status == "unsubscribed"
         ):
             report.left_alone += 1
             continue
@@ -291,7 +298,7 @@ def export_list(session: Session, out: TextIO) -> int:
         .execution_options(yield_per=1000)
     )
     count = 0
-    for batch in _batched(session.exec(query), 1000):
+    for batch in _chunks(session.exec(query), 1000):
         subs = _subscriptions(session, [p.id for p in batch])  # type: ignore[misc]
         for person in batch:
             topics = " ".join(
@@ -302,14 +309,3 @@ def export_list(session: Session, out: TextIO) -> int:
                              person.audience, topics])
             count += 1
     return count
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

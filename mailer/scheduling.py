@@ -35,9 +35,9 @@ from mailer.content import ContentError, list_themes, load_mailing
 from mailer.db import get_engine, session_scope
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.render import RenderError
-from mailer.segments import AUDIENCES, REGIONS
+from mailer.segments import AUDIENCES, REGIONS, unknown_slugs
 from mailer.sending import SendError, cancel_send, create_send, run_send, summary
-from mailer.subscriptions import recipients
+from mailer.subscriptions import recipient_count
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,8 @@ def check_requests(settings: Settings, requests: Sequence[Request], now: dt.date
     built: dict[str, list[str]] = {}
     found = []
     for request in requests:
-        problems = [f"unknown region {r!r} (known: {', '.join(REGIONS)})"
-                    for r in request.regions if r not in REGIONS]
-        problems += [f"unknown audience {a!r} (known: {', '.join(AUDIENCES)})"
-                     for a in request.audiences if a not in AUDIENCES]
+        problems = (unknown_slugs("region", request.regions, REGIONS)
+                    + unknown_slugs("audience", request.audiences, AUDIENCES))
         if request.due_at <= now:
             problems.append(f"{local_time(request.due_at, settings.timezone)} is in the past "
                             f"(now: {local_time(now, settings.timezone)})")
@@ -167,8 +165,7 @@ def count_recipients(session: Session, settings: Settings, schedule: Schedule) -
         topic = load_mailing(settings.content, schedule.theme, settings.root).topic
     except ContentError:
         return None
-    found = recipients(session, topic, schedule.region_list, schedule.audience_list)
-    return sum(1 for _ in found)
+    return recipient_count(session, topic, schedule.region_list, schedule.audience_list)
 
 
 def overview(settings: Settings, now: dt.datetime) -> list[Overview]:

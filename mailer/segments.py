@@ -41,6 +41,12 @@ TOPIC_NAMES: dict[str, str] = {
 }
 
 
+def unknown_slugs(kind: str, given: Iterable[str], known: dict[str, str]) -> list[str]:
+    """A problem for each of `given` that is not a slug of `known` (REGIONS or AUDIENCES)."""
+    return [f"unknown {kind} {slug!r} (known: {', '.join(known)})" for slug in given
+            if slug not in known]
+
+
 def segment_key(region: str, audience: str) -> str:
     return f"{region}/{audience}"
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import exists, or_
+from sqlalchemy import exists, func, or_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -353,3 +353,12 @@ def recipients(
     sit in memory at once."""
     query = recipients_query(topic, regions, audiences).execution_options(yield_per=batch)
     yield from session.exec(query)
+
+
+def recipient_count(
+    session: Session, topic: str, regions: Iterable[str] | None = None,
+    audiences: Iterable[str] | None = None,
+) -> int:
+    """How many subscribers `recipients_query` finds, counted by the database."""
+    people = recipients_query(topic, regions, audiences).order_by(None).subquery()
+    return session.exec(select(func.count()).select_from(people)).one()

@@ -40,10 +40,9 @@ def make_token(settings: Settings, subscriber_id: int, purpose: str) -> str:
     return _serializer(settings, purpose).dumps(subscriber_id)
 
 
-def read_token(settings: Settings, token: str, purpose: str, max_age: int | None = None) -> int:
-    """The subscriber id in a token; confirm tokens default to 48 hours."""
-    if max_age is None and purpose == "confirm":
-        max_age = CONFIRM_MAX_AGE
+def read_token(settings: Settings, token: str, purpose: str) -> int:
+    """The subscriber id in a token; confirm tokens expire after 48 hours."""
+    max_age = CONFIRM_MAX_AGE if purpose == "confirm" else None
     try:
         value = _serializer(settings, purpose).loads(token, max_age=max_age)
     except SignatureExpired as exc:

@@ -178,10 +178,14 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
             raise PageError(413, "Dat is te veel tekst", "Vul het formulier korter in.")
         form = await request.form(max_files=0, max_fields=30, max_part_size=MAX_BODY)
-        if csrf and not _csrf_ok(request, form, own_origins):
+        if csrf:
+            check_csrf(request, form)
+        return form
+
+    def check_csrf(request: Request, form: FormData) -> None:
+        if not _csrf_ok(request, form, own_origins):
             raise PageError(403, "Dit formulier is verlopen",
                             "Open de pagina opnieuw en probeer het nog eens.")
-        return form
 
     def db(func: Callable[..., Any], *args: Any, write: bool = False) -> Any:
         """Run one service call in its own transaction, in the thread pool."""
@@ -261,10 +265,8 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             return page(request, "afmelden", what=what, topic=topic,
                         already=person.status == "unsubscribed")
         form = await read_form(request, csrf=False)
-        one_click = form.get("List-Unsubscribe") == "One-Click"
-        if not one_click and not _csrf_ok(request, form, own_origins):
-            raise PageError(403, "Dit formulier is verlopen",
-                            "Open de pagina opnieuw en probeer het nog eens.")
+        if form.get("List-Unsubscribe") != "One-Click":  # RFC 8058: the token is the secret
+            check_csrf(request, form)
         await db(subs.unsubscribe, subscriber_id, topic, write=True)
         return message_page(
             request, "Je bent afgemeld",
