@@ -43,7 +43,6 @@ def friendly(*errors: type[Exception]) -> Callable:
     return wrap
 
 
-
 def database(config: Settings) -> Engine:
     """The configured database, created at the current schema when new."""
     try:
