@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailer.build import build
+from mailer.build.builder import build
 from mailer.config import load_settings
-from mailer.content import load_mailing
-from mailer.render import Renderer
-from mailer.segments import REGIONS, select_blocks
+from mailer.content.loader import load_mailing
+from mailer.content.segments import REGIONS, select_blocks
+from mailer.render.renderer import Renderer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -30,12 +30,12 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailer import sending  # noqa: E402
-from mailer.build import build  # noqa: E402
+from mailer.build.builder import build  # noqa: E402
 from mailer.config import Settings  # noqa: E402
+from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for  # noqa: E402
-from mailer.dkimkeys import generate_key  # noqa: E402
-from mailer.segments import all_segments  # noqa: E402
+from mailer.send import runner as sending  # noqa: E402
+from mailer.send.dkimkeys import generate_key  # noqa: E402
 from tests.conftest import REPO, bulk_subscribers  # noqa: E402
 from tests.smtp_server import free_port  # noqa: E402
 
@@ -96,7 +96,7 @@ def full_send(settings: Settings, recipients: int, run: str, memory: bool = Fals
 
 def bare_loop(settings: Settings, messages: int) -> float:
     """Seconds to send one pre-built message `messages` times over one smtplib connection."""
-    from mailer.sending import Letter, Mail
+    from mailer.send.runner import Letter, Mail
 
     manifest = sending.current_manifest(settings, "stalking")
     name = manifest["segments"]["limburg/netwerk"]["variant"]

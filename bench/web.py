@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from mailer.config import Settings  # noqa: E402
 from mailer.db import session_scope  # noqa: E402
-from mailer.lists import import_list  # noqa: E402
 from mailer.models import Subscriber  # noqa: E402
-from mailer.tokens import unsubscribe_url  # noqa: E402
+from mailer.subscribers.lists import import_list  # noqa: E402
+from mailer.subscribers.tokens import unsubscribe_url  # noqa: E402
 
 
 def free_port() -> int:

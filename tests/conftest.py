@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from mailer.config import Settings, load_settings
 from mailer.db import engine_for, get_engine, session_scope
-from mailer.delivery import MemoryTransport
+from mailer.transport.transports import MemoryTransport
 from tests.smtp_server import SMTPTestServer
 
 POSTGRES_URL = os.environ.get(
@@ -96,7 +96,7 @@ def add_subscriber(session: Session, email: str, region: str = "limburg",
                    audience: str = "netwerk", topics: tuple[str, ...] = ("updates",),
                    name: str = "Test Persoon") -> int:
     """An active subscriber, made through the real sign-up and confirmation."""
-    from mailer.subscriptions import Profile, confirm, request_subscription
+    from mailer.subscribers.subscriptions import Profile, confirm, request_subscription
 
     profile = Profile(name, "Veilig Thuis", region, audience, topics)
     subscriber = request_subscription(session, email, profile, "test")
@@ -113,7 +113,7 @@ def bulk_subscribers(settings: Settings, count: int, topic: str = "verdiepingen"
     from sqlalchemy import insert
 
     from mailer.models import Subscriber, Subscription, utcnow
-    from mailer.subscriptions import hash_address
+    from mailer.subscribers.subscriptions import hash_address
 
     now = utcnow()
     with session_scope(settings, write=True) as session:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailer.bounces import MemoryHandler, classify, kind_of, process
-from mailer.commands.bounces import bounces
+from mailer.bounces.processing import MemoryHandler, classify, kind_of, process
+from mailer.cli.bounces import bounces
 
 DATA = Path(__file__).parent / "data" / "bounces"
 

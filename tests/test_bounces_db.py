@@ -8,14 +8,14 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from mailer import sending
-from mailer.bounces import DatabaseHandler, process
-from mailer.cli import main
+from mailer.bounces.processing import DatabaseHandler, process
+from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.db import session_scope
-from mailer.delivery import MemoryTransport
 from mailer.models import Delivery
-from mailer.subscriptions import is_suppressed
+from mailer.send import runner as sending
+from mailer.subscribers.subscriptions import is_suppressed
+from mailer.transport.transports import MemoryTransport
 from tests.conftest import add_subscriber
 
 

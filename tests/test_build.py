@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.build import build
+from mailer.build.builder import build
 from mailer.config import Settings
-from mailer.segments import AUDIENCES, REGIONS
+from mailer.content.segments import AUDIENCES, REGIONS
 
 ROTTERDAM = "rotterdam-zuid-holland-zuid"
 

@@ -7,7 +7,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from mailer.cli import main
+from mailer.cli.main import main
 from mailer.db import head_revision
 
 LISTS = Path(__file__).resolve().parent.parent / "lists"

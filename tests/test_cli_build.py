@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailer.cli import main
+from mailer.cli.main import main
 from mailer.config import Settings
 
 

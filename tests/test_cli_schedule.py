@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from mailer.cli import main
+from mailer.cli.main import main
 from mailer.db import session_scope
 from mailer.models import Schedule
 

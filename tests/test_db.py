@@ -6,6 +6,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
+from mailer.content.segments import TOPIC_NAMES
 from mailer.db import (
     SchemaError,
     current_revision,
@@ -15,7 +16,6 @@ from mailer.db import (
     session_scope,
 )
 from mailer.models import Subscriber, Topic
-from mailer.segments import TOPIC_NAMES
 
 
 def test_a_new_database_is_created_at_the_newest_revision(engine):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailer.config import Settings
-from mailer.delivery import (
+from mailer.transport.transports import (
     DeliveryError,
     OutboxTransport,
     Outgoing,

@@ -17,10 +17,10 @@ from aiosmtpd.controller import Controller
 from starlette.testclient import TestClient
 
 from mailer.db import session_scope
-from mailer.delivery import transport_from_settings
-from mailer.subscriptions import active_topics, find_by_email
-from mailer.tokens import preferences_url
-from mailer.web import create_app
+from mailer.subscribers.subscriptions import active_topics, find_by_email
+from mailer.subscribers.tokens import preferences_url
+from mailer.transport.transports import transport_from_settings
+from mailer.web.app import create_app
 from tests.conftest import add_subscriber
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,10 +14,10 @@ import dkim
 import pytest
 from click.testing import CliRunner
 
-from mailer.commands.dkim import keygen
+from mailer.cli.dkim import keygen
 from mailer.config import Settings
-from mailer.messages import EncodedBody, MessageError, MessageFactory, format_address
-from mailer.render import CompiledVariant, slot_value
+from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.send.messages import EncodedBody, MessageError, MessageFactory, format_address
 
 GOLDEN = Path(__file__).parent / "data" / "eml"
 UNSUBSCRIBE = "https://nieuws.veiligheidvoorop.nl/afmelden/tok-345"

@@ -15,13 +15,13 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from mailer.build import build
-from mailer.cli import main
+from mailer.build.builder import build
+from mailer.cli.main import main
 from mailer.config import Settings
-from mailer.content import load_mailing
+from mailer.content.loader import load_mailing
 from mailer.db import session_scope
 from mailer.models import PartnerPublication
-from mailer.partners import PartnerError, add_publication, fetch_all, suggest
+from mailer.partners.publications import PartnerError, add_publication, fetch_all, suggest
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 ETAG = '"om-v1"'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from mailer.plaintext import markdown_to_text
-from mailer.render import CompiledVariant, dutch_datetime
+from mailer.render.plaintext import markdown_to_text
+from mailer.render.renderer import CompiledVariant, dutch_datetime
 
 
 def test_fill_escapes_values_in_html_only() -> None:
@@ -27,7 +27,7 @@ def test_markdown_to_text_lists_links_and_wraps() -> None:
 
 
 def test_markdown_headings_stay_below_the_page_heading() -> None:
-    from mailer.render import markdown_html
+    from mailer.render.renderer import markdown_html
 
     assert str(markdown_html("# Kop\n\n## Sub\n\n#### Diep", below=2)) == \
         "<h3>Kop</h3>\n<h3>Sub</h3>\n<h4>Diep</h4>\n"

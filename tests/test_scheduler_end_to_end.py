@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from click.testing import CliRunner
 from sqlmodel import select
 
-from mailer.cli import main
+from mailer.cli.main import main
 from mailer.db import session_scope
 from mailer.models import Schedule
 from tests.conftest import REPO, add_subscriber

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from mailer.db import session_scope
 from mailer.models import Schedule, utcnow
-from mailer.scheduling import Request, plan
+from mailer.schedule.scheduler import Request, plan
 from tests.conftest import POSTGRES_URL, REPO
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL")
@@ -24,7 +24,7 @@ SCHEDULER = """
 import signal, sys, time
 from pathlib import Path
 from mailer.config import Settings
-from mailer.scheduling import Scheduler
+from mailer.schedule.scheduler import Scheduler
 
 root, url, log = sys.argv[1:]
 

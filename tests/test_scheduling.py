@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from mailer.db import engine_for, session_scope
 from mailer.models import Schedule, utcnow
-from mailer.scheduling import (
+from mailer.schedule.scheduler import (
     LEASE,
     Request,
     ScheduleError,
@@ -26,7 +26,7 @@ from mailer.scheduling import (
     plan,
     record_send,
 )
-from mailer.sending import create_send, run_send, summary
+from mailer.send.runner import create_send, run_send, summary
 from tests.conftest import REPO, add_subscriber
 
 DUE = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # 09:00 in Amsterdam

@@ -8,7 +8,7 @@ import re
 import pytest
 from click.testing import CliRunner, Result
 
-from mailer.cli import main
+from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.db import session_scope
 from tests.conftest import add_subscriber

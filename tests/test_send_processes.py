@@ -14,11 +14,11 @@ from dataclasses import replace
 import pytest
 from sqlmodel import col, select
 
-from mailer import sending
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Delivery, Subscriber
-from mailer.subscriptions import suppress
+from mailer.send import runner as sending
+from mailer.subscribers.subscriptions import suppress
 from tests.conftest import REPO, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
 

@@ -15,14 +15,14 @@ import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from mailer import sending
 from mailer.config import Settings
 from mailer.db import session_scope
-from mailer.dkimkeys import generate_key
-from mailer.lists import import_list
 from mailer.models import Delivery, Subscriber
-from mailer.subscriptions import active_topics
-from mailer.web import create_app
+from mailer.send import runner as sending
+from mailer.send.dkimkeys import generate_key
+from mailer.subscribers.lists import import_list
+from mailer.subscribers.subscriptions import active_topics
+from mailer.web.app import create_app
 from tests.conftest import LISTS_DIR, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailer import sending
 from mailer.config import Settings
 from mailer.db import session_scope
-from mailer.delivery import DeliveryError, MemoryTransport, Outgoing
 from mailer.models import Delivery, Send, SendVariant
-from mailer.subscriptions import erase, suppress, unsubscribe
+from mailer.send import runner as sending
+from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
+from mailer.transport.transports import DeliveryError, MemoryTransport, Outgoing
 from tests.conftest import add_subscriber
 
 TOPIC = ("verdiepingen",)

@@ -4,7 +4,7 @@ import pytest
 from sqlmodel import select
 
 from mailer.models import Subscriber, Subscription, Suppression
-from mailer.subscriptions import (
+from mailer.subscribers.subscriptions import (
     AlreadyConfirmed,
     Profile,
     active_topics,

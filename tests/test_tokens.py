@@ -5,7 +5,7 @@ import time
 import pytest
 from itsdangerous.timed import TimestampSigner
 
-from mailer.tokens import (
+from mailer.subscribers.tokens import (
     BadToken,
     ExpiredToken,
     make_token,

@@ -9,9 +9,9 @@ from starlette.testclient import TestClient
 
 from mailer.db import session_scope
 from mailer.models import Subscriber, Suppression
-from mailer.subscriptions import active_topics, unsubscribe
-from mailer.tokens import make_token, preferences_url, unsubscribe_url
-from mailer.web import create_app
+from mailer.subscribers.subscriptions import active_topics, unsubscribe
+from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
+from mailer.web.app import create_app
 from tests.conftest import add_subscriber
 
 FORM = {"email": "anouk@example.org", "name": "Anouk Jansen", "organisation": "Veilig Thuis",

@@ -13,7 +13,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Frozen here on purpose: a migration must not change when mailer.segments does.
+# Frozen here on purpose: a migration must not change when mailer.content.segments does.
 TOPICS = {
     "updates": "Updates",
     "verdiepingen": "Thematische verdiepingen",

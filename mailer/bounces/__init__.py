@@ -1,0 +1,1 @@
+"""Bounces and RCPT answers in, suppressions out."""

@@ -1,0 +1,1 @@
+"""Variants, web pages, bundle, archive and feed, written atomically to out/."""

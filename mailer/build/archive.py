@@ -1,0 +1,105 @@
+"""The archive of published mailings and an Atom feed, so partners can point to us.
+
+Both are rebuilt from the manifests in `out/` after every build, so they always list exactly the
+mailings that are there. Entry ids are tag URIs made from the theme, the block and the mailing's
+date: they stay the same across builds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from mailer.config import Settings
+from mailer.render.renderer import KIND_LABELS, jinja_environment
+
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def published_mailings(out: Path) -> list[dict]:
+    """Manifests of every built mailing, newest first."""
+    manifests = []
+    for path in sorted(out.glob("*/manifest.json")):
+        if not path.parent.name.startswith("."):
+            manifests.append(json.loads(path.read_text(encoding="utf-8")))
+    return sorted(manifests, key=lambda m: (m["date"], m["theme"]), reverse=True)
+
+
+def _tag(settings: Settings, date: str, specific: str) -> str:
+    return f"tag:{settings.list_domain},{date}:{specific}"
+
+
+def _stamp(date: str) -> str:
+    return dt.date.fromisoformat(date).isoformat() + "T00:00:00Z"
+
+
+def atom_feed(settings: Settings, mailings: list[dict]) -> bytes:
+    """A valid Atom 1.0 document: one entry per mailing and one per article."""
+    ET.register_namespace("", ATOM)
+    feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": "nl"})
+    base = settings.public_base_url.rstrip("/")
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        element.text = text
+        return element
+
+    sub(feed, "id", _tag(settings, "2026", "mailings"))
+    sub(feed, "title", "Ontwikkelagenda Veiligheid voorop: mailings en artikelen")
+    sub(feed, "updated", _stamp(mailings[0]["date"]) if mailings else "2026-01-01T00:00:00Z")
+    sub(feed, "link", rel="self", href=f"{base}/feed.xml")
+    sub(feed, "link", rel="alternate", type="text/html", href=f"{base}/index.html")
+    author = sub(feed, "author")
+    sub(author, "name", settings.sender_name)
+    sub(author, "email", settings.reply_to)
+    for mailing in mailings:
+        label = KIND_LABELS.get(mailing["kind"], mailing["kind"])
+        title = mailing["title"] if mailing["title"] == label else f"{label}: {mailing['title']}"
+        entries = [(mailing["theme"], title, mailing["preheader"],
+                    mailing["public_url"])]
+        entries += [(f"{mailing['theme']}/{a['id']}", a["title"], a["summary"], a["url"])
+                    for a in mailing.get("articles", [])]
+        for specific, title, summary, url in entries:
+            entry = sub(feed, "entry")
+            sub(entry, "id", _tag(settings, mailing["date"], specific))
+            sub(entry, "title", title)
+            sub(entry, "updated", _stamp(mailing["date"]))
+            sub(entry, "published", _stamp(mailing["date"]))
+            sub(entry, "link", rel="alternate", type="text/html", href=url)
+            sub(entry, "category", term=mailing["kind"], label=label)
+            if summary:
+                sub(entry, "summary", summary)
+    ET.indent(feed)
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write beside the target and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_archive(settings: Settings) -> list[Path]:
+    """Write out/feed.xml, out/index.html and out/archief/<kind>.html; return their paths."""
+    out = settings.out
+    mailings = published_mailings(out)
+    env = jinja_environment(settings.templates, autoescape=True)
+    template = env.get_template("web/archive.html.j2")
+    written = {out / "feed.xml": atom_feed(settings, mailings)}
+    kinds = [k for k in KIND_LABELS if any(m["kind"] == k for m in mailings)]
+    pages = {"index.html": (None, mailings)}
+    pages.update({f"archief/{k}.html": (k, [m for m in mailings if m["kind"] == k]) for k in kinds})
+    for name, (kind, listed) in pages.items():
+        prefix = "../" if "/" in name else ""
+        html = template.render(settings=settings, kind=kind, kinds=kinds, labels=KIND_LABELS,
+                               mailings=listed, prefix=prefix, home_url=f"{prefix}index.html",
+                               page_title=KIND_LABELS[kind] if kind else "Archief")
+        written[out / name] = html.encode("utf-8")
+    for path, data in written.items():
+        _replace(path, data)
+    return list(written)

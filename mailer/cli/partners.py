@@ -1,0 +1,113 @@
+"""`mailer partners`: partner publications in (feeds, by hand) and suggestions for a mailing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mailer.cli.common import UserError, friendly, settings
+from mailer.content.loader import ContentError, load_mailing
+from mailer.content.segments import REGIONS
+from mailer.db import SchemaError
+from mailer.partners.publications import FetchReport, PartnerError, add_publication, fetch_all, suggest
+
+
+@click.group("partners")
+def partners() -> None:
+    """Partner publications that our mailings point to ("Van onze partners").
+
+    \b
+    Example:
+      mailer partners suggest stalking
+    """
+
+
+def _print_report(report: FetchReport) -> None:
+    if report.status == "error":
+        click.echo(f"{report.organisation}: {report.url}: skipped: {report.error}", err=True)
+    elif report.status == "not-modified":
+        click.echo(f"{report.organisation}: not modified since the last fetch")
+    else:
+        click.echo(f"{report.organisation}: {report.new} new, {report.updated} updated")
+
+
+@partners.command("fetch")
+@friendly(PartnerError, SchemaError)
+def fetch_command() -> None:
+    """Read every feed listed in content/partners.yaml into the database.
+
+    Uses conditional requests (ETag / Last-Modified), a timeout and a size limit; a feed that
+    fails is reported and skipped, the others still load. Exit code 1 when any feed failed.
+
+    \b
+    Example:
+      mailer partners fetch
+    """
+    reports = fetch_all(settings(), on_report=_print_report)
+    if not reports:
+        click.echo("No partner in content/partners.yaml has a feed.")
+    failed = [r for r in reports if r.status == "error"]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(reports)} feed(s) failed")
+
+
+@partners.command("add")
+@click.option("--organisation", required=True, help="Partner name as in content/partners.yaml.")
+@click.option("--title", required=True, help="Title of the publication.")
+@click.option("--url", required=True, help="Address of the publication on the partner's site.")
+@click.option("--date", "published", type=click.DateTime(["%Y-%m-%d"]), help="Publication date.")
+@click.option("--theme", "themes", multiple=True, help="Theme it belongs to (repeatable).")
+@click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
+              help="Only of interest to this region (repeatable); none = every region.")
+@friendly(PartnerError, SchemaError)
+def add_command(organisation: str, title: str, url: str, published: dt.datetime | None,
+                themes: tuple[str, ...], regions: tuple[str, ...]) -> None:
+    """Record a partner publication by hand, for partners without a feed.
+
+    \b
+    Example:
+      mailer partners add --organisation "Openbaar Ministerie" \\
+        --title "Aanpak stalking" --url https://www.om.nl/onderwerpen/stalking \\
+        --date 2026-11-02 --theme stalking --region oost-nederland
+    """
+    outcome = add_publication(settings(), organisation, title, url,
+                              published.date() if published else None, themes, regions)
+    click.echo(f"{outcome}: {organisation}: {title}")
+
+
+@partners.command("suggest")
+@click.argument("theme")
+@click.option("--limit", default=10, show_default=True, help="How many to show.")
+@friendly(PartnerError, SchemaError)
+def suggest_command(theme: str, limit: int) -> None:
+    """List recent partner publications that fit THEME, best first, with why they match.
+
+    Matches on the theme's `keywords` in mailing.yaml, on themes given by hand and on the
+    feeds' categories; regional publications say for which region.
+
+    \b
+    Example:
+      mailer partners suggest stalking --limit 5
+    """
+    config = settings()
+    try:
+        mailing = load_mailing(config.content, theme, config.root)
+    except ContentError as exc:
+        raise UserError(str(exc)) from exc
+    found = suggest(config, mailing, limit=limit)
+    if not found:
+        click.echo(f"No partner publication matches {theme!r} yet.")
+        return
+    table = Table(title=f"Partner publications for {theme}")
+    for column in ("score", "organisation", "title", "date", "why"):
+        table.add_column(column)
+    for s in found:
+        table.add_row(f"{s.score:.1f}", s.organisation, f"{s.title}\n{s.url}",
+                      s.published.isoformat() if s.published else "", "; ".join(s.reasons))
+    Console(width=160).print(table)
+
+
+COMMANDS = [partners]

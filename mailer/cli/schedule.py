@@ -1,0 +1,260 @@
+"""`mailer schedule`, `mailer scheduler` and `mailer calendar`: sends planned for a moment."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mailer.cli.common import UserError, database, database_session, friendly, settings
+from mailer.content.loader import ContentError
+from mailer.models import Schedule, utcnow
+from mailer.schedule.calendar import Entry, apply, check, load_calendar
+from mailer.schedule.scheduler import (
+    Request,
+    ScheduleError,
+    Scheduler,
+    cancel,
+    check_requests,
+    count_recipients,
+    local_time,
+    move,
+    overview,
+    parse_when,
+    plan,
+)
+
+
+class PlanByDefault(click.Group):
+    """A group whose first argument, when it names no subcommand, is the THEME of `add`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().parse_args(ctx, args)
+
+
+def _segments(schedule: Schedule) -> str:
+    regions = ", ".join(schedule.region_list) or "every region"
+    audiences = ", ".join(schedule.audience_list) or "every audience"
+    return f"{regions}; {audiences}"
+
+
+@click.group("schedule", cls=PlanByDefault)
+def schedule() -> None:
+    """Plan sends for a moment, per region and audience; list, cancel and move them.
+
+    `mailer schedule THEME --at …` is short for `mailer schedule add THEME --at …`.
+    A running `mailer scheduler` starts each send at its time.
+
+    \b
+    Example:
+      mailer schedule stalking --at "2026-12-01 09:00" --region oost-nederland
+    """
+
+
+@schedule.command("add")
+@click.argument("theme")
+@click.option("--at", "at", required=True,
+              help='When, e.g. "2026-12-01 09:00" (Europe/Amsterdam unless an offset is given).')
+@click.option("--region", "regions", multiple=True, help="Region slug; repeat for more. Default: all.")
+@click.option("--audience", "audiences", multiple=True,
+              help="Audience slug; repeat for more. Default: all.")
+@click.option("--note", default="", help="A note shown by `mailer schedule list`.")
+@friendly(ScheduleError)
+def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...], note: str) -> None:
+    """Plan THEME to be sent at a moment to some regions and audiences.
+
+    The theme must build now (it is built again when the send starts). A time in the past is
+    refused.
+
+    \b
+    Example:
+      mailer schedule add stalking --at "2026-12-08 09:00" --region limburg --audience netwerk
+    """
+    config = settings()
+    database(config)
+    now = utcnow()
+    request = Request(theme, parse_when(at, config.timezone), regions, audiences, note=note)
+    [problems] = check_requests(config, [request], now)
+    if problems:
+        raise ScheduleError("nothing planned:\n" + "\n".join(f"  {p}" for p in problems))
+    [planned] = plan(config, [request], now)
+    with database_session() as session:
+        reach = count_recipients(session, config, planned)
+    click.echo(f"Planned schedule {planned.id}: {theme} for {_segments(planned)} at "
+               f"{local_time(planned.due_at, config.timezone)}; {reach} recipients now.")
+
+
+@schedule.command("list")
+def list_command() -> None:
+    """Show every schedule: when, what, for whom, how many recipients now, and its status.
+
+    A planned send that fell due more than grace_period_hours ago while no scheduler ran shows
+    as missed: it will not go out by surprise; move it to send it after all.
+
+    \b
+    Example:
+      mailer schedule list
+    """
+    config = settings()
+    database(config)
+    table = Table(title="Schedules")
+    for column in ("id", "when", "theme", "regions; audiences", "recipients now", "status", "send",
+                   "note"):
+        table.add_column(column)
+    for row in overview(config, utcnow()):
+        s = row.schedule
+        table.add_row(str(s.id), local_time(s.due_at, config.timezone), s.theme, _segments(s),
+                      "-" if row.recipients is None else str(row.recipients), row.status,
+                      str(s.send_id or "-"), s.note)
+    Console().print(table)
+
+
+@schedule.command("cancel")
+@click.argument("schedule_id", type=int)
+@friendly(ScheduleError)
+def cancel_command(schedule_id: int) -> None:
+    """Cancel schedule ID; refused once its first message has left.
+
+    \b
+    Example:
+      mailer schedule cancel 3
+    """
+    config = settings()
+    database(config)
+    cancelled = cancel(config, schedule_id, utcnow())
+    click.echo(f"Cancelled schedule {schedule_id} ({cancelled.theme} for {_segments(cancelled)}).")
+
+
+@schedule.command("move")
+@click.argument("schedule_id", type=int)
+@click.option("--at", "at", required=True,
+              help='The new time, e.g. "2026-12-08 09:00" (Europe/Amsterdam unless an offset is given).')
+@friendly(ScheduleError)
+def move_command(schedule_id: int, at: str) -> None:
+    """Move schedule ID to another time; refused once its first message has left.
+
+    A missed send can be moved too, to send it after all.
+
+    \b
+    Example:
+      mailer schedule move 3 --at "2026-12-15 09:00"
+    """
+    config = settings()
+    database(config)
+    moved = move(config, schedule_id, parse_when(at, config.timezone), utcnow())
+    click.echo(f"Moved schedule {schedule_id} ({moved.theme}) to "
+               f"{local_time(moved.due_at, config.timezone)}.")
+
+
+@click.command("scheduler")
+def scheduler_command() -> None:
+    """Run the scheduler: start each planned send at its time and resume interrupted ones.
+
+    Keeps running until Ctrl-C or SIGTERM; a running send then finishes its batch and resumes
+    when a scheduler runs again. Several schedulers may share one PostgreSQL database: each
+    send starts once.
+
+    \b
+    Example:
+      mailer scheduler
+    """
+    config = settings()
+    database(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    scheduler = Scheduler(config)
+
+    def stop(signum: int, _frame: object) -> None:
+        click.echo(f"{signal.Signals(signum).name}: stopping after the running batch …")
+        scheduler.stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    click.echo(f"Scheduler {scheduler.worker} running; Ctrl-C or SIGTERM stops it.")
+    scheduler.run()
+    click.echo("Scheduler stopped.")
+
+
+@click.group("calendar")
+def calendar() -> None:
+    """The content calendar, content/calendar.yaml: the planned mailings per region.
+
+    \b
+    Example:
+      mailer calendar check && mailer calendar apply
+    """
+
+
+def _entries() -> list[Entry]:
+    try:
+        return load_calendar(settings())
+    except ContentError as exc:
+        raise UserError("\n".join(str(p) for p in exc.problems)) from exc
+
+
+def _describe(entry: Entry, timezone: str) -> str:
+    request = entry.request
+    return (f"{entry.key} ({request.theme}, {local_time(request.due_at, timezone)}, "
+            f"{', '.join(request.regions) or 'every region'}; "
+            f"{', '.join(request.audiences) or 'every audience'})")
+
+
+@calendar.command("check")
+def check_command() -> None:
+    """Tell which upcoming calendar entries have no content yet or do not build, and why.
+
+    Builds each theme the calendar names; exit code 1 when an entry has a problem.
+
+    \b
+    Example:
+      mailer calendar check
+    """
+    config = settings()
+    entries = _entries()
+    problems = check(config, entries, utcnow())
+    if problems:
+        raise UserError("\n".join(str(p) for p in problems))
+    upcoming = [e for e in entries if e.request.due_at > utcnow()]
+    click.echo(f"{len(upcoming)} upcoming entries of {len(entries)}: every theme builds.")
+
+
+@calendar.command("apply")
+def apply_command() -> None:
+    """Plan every upcoming calendar entry that is not planned yet; safe to run again.
+
+    Each entry id is planned once: a changed time of a planned entry is reported, not applied
+    (use `mailer schedule move`). When an entry has a problem, nothing is planned.
+
+    \b
+    Example:
+      mailer calendar apply
+    """
+    config = settings()
+    database(config)
+    entries = _entries()
+    try:
+        applied = apply(config, entries, utcnow())
+    except ContentError as exc:
+        lines = "\n".join(str(p) for p in exc.problems)
+        raise UserError(f"{lines}\nnothing planned") from exc
+    for entry, planned in applied.planned:
+        click.echo(f"Planned schedule {planned.id}: {_describe(entry, config.timezone)}")
+    for entry, known in applied.known:
+        line = f"Already planned as schedule {known.id} ({known.status}): {entry.key}"
+        if known.due_at != entry.request.due_at and known.status == "planned":
+            line += (f"; the calendar now says {local_time(entry.request.due_at, config.timezone)}, "
+                     f"the schedule {local_time(known.due_at, config.timezone)}: "
+                     f"use `mailer schedule move {known.id} --at …`")
+        click.echo(line)
+    for entry in applied.past:
+        click.echo(f"In the past, not planned: {_describe(entry, config.timezone)}")
+    click.echo(f"{len(applied.planned)} planned, {len(applied.known)} already planned, "
+               f"{len(applied.past)} in the past.")
+
+
+COMMANDS = [schedule, scheduler_command, calendar]

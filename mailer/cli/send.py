@@ -1,0 +1,266 @@
+"""`mailer send THEME` and `mailer sends …`: deliver a built mailing, watch it, steer it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlmodel import select
+
+from mailer.cli.build import build_errors
+from mailer.cli.common import database, database_session, friendly, settings
+from mailer.config import Settings
+from mailer.content.segments import AUDIENCES, REGIONS
+from mailer.models import Send
+from mailer.send import runner as sending
+from mailer.send.report import html_report, send_report
+from mailer.transport.transports import DeliveryError
+
+region_option = click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
+                             help="Only this region (repeatable; default: every region).")
+audience_option = click.option("--audience", "audiences", multiple=True,
+                               type=click.Choice(list(AUDIENCES)),
+                               help="Only this audience (repeatable; default: every audience).")
+rate_option = click.option("--rate", type=float,
+                           help="At most this many messages per second (overrides smtp_rate).")
+
+
+def _settings(rate: float | None) -> Settings:
+    config = settings()
+    database(config)  # a clean message when the database is missing or outdated
+    return config if rate is None else replace(config, smtp_rate=rate)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM or Ctrl-C lets the batch in flight finish and be recorded before the command
+    ends; a second one acts as usual (interrupting the batch, which a resume sends again)."""
+    stop = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in signals}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    def handle(*_: object) -> None:
+        stop.set()
+        restore()
+
+    for number in signals:
+        signal.signal(number, handle)
+    try:
+        yield stop
+    finally:
+        restore()
+
+
+def _deliver(run: Callable[..., object], console: Console) -> None:
+    """Run a delivery function with a progress bar; SIGTERM and Ctrl-C stop between batches."""
+    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with _stop_on_signals() as stop, Progress(*columns, console=console,
+                                              transient=True) as bar:
+        task = bar.add_task("send", total=None)
+        result = run(progress=lambda done, total: bar.update(task, completed=done, total=total),
+                     stop=stop)
+    for summary in result if isinstance(result, list) else [result]:
+        _print_summary(summary, console)
+    if stop.is_set():
+        console.print("Stopped on request; the batch in flight was recorded. "
+                      "Carry on with `mailer sends resume ID`.")
+
+
+def _print_summary(summary: sending.SendSummary, console: Console) -> None:
+    counts = ", ".join(f"{n:,} {status}" for status, n in sorted(summary.counts.items()))
+    console.print(f"Send {summary.send_id}: {summary.status}; {summary.total:,} recipients "
+                  f"({counts or 'none'})")
+    if summary.status == "paused":
+        console.print(f"[red]Paused:[/red] {summary.pause_reason}. Fix the cause, then "
+                      f"`mailer sends resume {summary.send_id}`.")
+
+
+@click.command("send")
+@click.argument("theme")
+@region_option
+@audience_option
+@click.option("--dry-run", is_flag=True, help="List each recipient and variant; send nothing.")
+@click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
+              help="Send each variant of the segment only to ADDRESS, marked [TEST] (repeatable).")
+@click.option("--queue", is_flag=True,
+              help="Snapshot the recipients and leave delivering to `mailer sends work`.")
+@rate_option
+@friendly(sending.SendError, DeliveryError)
+def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
+                 test_addresses: tuple[str, ...], queue: bool, rate: float | None) -> None:
+    """Send the built mailing THEME to every subscriber of its topic in the segment.
+
+    Builds first when out/THEME is stale, records one delivery per recipient, then delivers
+    with a progress bar. Interrupted? `mailer sends resume ID` carries on without sending
+    anyone twice (except the few messages in flight).
+
+    \b
+    Example:
+      mailer send stalking --region limburg --audience netwerk --test me@example.org
+      mailer send stalking --region limburg --dry-run
+      mailer send stalking --rate 20
+    """
+    config = _settings(rate)
+    console = Console()
+    with build_errors(theme):
+        if dry_run:
+            count = 0
+            for address, segment, variant in sending.dry_run(config, theme, regions, audiences):
+                click.echo(f"{address}\t{segment}\t{variant}")
+                count += 1
+            console.print(f"{count:,} recipients (dry run: nothing sent or recorded)")
+            return
+        if test_addresses:
+            for address, variant in sending.send_test(config, theme, test_addresses, regions,
+                                                      audiences):
+                console.print(f"[TEST] variant {variant} sent to {address}")
+            return
+        send_id = sending.create_send(config, theme, regions, audiences)
+    console.print(f"Send {send_id} of {theme} created.")
+    if queue:
+        sending.start_send(config, send_id)
+        _print_summary(sending.summary(config, send_id), console)
+        return
+    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)
+
+
+@click.group("sends")
+def sends() -> None:
+    """Look at and steer sends: list, show, pause, resume, cancel, work.
+
+    \b
+    Example:
+      mailer sends list
+    """
+
+
+@sends.command("list")
+@click.option("--limit", default=20, show_default=True, help="How many of the newest sends.")
+def list_command(limit: int) -> None:
+    """The newest sends with their status.
+
+    \b
+    Example:
+      mailer sends list --limit 5
+    """
+    with database_session() as session:
+        rows = session.exec(select(Send).order_by(Send.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+    table = Table("id", "theme", "topic", "segment", "status", "created (UTC)")
+    for send in rows:
+        segment = f"{send.regions or 'all'} / {send.audiences or 'all'}"
+        table.add_row(str(send.id), send.theme, send.topic, segment, send.status,
+                      f"{send.created_at:%Y-%m-%d %H:%M}")
+    console = Console()
+    console.print(table)
+    for send in rows:
+        if send.pause_reason:  # long reasons read better below the table than wrapped in it
+            console.print(f"Send {send.id} paused: {send.pause_reason}", soft_wrap=True)
+
+
+@sends.command("show")
+@click.argument("send_id", type=int)
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a one-page HTML report with a chart to this file.")
+@friendly(sending.SendError, OSError)
+def show_command(send_id: int, html_file: Path | None) -> None:
+    """Counts per delivery status and per region/audience of one send.
+
+    \b
+    Example:
+      mailer sends show 3 --html report.html
+    """
+    report = send_report(_settings(None), send_id)
+    console = Console()
+    send = report.send
+    console.print(f"Send {send.id}: {send.theme} ({send.subject}) to topic {send.topic}; "
+                  f"status {send.status}" + (f" ({send.pause_reason})" if send.pause_reason else ""))
+    statuses = [s for s in report.counts]
+    table = Table("segment", *statuses, title=f"{report.total:,} recipients")
+    for key, row in report.segments.items():
+        table.add_row(key, *(str(row.get(s, "")) for s in statuses))
+    table.add_row("total", *(str(report.counts[s]) for s in statuses), style="bold")
+    console.print(table)
+    for error, n in report.errors:
+        console.print(f"{n:>6}  {error}")
+    if html_file:
+        html_file.write_text(html_report(report), encoding="utf-8")
+        console.print(f"Wrote {html_file}")
+
+
+@sends.command("pause")
+@click.argument("send_id", type=int)
+@friendly(sending.SendError)
+def pause_command(send_id: int) -> None:
+    """Pause a send; the batch in flight finishes.
+
+    \b
+    Example:
+      mailer sends pause 3
+    """
+    sending.pause_send(_settings(None), send_id)
+    click.echo(f"Send {send_id} paused; `mailer sends resume {send_id}` carries on.")
+
+
+@sends.command("resume")
+@click.argument("send_id", type=int)
+@rate_option
+@friendly(sending.SendError, DeliveryError)
+def resume_command(send_id: int, rate: float | None) -> None:
+    """Start, resume or finish a send after a pause, a crash or a kill.
+
+    Messages that were in flight when the previous process died are sent again; nobody else
+    is. Run it only when no other process is sending this send.
+
+    \b
+    Example:
+      mailer sends resume 3
+    """
+    config = _settings(rate)
+    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), Console())
+
+
+@sends.command("cancel")
+@click.argument("send_id", type=int)
+@friendly(sending.SendError)
+def cancel_command(send_id: int) -> None:
+    """Call off a send before any message has left (afterwards: pause).
+
+    \b
+    Example:
+      mailer sends cancel 3
+    """
+    sending.cancel_send(_settings(None), send_id)
+    click.echo(f"Send {send_id} cancelled.")
+
+
+@sends.command("work")
+@click.argument("send_id", type=int, required=False)
+@rate_option
+@friendly(sending.SendError, DeliveryError)
+def work_command(send_id: int | None, rate: float | None) -> None:
+    """Deliver pending messages of running sends (or of one), beside other workers.
+
+    On PostgreSQL several workers can share one send; nobody is sent twice. Ends when
+    nothing is left to do.
+
+    \b
+    Example:
+      mailer send stalking --queue && mailer sends work 3 & mailer sends work 3
+    """
+    config = _settings(rate)
+    _deliver(lambda **kw: sending.work(config, send_id, **kw), Console())
+
+
+COMMANDS = [send_command, sends]

@@ -1,0 +1,91 @@
+"""`mailer subscribers`: look people up and remove them on request."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mailer.cli.common import database_session, friendly
+from mailer.subscribers.subscriptions import (
+    NotFound,
+    active_topics,
+    erase,
+    find_by_email,
+    find_subscribers,
+    personal_data,
+    unsubscribe,
+)
+
+
+@click.group("subscribers")
+def subscribers() -> None:
+    """Show, find and remove subscribers.
+
+    \b
+    Example:
+      mailer subscribers find "veilig thuis"
+    """
+
+
+@subscribers.command("show")
+@click.argument("email")
+@friendly(NotFound)
+def show(email: str) -> None:
+    """Show everything kept about one address (the same data the person can download).
+
+    \b
+    Example:
+      mailer subscribers show anouk.jansen@example.org
+    """
+    with database_session() as session:
+        data = personal_data(session, find_by_email(session, email).id)  # type: ignore[arg-type]
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@subscribers.command("find")
+@click.argument("text")
+@click.option("--limit", default=50, show_default=True, help="Show at most this many.")
+def find(text: str, limit: int) -> None:
+    """List subscribers whose address, name or organisation contains TEXT.
+
+    \b
+    Example:
+      mailer subscribers find @example.org --limit 10
+    """
+    with database_session() as session:
+        found = find_subscribers(session, text, limit)
+        lines = [
+            f"{p.email}\t{p.name}\t{p.organisation}\t{p.region}\t{p.audience}\t{p.status}\t"
+            + ",".join(active_topics(session, p.id))  # type: ignore[arg-type]
+            for p in found
+        ]
+    click.echo("\n".join(lines) if lines else "no subscribers found")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.option("--erase", "erase_all", is_flag=True,
+              help="Erase everything about the person; only a hashed suppression entry stays.")
+@friendly(NotFound)
+def remove(email: str, erase_all: bool) -> None:
+    """Unsubscribe an address from everything, e.g. after a request by phone or mail.
+
+    The address is suppressed: no import will add it again; only the person's own sign-up
+    (double opt-in) can.
+
+    \b
+    Examples:
+      mailer subscribers remove anouk.jansen@example.org
+      mailer subscribers remove anouk.jansen@example.org --erase
+    """
+    with database_session(write=True) as session:
+        subscriber_id: int = find_by_email(session, email).id  # type: ignore[assignment]
+        if erase_all:
+            erase(session, subscriber_id)
+        else:
+            unsubscribe(session, subscriber_id, None)
+    click.echo(f"{email}: {'erased' if erase_all else 'unsubscribed from every topic'}")
+
+
+COMMANDS = [subscribers]

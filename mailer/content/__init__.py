@@ -1,0 +1,1 @@
+"""Load and validate content/<theme>/ into dataclasses; select blocks per segment."""

@@ -1,0 +1,526 @@
+"""Load `content/<theme>/` into a Mailing and refuse anything a build could not stand behind.
+
+Every problem is reported with the file and, where YAML gives one, the line, so the person who
+wrote the block can fix it without reading Python. All problems of a theme are collected and
+reported together instead of one per run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mailer.content.segments import AUDIENCES, KIND_TOPICS, REGIONS, unknown_slugs
+
+BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
+BLOCK_FIELDS = {
+    "type", "title", "subtitle", "lead", "people", "media", "links", "regions", "audiences",
+    "organisation", "url", "date", "event_kind", "starts", "place", "verbeteractiviteit",
+    "example", "slug",
+}
+MAILING_FIELDS = {
+    "kind", "title", "subject", "preheader", "date", "topic", "greeting", "greeting_named",
+    "intro", "sign_off", "bundle_title", "about", "toc", "keywords", "partners",
+}
+PARTNERS_FIELDS = {"title", "max", "chosen", "suggest", "after"}
+PERSON_FIELDS = {"name", "role", "region", "photo", "photo_alt"}
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+FILE_RE = re.compile(r"^(?:\d+-)?(?P<slug>.+)\.md$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the content, located as precisely as the source allows."""
+
+    file: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.message}"
+
+
+class ContentError(Exception):
+    """The content of a theme cannot be built; `problems` says where and why."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    role: str
+    region: str
+    photo: str
+    photo_alt: str
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Media:
+    label: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PartnerItem:
+    """One partner publication shown in a "Van onze partners" block."""
+
+    organisation: str
+    title: str
+    url: str
+    published: dt.date | None = None
+    summary: str = ""
+    regions: frozenset[str] | None = None  # None: of interest to every region
+
+
+@dataclass(frozen=True)
+class PartnersConfig:
+    """How a mailing fills its "Van onze partners" block from the stored publications."""
+
+    title: str = "Van onze partners"
+    max: int = 3
+    chosen: tuple[str, ...] = ()
+    suggest: bool = True
+    after: str = ""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One content block: a file `NN-slug.md` in the theme folder."""
+
+    id: str
+    type: str
+    title: str
+    source: Path
+    body: str = ""
+    subtitle: str = ""
+    lead: str = ""
+    people: tuple[Person, ...] = ()
+    media: Media | None = None
+    links: tuple[Link, ...] = ()
+    regions: frozenset[str] | None = None
+    audiences: frozenset[str] | None = None
+    organisation: str = ""
+    url: str = ""
+    date: dt.date | None = None
+    event_kind: str = ""
+    starts: dt.datetime | None = None
+    place: str = ""
+    verbeteractiviteit: str = ""
+    example: bool = False
+    items: tuple[PartnerItem, ...] = ()
+
+    def applies_to(self, region: str, audience: str) -> bool:
+        return (self.regions is None or region in self.regions) and (
+            self.audiences is None or audience in self.audiences
+        )
+
+    @property
+    def has_page(self) -> bool:
+        """Blocks with a body get their own web page ("Los artikel")."""
+        return bool(self.body.strip())
+
+
+@dataclass(frozen=True)
+class Mailing:
+    theme: str
+    kind: str
+    title: str
+    subject: str
+    preheader: str
+    date: dt.date
+    topic: str
+    source: Path
+    blocks: tuple[Block, ...]
+    toc: tuple[str, ...]
+    greeting: str = ""
+    greeting_named: str = ""
+    intro: str = ""
+    sign_off: str = ""
+    bundle_title: str = ""
+    about: Block | None = None
+    keywords: tuple[str, ...] = ()
+    partners: PartnersConfig | None = None
+
+    def block(self, block_id: str) -> Block:
+        return next(b for b in self.blocks if b.id == block_id)
+
+
+def shown_path(path: Path, root: Path) -> Path:
+    """How a problem names a file: relative to the project root when it lies inside."""
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
+class _Reader:
+    """Collects problems for one file while reading its fields."""
+
+    def __init__(self, path: Path, root: Path, lines: dict[str, int], offset: int):
+        self.path = path
+        self.shown = shown_path(path, root)
+        self.lines = lines
+        self.offset = offset
+        self.problems: list[Problem] = []
+
+    def fail(self, message: str, key: str | None = None) -> None:
+        line = self.lines.get(key) if key else None
+        self.problems.append(Problem(self.shown, line + self.offset if line else None, message))
+
+    def text(self, data: dict, key: str, required: bool = False) -> str:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.fail(f"missing required field {key!r}", key)
+            return ""
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            self.fail(f"field {key!r} must be text, not {type(value).__name__}", key)
+            return ""
+        value = str(value).strip()
+        if required and not value:
+            self.fail(f"field {key!r} is empty", key)
+        return value
+
+    def slugs(self, data: dict, key: str, known: dict[str, str]) -> frozenset[str] | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.fail(f"field {key!r} must be a non-empty list of slugs", key)
+            return None
+        for problem in unknown_slugs(key[:-1], value, known):
+            self.fail(problem, key)
+        return frozenset(str(v) for v in value)
+
+
+def _mapping_lines(text: str) -> dict[str, int]:
+    """Line (1-based) of each top-level key, so problems can point at it."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def yaml_problem(exc: yaml.YAMLError, shown: Path, offset: int = 0) -> Problem:
+    """A YAML syntax error as a Problem pointing at the line (offset: lines before the YAML)."""
+    mark = getattr(exc, "problem_mark", None)
+    reason = getattr(exc, "problem", None) or str(exc)
+    return Problem(shown, mark.line + 1 + offset if mark else None, f"YAML error: {reason}")
+
+
+def _load_yaml(text: str, reader: _Reader) -> dict | None:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        reader.problems.append(yaml_problem(exc, reader.shown, reader.offset))
+        return None
+    if not isinstance(data, dict):
+        reader.fail("front matter must be a mapping of fields")
+        return None
+    return data
+
+
+def split_front_matter(text: str) -> tuple[str, str] | None:
+    """Return (front matter, body) of a Markdown file that starts with a `---` line."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            return "".join(lines[1:i]), "".join(lines[i + 1 :])
+    return None
+
+
+def _people(data: dict, r: _Reader, theme_dir: Path) -> tuple[Person, ...]:
+    raw = data.get("people") or []
+    if not isinstance(raw, list):
+        r.fail("field 'people' must be a list", "people")
+        return ()
+    people = []
+    for n, item in enumerate(raw, 1):
+        if not isinstance(item, dict):
+            r.fail(f"people[{n}] must be a mapping with name, role, region, photo, photo_alt", "people")
+            continue
+        for key in sorted(set(item) - PERSON_FIELDS):
+            r.fail(f"people[{n}]: unknown field {key!r}", "people")
+        person = Person(**{k: str(item.get(k) or "").strip() for k in PERSON_FIELDS})
+        if not person.name:
+            r.fail(f"people[{n}]: missing name", "people")
+        if person.photo and not person.photo_alt:
+            r.fail(f"people[{n}] ({person.name}): photo {person.photo!r} has no photo_alt text", "people")
+        if person.photo and not (theme_dir / person.photo).is_file():
+            r.fail(f"people[{n}] ({person.name}): photo file {person.photo!r} not found", "people")
+        people.append(person)
+    return tuple(people)
+
+
+def _links(data: dict, r: _Reader) -> tuple[Link, ...]:
+    raw = data.get("links") or []
+    if not isinstance(raw, list):
+        r.fail("field 'links' must be a list of {title, url, note}", "links")
+        return ()
+    links = []
+    for n, item in enumerate(raw, 1):
+        if not isinstance(item, dict) or not item.get("title") or not item.get("url"):
+            r.fail(f"links[{n}] needs a title and a url", "links")
+            continue
+        url = _url(str(item["url"]), r, "links")
+        links.append(Link(str(item["title"]), url, str(item.get("note") or "")))
+    return tuple(links)
+
+
+def _url(url: str, r: _Reader, key: str) -> str:
+    if not re.match(r"^(https?://|mailto:)\S+$", url):
+        r.fail(f"{key}: {url!r} is not an http(s) or mailto URL", key)
+    return url
+
+
+def _media(data: dict, r: _Reader) -> Media | None:
+    raw = data.get("media")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw.get("url") or not raw.get("title"):
+        r.fail("field 'media' needs label, title and url", "media")
+        return None
+    url = _url(str(raw["url"]), r, "media")
+    return Media(str(raw.get("label") or "Bekijk online"), str(raw["title"]), url)
+
+
+def _datetime(data: dict, key: str, r: _Reader) -> dt.datetime | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        r.fail(f"field {key!r}: {value!r} is not a date and time like 2027-03-10 14:00", key)
+        return None
+
+
+def _date(data: dict, key: str, r: _Reader, required: bool = False) -> dt.date | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            r.fail(f"missing required field {key!r}", key)
+        return None
+    if isinstance(value, dt.date):
+        return value if not isinstance(value, dt.datetime) else value.date()
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        r.fail(f"field {key!r}: {value!r} is not a date like 2026-12-01", key)
+        return None
+
+
+def load_block(path: Path, root: Path, theme_dir: Path) -> tuple[Block | None, list[Problem]]:
+    """Read one `NN-slug.md` block file."""
+    text = path.read_text(encoding="utf-8")
+    parts = split_front_matter(text)
+    reader = _Reader(path, root, {}, 0)
+    if parts is None:
+        reader.fail("a block file must start with '---' and YAML front matter closed by '---'")
+        return None, reader.problems
+    front, body = parts
+    reader.lines, reader.offset = _mapping_lines(front), 1
+    data = _load_yaml(front, reader)
+    if data is None:
+        return None, reader.problems
+    for key in sorted(set(data) - BLOCK_FIELDS):
+        reader.fail(f"unknown field {key!r}", key)
+    btype = reader.text(data, "type", required=True)
+    if btype and btype not in BLOCK_TYPES:
+        reader.fail(f"unknown block type {btype!r} (known: {', '.join(BLOCK_TYPES)})", "type")
+    slug = reader.text(data, "slug") or FILE_RE.match(path.name).group("slug")  # type: ignore[union-attr]
+    if not SLUG_RE.match(slug):
+        reader.fail(f"slug {slug!r} must be lowercase letters, digits and hyphens", "slug")
+    block = Block(
+        id=slug,
+        type=btype,
+        title=reader.text(data, "title", required=True),
+        source=reader.shown,
+        body=body.strip(),
+        subtitle=reader.text(data, "subtitle"),
+        lead=reader.text(data, "lead"),
+        people=_people(data, reader, theme_dir),
+        media=_media(data, reader),
+        links=_links(data, reader),
+        regions=reader.slugs(data, "regions", REGIONS),
+        audiences=reader.slugs(data, "audiences", AUDIENCES),
+        organisation=reader.text(data, "organisation"),
+        url=_url(reader.text(data, "url"), reader, "url") if data.get("url") else "",
+        date=_date(data, "date", reader),
+        event_kind=reader.text(data, "event_kind"),
+        starts=_datetime(data, "starts", reader),
+        place=reader.text(data, "place"),
+        verbeteractiviteit=reader.text(data, "verbeteractiviteit"),
+        example=bool(data.get("example", False)),
+    )
+    if btype == "interview" and not block.people:
+        reader.fail("an interview needs 'people' (one or two person cards)", "type")
+    if len(block.people) > 2:
+        reader.fail("an interview shows at most two person cards", "people")
+    if btype == "partner" and not (block.organisation and block.url):
+        reader.fail("a partner block needs 'organisation' and 'url'", "type")
+    if btype == "event" and block.starts is None:
+        reader.fail("an event needs 'starts' (date and time)", "type")
+    if btype == "links" and not block.links:
+        reader.fail("a links block needs 'links'", "type")
+    return (None if reader.problems else block), reader.problems
+
+
+def load_about(content_dir: Path, root: Path) -> tuple[Block | None, list[Problem]]:
+    """The fixed "about the Ontwikkelagenda" block shared by mailings that show it."""
+    path = content_dir / "about.md"
+    if not path.exists():
+        return None, [Problem(path, None, "about.md is missing but a mailing asks for it")]
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        text = "---\n---\n" + text
+    front, body = split_front_matter(text) or ("", text)
+    reader = _Reader(path, root, _mapping_lines(front), 1)
+    data = _load_yaml(front, reader) or {}
+    block = Block(
+        id="over-de-ontwikkelagenda",
+        type="article",
+        title=reader.text(data, "title") or "Ontwikkelagenda Veiligheid voorop",
+        source=reader.shown,
+        body=body.strip(),
+        links=_links(data, reader),
+    )
+    return (None if reader.problems else block), reader.problems
+
+
+def _partners_config(data: dict, r: _Reader, slugs: dict[str, Path]) -> PartnersConfig | None:
+    raw = data.get("partners")
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict):
+        r.fail("field 'partners' must be a mapping (title, max, chosen, suggest, after)", "partners")
+        return None
+    for key in sorted(set(raw) - PARTNERS_FIELDS):
+        r.fail(f"partners: unknown field {key!r}", "partners")
+    chosen = raw.get("chosen") or []
+    if not isinstance(chosen, list):
+        r.fail("partners.chosen must be a list of publication URLs", "partners")
+        chosen = []
+    after = str(raw.get("after") or "")
+    if after and after not in slugs:
+        r.fail(f"partners.after: no block with slug {after!r}", "partners")
+    try:
+        limit = int(raw.get("max", 3))
+    except (TypeError, ValueError):
+        r.fail("partners.max must be a whole number", "partners")
+        limit = 3
+    return PartnersConfig(str(raw.get("title") or "Van onze partners"), limit,
+                          tuple(str(u) for u in chosen), bool(raw.get("suggest", True)), after)
+
+
+def list_themes(content_dir: Path) -> list[str]:
+    return sorted(p.name for p in content_dir.iterdir() if (p / "mailing.yaml").is_file())
+
+
+def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mailing:
+    """Load and validate a theme; raise ContentError listing every problem found."""
+    root = root or content_dir.parent
+    theme_dir = content_dir / theme
+    config = theme_dir / "mailing.yaml"
+    if not config.is_file():
+        known = ", ".join(list_themes(content_dir)) if content_dir.is_dir() else "none"
+        raise ContentError([Problem(config, None, f"no such theme {theme!r} (known: {known})")])
+    text = config.read_text(encoding="utf-8")
+    reader = _Reader(config, root, _mapping_lines(text), 0)
+    data = _load_yaml(text, reader)
+    if data is None:
+        raise ContentError(reader.problems)
+    for key in sorted(set(data) - MAILING_FIELDS):
+        reader.fail(f"unknown field {key!r}", key)
+    kind = reader.text(data, "kind", required=True)
+    if kind and kind not in KIND_TOPICS:
+        reader.fail(f"unknown mailing kind {kind!r} (known: {', '.join(KIND_TOPICS)})", "kind")
+    topic = reader.text(data, "topic") or KIND_TOPICS.get(kind, "")
+    if topic and topic not in KIND_TOPICS.values():
+        reader.fail(f"unknown topic {topic!r} (known: {', '.join(KIND_TOPICS.values())})", "topic")
+    problems = reader.problems
+    blocks: list[Block] = []
+    first_file: dict[str, Path] = {}
+    for path in sorted(theme_dir.glob("*.md")):
+        block, found = load_block(path, root, theme_dir)
+        problems += found
+        if block is None:
+            continue
+        if block.id in first_file:
+            problems.append(
+                Problem(block.source, None, f"slug {block.id!r} is already used by {first_file[block.id]}")
+            )
+            continue
+        first_file[block.id] = block.source
+        blocks.append(block)
+    if not blocks and not problems:
+        problems.append(Problem(reader.shown, None, "the theme has no blocks (NN-slug.md files)"))
+    toc_raw = data.get("toc")
+    if toc_raw is not None and not isinstance(toc_raw, list):
+        reader.fail("field 'toc' must be a list of block slugs", "toc")
+        toc_raw = None
+    if toc_raw is None:
+        toc = tuple(b.id for b in blocks)
+    else:
+        toc = tuple(str(t).lstrip("#") for t in toc_raw)
+        for entry in toc:
+            if entry not in first_file:
+                reader.fail(f"table of contents entry {entry!r} has no block with that slug", "toc")
+    about = None
+    if data.get("about", kind == "update"):
+        about, found = load_about(content_dir, root)
+        problems += found
+    mailing_date = _date(data, "date", reader, required=True)
+    keywords = data.get("keywords") or []
+    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+        reader.fail("field 'keywords' must be a list of words", "keywords")
+        keywords = []
+    mailing = Mailing(
+        theme=theme,
+        kind=kind,
+        title=reader.text(data, "title", required=True),
+        subject=reader.text(data, "subject", required=True),
+        preheader=reader.text(data, "preheader", required=True),
+        date=mailing_date or dt.date.today(),
+        topic=topic,
+        source=reader.shown,
+        blocks=tuple(blocks),
+        toc=toc,
+        greeting=reader.text(data, "greeting"),
+        greeting_named=reader.text(data, "greeting_named"),
+        intro=reader.text(data, "intro"),
+        sign_off=reader.text(data, "sign_off"),
+        bundle_title=reader.text(data, "bundle_title") or f"Bundel {reader.text(data, 'title')}",
+        about=about,
+        keywords=tuple(k.lower() for k in keywords),
+        partners=_partners_config(data, reader, first_file),
+    )
+    if problems:
+        raise ContentError(problems)
+    return mailing

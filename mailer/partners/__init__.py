@@ -1,0 +1,1 @@
+"""Partner feeds in, publications stored, suggestions out."""

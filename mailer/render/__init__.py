@@ -1,0 +1,1 @@
+"""Jinja2 → MJML → HTML → inline CSS; the plain-text part; per-recipient slots."""

@@ -1,0 +1,223 @@
+"""Turn a mailing's blocks into HTML and text: Jinja2 → MJML → mjml-python → premailer.
+
+The expensive steps run once per distinct block set. What differs per recipient (greeting,
+unsubscribe and preference links, web-version link) is left as `[[slot:name]]` markers that survive
+compilation and are filled later by plain string joins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_lib
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from mjml import mjml2html
+from premailer import Premailer
+
+from mailer.config import Settings
+from mailer.content.loader import Block, Mailing
+from mailer.content.segments import REGIONS, TOPIC_NAMES
+from mailer.render.plaintext import markdown_to_text
+
+SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
+SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
+KIND_LABELS = {
+    "update": "Update",
+    "verdieping": "Thematische verdieping",
+    "verbeteractiviteit": "Verbeteractiviteit in de praktijk",
+}
+_MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
+           "september", "oktober", "november", "december")
+_DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+_md = MarkdownIt("commonmark", {"html": False})
+
+
+class RenderError(Exception):
+    """A template or the MJML compiler failed; the message says which mailing and why."""
+
+
+def dutch_date(value: dt.date) -> str:
+    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
+def dutch_datetime(value: dt.datetime) -> str:
+    return f"{_DAYS[value.weekday()]} {dutch_date(value)}, {value:%H:%M} uur"
+
+
+def markdown_html(source: str, below: int = 1) -> Markup:
+    """Markdown as HTML whose headings sit below the page's own level-`below` heading."""
+    tokens = _md.parse(source or "")
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, max(int(token.tag[1]), below + 1))}"
+    return Markup(_md.renderer.render(tokens, _md.options, {}))
+
+
+def slot(name: str) -> Markup:
+    """A per-recipient placeholder; the name must be one of SLOTS."""
+    if name not in SLOTS:
+        raise RenderError(f"unknown slot {name!r}")
+    return Markup(f"[[slot:{name}]]")
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Every public address a mailing links to, under the configured base URL."""
+
+    base: str
+    theme: str
+    reply_address: str
+    subject: str
+
+    @property
+    def home(self) -> str:
+        return f"{self.base}/{self.theme}/index.html"
+
+    @property
+    def subscribe(self) -> str:
+        return f"{self.base}/aanmelden"
+
+    @property
+    def reply(self) -> str:
+        return f"mailto:{self.reply_address}?subject=Reactie%20op%20{self.subject.replace(' ', '%20')}"
+
+    def article(self, block_id: str) -> str:
+        return f"{self.base}/{self.theme}/{block_id}.html"
+
+    def bundle(self, block_id: str | None = None) -> str:
+        anchor = f"#{block_id}" if block_id else ""
+        return f"{self.base}/{self.theme}/bundel.html{anchor}"
+
+    def image(self, path: str) -> str:
+        return f"{self.base}/{self.theme}/{path}"
+
+    def variant(self, name: str) -> str:
+        return f"{self.base}/{self.theme}/online/{name}.html"
+
+
+def slot_value(value: str, html: bool) -> str:
+    """A slot value as it goes into the HTML (escaped) or the text part (as is)."""
+    return html_lib.escape(value, quote=True) if html else value
+
+
+class CompiledVariant:
+    """HTML and text of one variant with slots; `fill` makes one recipient's copy cheaply.
+
+    `html_parts` and `text_parts` alternate constant text and slot names (text, name, text, …),
+    for a sender that encodes the constant text once per send.
+    """
+
+    __slots__ = ("html", "text", "html_parts", "text_parts")
+
+    def __init__(self, html: str, text: str):
+        self.html = html
+        self.text = text
+        self.html_parts = SLOT_RE.split(html)
+        self.text_parts = SLOT_RE.split(text)
+
+    @staticmethod
+    def _join(parts: list[str], values: Mapping[str, str], html: bool) -> str:
+        out = parts[:]
+        for i in range(1, len(out), 2):
+            out[i] = slot_value(values[out[i]], html)
+        return "".join(out)
+
+    def fill(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """Return (html, text) with every slot replaced; values are escaped for HTML."""
+        return self._join(self.html_parts, values, True), self._join(self.text_parts, values, False)
+
+
+def inline_css(html: str) -> str:
+    """Inline CSS without premailer's defaults that damage MJML output (see DESIGN.md)."""
+    doctype = "<!doctype html>"
+    inlined = Premailer(
+        html,
+        base_url=None,
+        allow_network=False,
+        remove_classes=False,
+        keep_style_tags=True,
+        strip_important=False,
+        disable_validation=True,
+        disable_basic_attributes=["width", "height"],
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform()
+    return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
+
+
+def jinja_environment(templates: Path, autoescape: bool) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(templates)),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=False,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        markdown=markdown_html,
+        markdown_inline=lambda s: Markup(_md.renderInline(s or "")),
+        plaintext=markdown_to_text,
+        dutch_date=dutch_date,
+        dutch_datetime=dutch_datetime,
+        region_name=lambda slug: REGIONS.get(slug, slug),
+    )
+    env.globals["slot"] = slot
+    return env
+
+
+class Renderer:
+    """Renders one mailing: its mail variants, its text parts and its web pages."""
+
+    def __init__(self, settings: Settings, mailing: Mailing):
+        self.settings = settings
+        self.mailing = mailing
+        base = settings.public_base_url.rstrip("/")
+        self.urls = Urls(base, mailing.theme, settings.reply_to, mailing.subject)
+        # Autoescape is ON for every template here, whatever the suffix (.mjml is not covered
+        # by select_autoescape); the text templates get their own environment without it.
+        self.markup_env = jinja_environment(settings.templates, autoescape=True)
+        self.text_env = jinja_environment(settings.templates, autoescape=False)
+
+    def context(self, blocks: Iterable[Block]) -> dict[str, Any]:
+        blocks = tuple(blocks)
+        present = {b.id for b in blocks}
+        return {
+            "mailing": self.mailing,
+            "blocks": blocks,
+            "toc": [self.mailing.block(i) for i in self.mailing.toc if i in present],
+            "show_toc": self.mailing.kind != "update" and len(blocks) > 1,
+            "has_bundle": self.mailing.kind != "update",
+            "heading": self.mailing.title,
+            "kind_label": KIND_LABELS.get(self.mailing.kind, ""),
+            "topic_name": TOPIC_NAMES.get(self.mailing.topic, self.mailing.topic),
+            "settings": self.settings,
+            "urls": self.urls,
+        }
+
+    def compile_variant(self, blocks: Iterable[Block]) -> CompiledVariant:
+        """The expensive step: run once per distinct block set, never per recipient."""
+        context = self.context(blocks)
+        source = self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
+        try:
+            compiled = mjml2html(source, fonts={})
+        except ValueError as exc:
+            raise RenderError(f"{self.mailing.theme}: MJML compilation failed: {exc}") from exc
+        html = inline_css(compiled)
+        text = self.text_env.get_template("text/mailing.txt.j2").render(context)
+        text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+        return CompiledVariant(html, text)
+
+    def page(self, template: str, **extra: Any) -> str:
+        """A web page (article, bundle, index) in the mail's look."""
+        # Pages link relatively ("../<theme>/…"), so they work on disk and once published.
+        urls = Urls("..", self.mailing.theme, self.settings.reply_to, self.mailing.subject)
+        context = self.context(self.mailing.blocks)
+        context.update(extra, urls=urls, home_url=urls.home)
+        return self.markup_env.get_template(f"web/{template}").render(context)

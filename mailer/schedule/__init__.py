@@ -1,0 +1,1 @@
+"""Schedules, the scheduler process and the content calendar."""

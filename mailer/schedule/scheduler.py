@@ -1,0 +1,428 @@
+"""Sends planned for a moment, and the long-running scheduler that starts them.
+
+The Schedule table is the source of truth. APScheduler's SQLAlchemy job store, in the same
+database, mirrors it as one date job per schedule so the scheduler wakes at the right moment.
+Every job only calls `fire`, which re-reads the row and claims it with a guarded UPDATE: a stale
+mirror, a restart or a second scheduler process can never start a send twice. All sending work
+stays in mailer.send.runner; a schedule only starts (or resumes) a send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import logging
+import os
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from mailer.build.builder import BuildError, build
+from mailer.config import Settings
+from mailer.content.loader import ContentError, list_themes, load_mailing
+from mailer.content.segments import AUDIENCES, REGIONS, unknown_slugs
+from mailer.db import get_engine, session_scope
+from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
+from mailer.render.renderer import RenderError
+from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
+from mailer.subscribers.subscriptions import recipient_count
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=2)  # a started send whose scheduler was silent this long is resumed
+TICK_SECONDS = 15.0  # how often a scheduler re-reads the table and renews its leases
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+Starter = Callable[[Schedule], None]
+
+
+class ScheduleError(Exception):
+    """A request the schedule cannot carry out; the message says why (one problem per line)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A send to plan: what, when (aware UTC) and for whom (empty = everyone)."""
+
+    theme: str
+    due_at: dt.datetime
+    regions: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = ()
+    calendar_key: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One line of `mailer schedule list`."""
+
+    schedule: Schedule
+    status: str  # as of now: a planned send past its grace period shows as missed
+    recipients: int | None  # how many the send would reach now; None when it cannot tell
+
+
+def parse_when(text: str, timezone: str) -> dt.datetime:
+    """Read `2026-12-01 09:00` as a time in `timezone` (unless it has an offset), as aware UTC."""
+    value = text.strip()
+    try:
+        if not TIME_RE.match(value):
+            raise ValueError(value)
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ScheduleError(
+            f"cannot read the time {text!r}: write it as YYYY-MM-DD HH:MM, e.g. 2026-12-01 09:00 "
+            f"({timezone} unless an offset such as +01:00 is given)"
+        ) from None
+    if when.tzinfo is None:
+        zone = ZoneInfo(timezone)
+        local = when.replace(tzinfo=zone)
+        if local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != when:
+            raise ScheduleError(f"{text!r} does not exist in {timezone}: the clocks skip that hour")
+        when = local
+    return when.astimezone(dt.UTC)
+
+
+def local_time(when: dt.datetime, timezone: str) -> str:
+    """A UTC time as people in `timezone` read it."""
+    return when.astimezone(ZoneInfo(timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def build_problems(settings: Settings, theme: str) -> list[str]:
+    """Why THEME cannot be sent as it stands ([] when it builds), with the build's locations."""
+    if not (settings.content / theme / "mailing.yaml").is_file():
+        known = ", ".join(list_themes(settings.content)) if settings.content.is_dir() else "none"
+        return [f"theme {theme!r} has no content yet: there is no "
+                f"{settings.content_dir / theme / 'mailing.yaml'} (themes: {known})"]
+    try:
+        build(settings, theme)
+    except ContentError as exc:
+        return [f"theme {theme!r} does not build: {problem}" for problem in exc.problems]
+    except (BuildError, RenderError) as exc:
+        return [f"theme {theme!r} does not build: {exc}"]
+    return []
+
+
+def check_requests(settings: Settings, requests: Sequence[Request], now: dt.datetime) -> list[list[str]]:
+    """The problems of each request: a past time, unknown slugs, a theme that does not build.
+
+    Each theme is built once, however many requests name it.
+    """
+    built: dict[str, list[str]] = {}
+    found = []
+    for request in requests:
+        problems = (unknown_slugs("region", request.regions, REGIONS)
+                    + unknown_slugs("audience", request.audiences, AUDIENCES))
+        if request.due_at <= now:
+            problems.append(f"{local_time(request.due_at, settings.timezone)} is in the past "
+                            f"(now: {local_time(now, settings.timezone)})")
+        if request.theme not in built:
+            built[request.theme] = build_problems(settings, request.theme)
+        problems += built[request.theme]
+        found.append(problems)
+    return found
+
+
+def plan(settings: Settings, requests: Sequence[Request], now: dt.datetime) -> list[Schedule]:
+    """Store checked requests as planned schedules, all or none."""
+    with session_scope(settings, write=True) as session:
+        schedules = [
+            Schedule(theme=r.theme, due_at=r.due_at, regions=",".join(dict.fromkeys(r.regions)),
+                     audiences=",".join(dict.fromkeys(r.audiences)), calendar_key=r.calendar_key,
+                     note=r.note, created_at=now, updated_at=now)
+            for r in requests
+        ]
+        session.add_all(schedules)
+        session.flush()
+    return schedules
+
+
+def status_at(schedule: Schedule, now: dt.datetime, grace: dt.timedelta) -> str:
+    """The status as of `now`: a planned send later than the grace period can only be missed."""
+    if schedule.status == "planned" and now - schedule.due_at > grace:
+        return "missed"
+    return schedule.status
+
+
+def _lease_expired(schedule: Schedule, now: dt.datetime) -> bool:
+    return schedule.heartbeat_at is None or now - schedule.heartbeat_at > LEASE
+
+
+def count_recipients(session: Session, settings: Settings, schedule: Schedule) -> int | None:
+    """How many people the schedule's send would reach if it started now."""
+    try:
+        topic = load_mailing(settings.content, schedule.theme, settings.root).topic
+    except ContentError:
+        return None
+    return recipient_count(session, topic, schedule.region_list, schedule.audience_list)
+
+
+def overview(settings: Settings, now: dt.datetime) -> list[Overview]:
+    """Every schedule by due time, with its status now and, while it can still start, its reach."""
+    grace = dt.timedelta(hours=settings.grace_period_hours)
+    with session_scope(settings) as session:
+        rows = []
+        for schedule in session.exec(select(Schedule).order_by(col(Schedule.due_at), col(Schedule.id))):
+            status = status_at(schedule, now, grace)
+            reach = count_recipients(session, settings, schedule) if status == "planned" else None
+            rows.append(Overview(schedule, status, reach))
+        return rows
+
+
+def _get(settings: Settings, schedule_id: int) -> Schedule:
+    with session_scope(settings) as session:
+        schedule = session.get(Schedule, schedule_id)
+    if schedule is None:
+        raise ScheduleError(f"there is no schedule {schedule_id}")
+    return schedule
+
+
+def _transition(session: Session, seen: Schedule, now: dt.datetime, strict: bool = True,
+                **values: object) -> bool:
+    """Change a schedule only if nobody changed it since `seen` was read; the atomic claim.
+
+    Not `strict`: only its send must be the same.
+    """
+    statement = update(Schedule).where(col(Schedule.id) == seen.id,
+                                       col(Schedule.send_id).is_not_distinct_from(seen.send_id))
+    if strict:
+        statement = statement.where(
+            col(Schedule.status) == seen.status, col(Schedule.due_at) == seen.due_at,
+            col(Schedule.worker) == seen.worker,
+            col(Schedule.heartbeat_at).is_not_distinct_from(seen.heartbeat_at))
+    result = session.exec(statement.values(updated_at=now, **values))  # type: ignore[call-overload]
+    return result.rowcount == 1
+
+
+def _cancel_send(settings: Settings, schedule_id: int, send_id: int) -> None:
+    """Call off a schedule's send through mailer.send.runner, which refuses once a message left."""
+    if summary(settings, send_id).status == "cancelled":
+        return
+    try:
+        cancel_send(settings, send_id)
+    except SendError as exc:
+        raise ScheduleError(f"schedule {schedule_id} cannot be changed: {exc}") from exc
+
+
+def _withdraw(settings: Settings, schedule_id: int, now: dt.datetime, **values: object) -> Schedule:
+    """Take a schedule back (to cancel or move it) while no message has left.
+
+    A send that already started is cancelled through mailer.send.runner, which refuses once a
+    message left; only then does the schedule change.
+    """
+    schedule = _get(settings, schedule_id)
+    if schedule.status in ("cancelled", "done"):
+        raise ScheduleError(f"schedule {schedule_id} is {schedule.status}: nothing to change")
+    if schedule.status == "started" and schedule.send_id is None:
+        raise ScheduleError(f"schedule {schedule_id} is being started right now (building its "
+                            "send); try again in a minute")
+    if schedule.send_id is not None:
+        _cancel_send(settings, schedule_id, schedule.send_id)
+    with session_scope(settings, write=True) as session:
+        # Once its send is cancelled, the schedule changes even if its worker recorded the end.
+        if not _transition(session, schedule, now, strict=schedule.send_id is None, **values):
+            raise ScheduleError(f"schedule {schedule_id} changed meanwhile; look at "
+                                "`mailer schedule list` and try again")
+    return _get(settings, schedule_id)
+
+
+def cancel(settings: Settings, schedule_id: int, now: dt.datetime) -> Schedule:
+    """Cancel a schedule until its first message leaves."""
+    return _withdraw(settings, schedule_id, now, status="cancelled", worker="", heartbeat_at=None)
+
+
+def move(settings: Settings, schedule_id: int, due_at: dt.datetime, now: dt.datetime) -> Schedule:
+    """Plan a schedule for another time, until its first message leaves (a missed one too)."""
+    if due_at <= now:
+        raise ScheduleError(f"{local_time(due_at, settings.timezone)} is in the past "
+                            f"(now: {local_time(now, settings.timezone)})")
+    return _withdraw(settings, schedule_id, now, status="planned", due_at=due_at, send_id=None,
+                     worker="", heartbeat_at=None)
+
+
+def _due_action(schedule: Schedule, now: dt.datetime, grace: dt.timedelta) -> str | None:
+    if schedule.status == "planned" and schedule.due_at <= now:
+        return "miss" if status_at(schedule, now, grace) == "missed" else "start"
+    if schedule.status == "started" and _lease_expired(schedule, now):
+        return "resume"
+    return None
+
+
+def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.datetime, worker: str,
+         stop: threading.Event) -> str:
+    """Start, resume or mark missed one schedule if it is due; return what happened.
+
+    Of two schedulers firing one schedule, one claims the row and starts; the other finds it
+    changed and does nothing. A send stopped by `stop` keeps status started, without a
+    worker, so the next scheduler resumes it at once.
+    """
+    if stop.is_set():
+        return "stopping"
+    grace = dt.timedelta(hours=settings.grace_period_hours)
+    with session_scope(settings, write=True) as session:
+        schedule = session.get(Schedule, schedule_id)
+        action = schedule and _due_action(schedule, now, grace)
+        if schedule is None or action is None:
+            return "not due"
+        if action == "miss":
+            hours = (now - schedule.due_at).total_seconds() / 3600
+            note = (f"missed: due {local_time(schedule.due_at, settings.timezone)}, the scheduler "
+                    f"came {hours:.1f} h late (grace {settings.grace_period_hours:g} h)")
+            return "missed" if _transition(session, schedule, now, status="missed", note=note) else "taken"
+        if not _transition(session, schedule, now, status="started", worker=worker, heartbeat_at=now):
+            return "taken"
+        schedule.sqlmodel_update({"status": "started", "worker": worker, "heartbeat_at": now})
+    log.info("schedule %s (%s): %s", schedule_id, schedule.theme,
+             "starting" if action == "start" else f"resuming send {schedule.send_id}")
+    try:
+        start(schedule)
+    except Exception as exc:
+        log.exception("schedule %s (%s) failed", schedule_id, schedule.theme)
+        _finish(settings, schedule_id, worker, status="failed", note=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    if stop.is_set():
+        _finish(settings, schedule_id, worker)
+        log.info("schedule %s (%s): stopped between batches; resumes on the next start", schedule_id,
+                 schedule.theme)
+        return "interrupted"
+    _finish(settings, schedule_id, worker, status="done")
+    log.info("schedule %s (%s): done", schedule_id, schedule.theme)
+    return "done"
+
+
+def _finish(settings: Settings, schedule_id: int, owner: str, **values: object) -> None:
+    """Record how a run ended and give up its lease, unless the schedule was taken meanwhile."""
+    with session_scope(settings, write=True) as session:
+        session.exec(update(Schedule)  # type: ignore[call-overload]
+                     .where(col(Schedule.id) == schedule_id, col(Schedule.status) == "started",
+                            col(Schedule.worker) == owner)
+                     .values(updated_at=utcnow(), worker="", heartbeat_at=None, **values))
+
+
+def record_send(settings: Settings, schedule_id: int, send_id: int) -> None:
+    """Remember a schedule's send at once, so a resume continues it instead of making another."""
+    with session_scope(settings, write=True) as session:
+        session.exec(update(Schedule).where(col(Schedule.id) == schedule_id)  # type: ignore[call-overload]
+                     .values(send_id=send_id, updated_at=utcnow()))
+
+
+def start_send(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
+    """The default starter: create the schedule's send once, then run (or resume) it."""
+    send_id = schedule.send_id
+    if send_id is None:
+        send_id = create_send(settings, schedule.theme, schedule.region_list or None,
+                              schedule.audience_list or None, planned_for=schedule.due_at)
+        record_send(settings, schedule.id or 0, send_id)
+    result = run_send(settings, send_id, stop=stop)
+    if result.status == "paused":  # too many errors: a person looks first, the scheduler does not retry
+        raise SendError(f"send {send_id} paused: {result.pause_reason}; carry on with "
+                        f"`mailer sends resume {send_id}`")
+
+
+def renew_leases(settings: Settings, worker: str, now: dt.datetime) -> None:
+    """Tell other schedulers that this one is still running its sends."""
+    with session_scope(settings, write=True) as session:
+        session.exec(update(Schedule)  # type: ignore[call-overload]
+                     .where(col(Schedule.worker) == worker, col(Schedule.status) == "started")
+                     .values(heartbeat_at=now))
+
+
+def wanted_jobs(settings: Settings, now: dt.datetime) -> dict[int, dt.datetime]:
+    """When each schedule needs firing: planned ones at their time, orphaned started ones now."""
+    with session_scope(settings) as session:
+        active = session.exec(select(Schedule).where(col(Schedule.status).in_(["planned", "started"])))
+        return {s.id: s.due_at if s.status == "planned" else now for s in active
+                if s.id is not None and (s.status == "planned" or _lease_expired(s, now))}
+
+
+class _SharedJobStore(SQLAlchemyJobStore):
+    """The job store every scheduler process on the database shares.
+
+    APScheduler 3 assumes it is a store's only user: when another process already ran and
+    removed a job, that must not stop this one (`fire` makes the double run harmless).
+    """
+
+    def remove_job(self, job_id: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().remove_job(job_id)
+
+    def update_job(self, job: object) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().update_job(job)
+
+
+_active: Scheduler | None = None  # this process's scheduler, for the jobs read from the store
+
+
+def _run_job(schedule_id: int) -> None:
+    """The job function the store refers to by name; hands over to this process's scheduler."""
+    if _active is not None:
+        _active.fire(schedule_id)
+
+
+def _job_id(schedule_id: int) -> str:
+    return f"schedule-{schedule_id}"
+
+
+class Scheduler:
+    """APScheduler in this process: mirrors the Schedule table into the job store and fires."""
+
+    def __init__(self, settings: Settings, start: Starter | None = None, *,
+                 tick_seconds: float = TICK_SECONDS,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        self.settings = settings
+        self.stop = threading.Event()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.start_send = start or functools.partial(start_send, settings, self.stop)
+        self.clock = clock
+        self.tick_seconds = tick_seconds
+        store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)
+        self.aps = BackgroundScheduler(
+            timezone=dt.UTC,
+            jobstores={"default": store, "local": MemoryJobStore()},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        )
+
+    def run(self) -> None:
+        """Fire due schedules until `stop` is set; then let running sends stop between batches."""
+        global _active
+        _active = self
+        self.aps.start()
+        self.aps.add_job(self.tick, "interval", seconds=self.tick_seconds, id="tick",
+                         jobstore="local", next_run_time=utcnow())
+        try:
+            self.stop.wait()
+        finally:
+            self.aps.shutdown(wait=True)
+            _active = None
+
+    def fire(self, schedule_id: int) -> str:
+        return fire(self.settings, schedule_id, self.start_send, now=self.clock(), worker=self.worker,
+                    stop=self.stop)
+
+    def tick(self) -> None:
+        """Renew this worker's leases and bring the job store in line with the table."""
+        now = self.clock()
+        renew_leases(self.settings, self.worker, now)
+        wanted = wanted_jobs(self.settings, now)
+        stored = {job.id: job for job in self.aps.get_jobs(jobstore="default")}
+        for job_id in set(stored) - {_job_id(i) for i in wanted}:
+            with contextlib.suppress(JobLookupError):
+                self.aps.remove_job(job_id, jobstore="default")
+        for schedule_id, when in wanted.items():
+            job = stored.get(_job_id(schedule_id))
+            if job is None or job.next_run_time != when:
+                self.aps.add_job(_run_job, "date", run_date=when, args=[schedule_id],
+                                 id=_job_id(schedule_id), jobstore="default", replace_existing=True)
+

@@ -1,0 +1,1 @@
+"""Sends: snapshot, workers, per-recipient messages, DKIM, reports."""

@@ -1,0 +1,604 @@
+"""A send: snapshot the recipients, fill each one's slots, deliver, record, resume, throttle.
+
+This is the one place where mailings go out; the scheduler only calls `create_send` and
+`run_send`. All state lives in the database, so a crash at any point loses nobody:
+
+- the snapshot freezes the variants and writes one Delivery row per recipient in a single
+  transaction, and is done at most once;
+- a worker claims a batch (pending → sending, with its id and the time), sends it over the
+  transport's connections, and records the whole batch in one transaction. Only a claimed and
+  unrecorded batch can go out twice after a crash: at most `send_batch` messages per worker.
+  A resume re-queues exactly those rows;
+- whether someone may still be mailed (unsubscribed, suppressed, erased) is checked when their
+  row is claimed, not when the send was planned.
+
+Temporary failures (4xx, dropped connections, timeouts) come back later with a doubling back-off;
+permanent ones (5xx) are recorded with the server's answer. Too many of either pause the send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
+from sqlmodel import Session, col, select
+
+from mailer.build.builder import anonymous_links, build, source_hash
+from mailer.config import Settings
+from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
+from mailer.db import get_engine, session_scope
+from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
+from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.send.messages import EncodedBody, MessageError, MessageFactory
+from mailer.subscribers.subscriptions import recipients, recipients_query
+from mailer.subscribers.tokens import preferences_url, unsubscribe_url
+from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+
+FINAL = ("sent", "failed", "skipped", "bounced")
+# The send pauses itself when, of the last PERMANENT_WINDOW attempts, more than PERMANENT_SHARE
+# failed permanently (a list or a server gone bad), or after CONNECTION_FAILURES connection
+# failures in a row (the server is down: retrying everyone would only burn their attempts).
+PERMANENT_WINDOW = 50
+PERMANENT_SHARE = 0.2
+CONNECTION_FAILURES = 10
+SAMPLE_NAME = "Anna de Vries"  # the name test sends greet
+
+Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
+
+
+class SendError(Exception):
+    """A send that cannot be created, run or changed as asked."""
+
+
+@dataclass
+class SendSummary:
+    """Where a send stands: its status and how many recipients are in each delivery status."""
+
+    send_id: int
+    status: str
+    counts: dict[str, int]
+    pause_reason: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+# --- the build a send is made from ---------------------------------------------------------
+
+
+def current_manifest(settings: Settings, theme: str) -> dict:
+    """The manifest of `out/<theme>`, built first when missing or older than its sources."""
+    path = settings.out / theme / "manifest.json"
+    if path.exists():
+        manifest = json.loads(path.read_text("utf-8"))
+        if manifest["source_hash"] == source_hash(settings, theme):
+            return manifest
+    build(settings, theme)
+    return json.loads(path.read_text("utf-8"))
+
+
+def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
+             ) -> tuple[list[str], list[str]]:
+    regions, audiences = list(regions or []), list(audiences or [])
+    unknown = [r for r in regions if r not in REGIONS] + [a for a in audiences if a not in AUDIENCES]
+    if unknown:
+        raise SendError(f"unknown region or audience: {', '.join(unknown)}")
+    return regions, audiences
+
+
+def _variants_of(manifest: dict, regions: list[str], audiences: list[str]
+                 ) -> dict[tuple[str, str], str]:
+    """(region, audience) → variant name for the chosen segments."""
+    return {(r, a): manifest["segments"][segment_key(r, a)]["variant"]
+            for r, a in all_segments(regions, audiences)}
+
+
+def _read_variant(settings: Settings, theme: str, manifest: dict, name: str
+                  ) -> tuple[str, str, str]:
+    """HTML, text and web-version URL of one built variant."""
+    entry = next(s for s in manifest["segments"].values() if s["variant"] == name)
+    folder = settings.out / theme
+    return ((folder / entry["html"]).read_text("utf-8"), (folder / entry["text"]).read_text("utf-8"),
+            entry["online_url"])
+
+
+@dataclass(frozen=True)
+class Mail:
+    """What every recipient of a send shares: subject, topic and greetings."""
+
+    send_id: int | str
+    subject: str
+    topic: str
+    greeting: str
+    greeting_named: str
+    test: bool = False
+
+
+class Letter:
+    """One variant of one send, compiled once; `message` fills in one recipient's copy."""
+
+    def __init__(self, settings: Settings, mail: Mail, html: str, text: str, online_url: str):
+        compiled = CompiledVariant(html, text)
+        self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
+        self.text = EncodedBody(compiled.text_parts)
+        self.online_url = online_url
+        self.greeting, self.greeting_named = mail.greeting, mail.greeting_named
+        self.factory = MessageFactory(settings, subject=mail.subject, list_slug=mail.topic,
+                                      list_name=TOPIC_NAMES[mail.topic], send_id=mail.send_id,
+                                      test=mail.test)
+
+    def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
+                preferences: str) -> Outgoing:
+        greeting = (self.greeting_named.replace("{naam}", name)
+                    if name and self.greeting_named else self.greeting)
+        slots = {"greeting": greeting, "unsubscribe_url": unsubscribe,
+                 "preferences_url": preferences, "webversion_url": self.online_url}
+        return self.factory.build_encoded(
+            address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
+            unsubscribe_url=unsubscribe, recipient_id=recipient_id)
+
+
+# --- planning and starting -----------------------------------------------------------------
+
+
+def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = None,
+                audiences: Iterable[str] | None = None, *,
+                planned_for: dt.datetime | None = None) -> int:
+    """Plan a send of THEME to the segment (default: everyone); builds first if stale.
+
+    Nobody is chosen yet: the recipients are snapshotted when the send starts.
+    """
+    chosen_regions, chosen_audiences = _segment(regions, audiences)
+    manifest = current_manifest(settings, theme)
+    with session_scope(settings, write=True) as session:
+        send = Send(theme=theme, topic=manifest["topic"], subject=manifest["subject"],
+                    regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
+                    planned_for=planned_for, source_hash=manifest["source_hash"],
+                    greeting=manifest["greeting"], greeting_named=manifest["greeting_named"])
+        session.add(send)
+        session.flush()
+        return send.id  # type: ignore[return-value]
+
+
+def _split(value: str) -> list[str]:
+    return [v for v in value.split(",") if v]
+
+
+def _get(session: Session, send_id: int, lock: bool = False) -> Send:
+    query = select(Send).where(Send.id == send_id)
+    send = session.exec(query.with_for_update() if lock else query).first()
+    if send is None:
+        raise SendError(f"no send with id {send_id}")
+    return send
+
+
+def start_send(settings: Settings, send_id: int) -> Send:
+    """Snapshot the recipients (once) and mark the send running; a paused send runs again,
+    a finished one is left as it is.
+
+    The variants are frozen with the snapshot, so a resume sends what the send started with.
+    """
+    with session_scope(settings) as session:
+        send = _get(session, send_id)
+    if send.status == "cancelled":
+        raise SendError(f"send {send_id} was cancelled")
+    if send.status == "done":
+        return send
+    manifest = current_manifest(settings, send.theme) if send.snapshot_at is None else None
+    with session_scope(settings, write=True) as session:
+        send = _get(session, send_id, lock=True)  # PostgreSQL: one snapshot, however many start
+        if send.snapshot_at is None and manifest is not None:
+            _snapshot(settings, session, send, manifest)
+        if send.status in ("planned", "paused"):
+            send.status, send.pause_reason = "running", ""
+        session.add(send)
+        return send
+
+
+def _snapshot(settings: Settings, session: Session, send: Send, manifest: dict) -> None:
+    regions, audiences = _split(send.regions), _split(send.audiences)
+    variants = _variants_of(manifest, regions, audiences)
+    for name in sorted(set(variants.values())):
+        html, text, online_url = _read_variant(settings, send.theme, manifest, name)
+        session.add(SendVariant(send_id=send.id, name=name, html=html,  # type: ignore[arg-type]
+                                text=text, online_url=online_url))
+    people = recipients_query(manifest["topic"], regions, audiences).order_by(None).subquery()
+    variant = case(*[(and_(people.c.region == region, people.c.audience == audience), name)
+                     for (region, audience), name in variants.items()])
+    columns = ["send_id", "subscriber_id", "region", "audience", "variant", "status", "attempts",
+               "worker", "error"]
+    rows = select(literal(send.id), people.c.id, people.c.region, people.c.audience, variant,
+                  literal("pending"), literal(0), literal(""), literal("")).order_by(people.c.id)
+    session.execute(insert(Delivery).from_select(columns, rows))
+    send.topic, send.subject = manifest["topic"], manifest["subject"]
+    send.greeting, send.greeting_named = manifest["greeting"], manifest["greeting_named"]
+    send.source_hash, send.snapshot_at = manifest["source_hash"], utcnow()
+
+
+# --- delivering ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    delivery_id: int
+    subscriber_id: int
+    attempts: int
+    variant: str
+    address: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    claimed: _Claimed
+    error: DeliveryError | MessageError | None = None
+
+    @property
+    def permanent(self) -> bool:
+        """Retrying cannot help: a 5xx answer, or a recipient value no message can carry."""
+        return isinstance(self.error, MessageError) or (self.error is not None
+                                                       and self.error.permanent)
+
+
+class _Breaker:
+    """Says when errors mean that going on would only do harm."""
+
+    def __init__(self) -> None:
+        self.recent: deque[bool] = deque(maxlen=PERMANENT_WINDOW)
+        self.connection_failures = 0
+
+    def feed(self, outcome: _Outcome) -> str:
+        """A reason to pause, or ""."""
+        error, permanent = outcome.error, outcome.permanent
+        self.recent.append(permanent)
+        connection = isinstance(error, DeliveryError) and not error.permanent and error.code is None
+        self.connection_failures = self.connection_failures + 1 if connection else 0
+        if self.connection_failures >= CONNECTION_FAILURES:
+            return f"{self.connection_failures} connection failures in a row; last: {error}"
+        failed = sum(self.recent)
+        if len(self.recent) == PERMANENT_WINDOW and failed > PERMANENT_SHARE * PERMANENT_WINDOW:
+            return (f"{failed} of the last {PERMANENT_WINDOW} attempts failed permanently; "
+                    f"last answer: {error if permanent else 'ok'}")
+        return ""
+
+
+class _Worker:
+    """One process's part in delivering a send; `name` marks the rows it claimed."""
+
+    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport):
+        self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        mail = Mail(send.id, send.subject, send.topic, send.greeting,  # type: ignore[arg-type]
+                    send.greeting_named)
+        with session_scope(engine) as session:
+            rows = session.exec(select(SendVariant).where(SendVariant.send_id == send.id))
+            self.letters = {row.name: Letter(settings, mail, row.html, row.text, row.online_url)
+                            for row in rows}
+
+    def claim(self) -> tuple[str, list[_Claimed], int]:
+        """The send's status, up to `send_batch` due rows now marked as ours, and how many
+        rows were skipped instead because their people may no longer be mailed.
+
+        SKIP LOCKED lets workers on PostgreSQL take different rows; SQLite has one writer.
+        """
+        with session_scope(self.engine, write=True) as session:
+            status = session.exec(select(Send.status).where(Send.id == self.send.id)).one()
+            if status != "running":
+                return status, [], 0
+            now = utcnow()
+            due = (select(Delivery.id)
+                   .where(Delivery.send_id == self.send.id, Delivery.status == "pending",
+                          or_(col(Delivery.next_attempt_at).is_(None),
+                              col(Delivery.next_attempt_at) <= now))
+                   .order_by(Delivery.id).limit(self.settings.send_batch)
+                   .with_for_update(skip_locked=True))
+            ids = list(session.exec(due))
+            if not ids:
+                return status, [], 0
+            rows = session.exec(
+                select(Delivery.id, Delivery.attempts, Delivery.variant, Subscriber.id,
+                       Subscriber.email, Subscriber.name, Subscriber.status, Subscription.status,
+                       Suppression.reason)
+                .select_from(Delivery)
+                .outerjoin(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
+                .outerjoin(Subscription, and_(col(Subscription.subscriber_id) == Subscriber.id,
+                                              col(Subscription.topic) == self.send.topic))
+                .outerjoin(Suppression, col(Suppression.address_hash) == Subscriber.address_hash)
+                .where(col(Delivery.id).in_(ids)).order_by(Delivery.id))
+            claimed, skipped = [], []
+            for did, attempts, variant, sid, address, name, person, subscription, suppressed in rows:
+                reason = _why_not(sid, person, subscription, suppressed)
+                if reason:
+                    skipped.append({"did": did, "status": "skipped", "attempts": attempts,
+                                    "next": None, "code": None, "error": reason})
+                else:
+                    claimed.append(_Claimed(did, sid, attempts, variant, address, name))
+            if claimed:
+                session.execute(update(Delivery).where(
+                    col(Delivery.id).in_([c.delivery_id for c in claimed])
+                ).values(status="sending", worker=self.name, claimed_at=now))
+            _update_rows(session, skipped)
+            return status, claimed, len(skipped)
+
+    def deliver(self, item: _Claimed) -> _Outcome:
+        """Build and send one message; runs in the pool's threads."""
+        letter = self.letters[item.variant]
+        try:
+            self.transport.send(letter.message(
+                recipient_id=item.subscriber_id, address=item.address, name=item.name,
+                unsubscribe=unsubscribe_url(self.settings, item.subscriber_id, self.send.topic),
+                preferences=preferences_url(self.settings, item.subscriber_id)))
+        except (DeliveryError, MessageError) as exc:
+            return _Outcome(item, exc)
+        return _Outcome(item)
+
+    def record(self, outcomes: Sequence[_Outcome]) -> int:
+        """The batch's results in one transaction, one UPDATE for everything that was sent;
+        returns how many rows reached a final status."""
+        now = utcnow()
+        sent = [o.claimed.delivery_id for o in outcomes if o.error is None]
+        others = [self._failure(o, now) for o in outcomes if o.error is not None]
+        with session_scope(self.engine, write=True) as session:
+            if sent:
+                session.execute(update(Delivery).where(
+                    col(Delivery.id).in_(sent), Delivery.worker == self.name,
+                    Delivery.status == "sending",
+                ).values(status="sent", sent_at=now, attempts=Delivery.attempts + 1,
+                         code=None, error=""))
+            _update_rows(session, others)
+        return len(sent) + sum(row["status"] == "failed" for row in others)
+
+    def _failure(self, outcome: _Outcome, now: dt.datetime) -> dict:
+        error, attempts = outcome.error, outcome.claimed.attempts + 1
+        row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
+               "code": getattr(error, "code", None), "error": str(error)}
+        if outcome.permanent:
+            return {**row, "status": "failed"}
+        if attempts >= self.settings.send_max_attempts:
+            return {**row, "status": "failed", "error": f"gave up after {attempts} attempts: {error}"}
+        delay = self.settings.send_retry_seconds * 2 ** (attempts - 1)
+        return {**row, "status": "pending", "next": now + dt.timedelta(seconds=delay)}
+
+    def idle(self) -> float | None:
+        """Nothing was due: seconds to wait for a retry or another worker's batch, or None
+        when the send is finished (then it is marked done)."""
+        now = utcnow()
+        with session_scope(self.engine, write=True) as session:
+            _requeue(session, self.send.id,  # type: ignore[arg-type]
+                     now - dt.timedelta(seconds=self.settings.send_claim_timeout))
+            pending, sending, soonest = session.exec(
+                select(func.count().filter(Delivery.status == "pending"),
+                       func.count().filter(Delivery.status == "sending"),
+                       func.min(Delivery.next_attempt_at).filter(Delivery.status == "pending"))
+                .where(Delivery.send_id == self.send.id)).one()
+            if pending or sending:
+                wait = (soonest - now).total_seconds() if pending and soonest else 0.2
+                return min(max(wait, 0.01), 1.0)
+            session.execute(update(Send).where(
+                col(Send.id) == self.send.id, Send.status == "running",
+                ~exists().where(Delivery.send_id == self.send.id,
+                                col(Delivery.status).in_(["pending", "sending"])),
+            ).values(status="done", finished_at=now))
+            return None
+
+    def run(self, progress: Progress | None, stop: threading.Event) -> None:
+        """Claim, send and record batches until the send is done, paused, cancelled or stopped."""
+        breaker = _Breaker()
+        counts = _counts(self.engine, self.send.id)  # type: ignore[arg-type]
+        total, finished = sum(counts.values()), sum(counts.get(s, 0) for s in FINAL)
+        if progress:
+            progress(finished, total)
+        threads = max(self.settings.smtp_connections, 1)
+        with ThreadPoolExecutor(threads, thread_name_prefix="send") as pool:
+            while not stop.is_set():
+                status, batch, skipped = self.claim()
+                if status != "running":
+                    return
+                finished += skipped
+                if not batch:
+                    wait = self.idle()
+                    if wait is None:
+                        return
+                    stop.wait(wait)
+                    continue
+                outcomes = list(pool.map(self.deliver, batch))
+                finished += self.record(outcomes)
+                if progress:
+                    progress(finished, total)
+                reason = next(filter(None, map(breaker.feed, outcomes)), "")
+                if reason:
+                    pause_send(self.settings, self.send.id, reason)  # type: ignore[arg-type]
+                    return
+
+
+def _why_not(subscriber_id: int | None, person: str | None, subscription: str | None,
+             suppressed: str | None) -> str:
+    """Why a snapshotted recipient may no longer be mailed, or ""."""
+    if subscriber_id is None:
+        return "erased"
+    if suppressed:
+        return f"suppressed ({suppressed})"
+    if person != "active":
+        return f"subscriber {person}"
+    if subscription != "active":
+        return "left the topic"
+    return ""
+
+
+def _update_rows(session: Session, rows: list[dict]) -> None:
+    """Several rows with different values in one executemany."""
+    if rows:
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("did")).values(
+                status=bindparam("status"), attempts=bindparam("attempts"),
+                next_attempt_at=bindparam("next"), code=bindparam("code"),
+                error=bindparam("error")),
+            rows)
+
+
+def _requeue(session: Session, send_id: int, claimed_before: dt.datetime | None) -> int:
+    """Put rows stuck in "sending" back to pending: all of them, or those claimed before a time
+    (a worker that died). Only these rows can go out twice."""
+    query = update(Delivery).where(Delivery.send_id == send_id, Delivery.status == "sending")
+    if claimed_before is not None:
+        query = query.where(col(Delivery.claimed_at) < claimed_before)
+    return session.execute(query.values(status="pending", worker="")).rowcount  # type: ignore[attr-defined]
+
+
+def _counts(engine: Engine, send_id: int) -> dict[str, int]:
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery.status, func.count())
+                            .where(Delivery.send_id == send_id).group_by(Delivery.status))
+        return dict(rows.all())
+
+
+def summary(settings: Settings, send_id: int) -> SendSummary:
+    """Status and counts per delivery status of one send."""
+    engine = get_engine(settings)
+    with session_scope(engine) as session:
+        send = _get(session, send_id)
+    return SendSummary(send_id, send.status, _counts(engine, send_id), send.pause_reason)
+
+
+def _deliver(settings: Settings, send: Send, transport: Transport | None,
+             progress: Progress | None, stop: threading.Event | None) -> SendSummary:
+    own = transport is None
+    transport = transport or transport_from_settings(settings)
+    try:
+        _Worker(settings, get_engine(settings), send, transport).run(
+            progress, stop or threading.Event())
+    finally:
+        if own:
+            transport.close()
+    return summary(settings, send.id)  # type: ignore[arg-type]
+
+
+def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
+             progress: Progress | None = None, stop: threading.Event | None = None
+             ) -> SendSummary:
+    """Start or resume a send and deliver every pending recipient.
+
+    Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
+    in "sending" by an earlier process: run it when that process is gone (to add workers to a
+    running send, use `work`). `stop` is checked between batches.
+    """
+    send = start_send(settings, send_id)
+    if send.status == "done":
+        return summary(settings, send_id)
+    with session_scope(settings, write=True) as session:
+        _requeue(session, send_id, None)
+    return _deliver(settings, send, transport, progress, stop)
+
+
+def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
+         progress: Progress | None = None, stop: threading.Event | None = None
+         ) -> list[SendSummary]:
+    """Deliver the pending rows of running sends (or of one) beside other workers.
+
+    Other workers' fresh claims are left alone; claims older than `send_claim_timeout` are
+    taken over. Returns when nothing is left to do.
+    """
+    stop = stop or threading.Event()
+    with session_scope(settings) as session:
+        if send_id is not None and _get(session, send_id).status != "running":
+            raise SendError(f"send {send_id} is not running; start it with "
+                            f"`mailer sends resume {send_id}`")
+        query = select(Send).where(Send.status == "running").order_by(Send.id)
+        sends = list(session.exec(query if send_id is None else query.where(Send.id == send_id)))
+    results = []
+    for send in sends:
+        if stop.is_set():
+            break
+        results.append(_deliver(settings, send, transport, progress, stop))
+    return results
+
+
+# --- changing a send's course --------------------------------------------------------------
+
+
+def pause_send(settings: Settings, send_id: int, reason: str = "paused by hand") -> None:
+    """Stop handing out batches; the batches in flight finish. `resume` carries on."""
+    with session_scope(settings, write=True) as session:
+        send = _get(session, send_id, lock=True)
+        if send.status not in ("planned", "running", "paused"):
+            raise SendError(f"send {send_id} is {send.status}; only a planned or running send "
+                            "can be paused")
+        send.status, send.pause_reason = "paused", reason
+        session.add(send)
+
+
+def cancel_send(settings: Settings, send_id: int) -> None:
+    """Call a send off; refused once any message has left (pause it instead)."""
+    with session_scope(settings, write=True) as session:
+        send = _get(session, send_id, lock=True)
+        if send.status in ("done", "cancelled"):
+            raise SendError(f"send {send_id} is already {send.status}")
+        left = session.exec(select(func.count()).where(
+            Delivery.send_id == send_id,
+            col(Delivery.status).in_(["sending", "sent", "bounced"]))).one()
+        if left:
+            raise SendError(f"send {send_id} cannot be cancelled: {left} message(s) have left; "
+                            f"pause it with `mailer sends pause {send_id}`")
+        session.execute(update(Delivery).where(
+            Delivery.send_id == send_id, Delivery.status == "pending",
+        ).values(status="skipped", error="send cancelled"))
+        send.status, send.finished_at = "cancelled", utcnow()
+        session.add(send)
+
+
+# --- looking without sending ---------------------------------------------------------------
+
+
+def dry_run(settings: Settings, theme: str, regions: Iterable[str] | None = None,
+            audiences: Iterable[str] | None = None) -> Iterator[tuple[str, str, str]]:
+    """(address, segment, variant) of everyone a send would reach now; nothing is recorded."""
+    chosen_regions, chosen_audiences = _segment(regions, audiences)
+    manifest = current_manifest(settings, theme)
+    variants = _variants_of(manifest, chosen_regions, chosen_audiences)
+    with session_scope(settings) as session:
+        for person in recipients(session, manifest["topic"], chosen_regions, chosen_audiences):
+            yield (person.email, segment_key(person.region, person.audience),
+                   variants[person.region, person.audience])
+
+
+def send_test(settings: Settings, theme: str, addresses: Sequence[str],
+              regions: Iterable[str] | None = None, audiences: Iterable[str] | None = None, *,
+              transport: Transport | None = None) -> list[tuple[str, str]]:
+    """Each distinct variant of the segment to each address, subject marked "[TEST]".
+
+    Nothing is recorded against subscribers; the greeting uses a sample name and the links
+    point at the general unsubscribe and sign-up pages. Returns (address, variant) pairs sent.
+    """
+    chosen_regions, chosen_audiences = _segment(regions, audiences)
+    manifest = current_manifest(settings, theme)
+    names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
+    links = anonymous_links(settings)
+    mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"], manifest["topic"],
+                manifest["greeting"], manifest["greeting_named"], test=True)
+    own = transport is None
+    transport = transport or transport_from_settings(settings)
+    sent = []
+    try:
+        for name in names:
+            letter = Letter(settings, mail, *_read_variant(settings, theme, manifest, name))
+            for n, address in enumerate(addresses, 1):
+                transport.send(letter.message(
+                    recipient_id=f"{name}-{n}", address=address, name=SAMPLE_NAME,
+                    unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
+                sent.append((address, name))
+    finally:
+        if own:
+            transport.close()
+    return sent

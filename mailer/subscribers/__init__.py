@@ -1,0 +1,1 @@
+"""Lists import/export, subscribe/confirm/unsubscribe/preferences/erase, tokens."""

@@ -1,0 +1,1 @@
+"""SMTP and the Maildir outbox behind one Transport protocol."""

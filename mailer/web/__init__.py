@@ -1,0 +1,1 @@
+"""The web app: subscription pages and the one-click unsubscribe."""

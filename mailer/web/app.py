@@ -1,0 +1,397 @@
+"""The subscription pages: sign up, confirm, unsubscribe (RFC 8058 one-click) and preferences.
+
+Starlette + uvicorn: a small ASGI app with no ORM or template magic of its own, served in-process
+by tests (httpx) and by `mailer serve`. Database and SMTP work runs in the thread pool, so a slow
+mail server never blocks the one-click unsubscribes that mail clients fire.
+
+Every page a recipient sees is Dutch. Safety:
+- forms carry a CSRF token that must match a SameSite=Strict cookie, and a foreign Origin is
+  refused; only the one-click POST is exempt, as RFC 8058 requires (its URL's token is the secret);
+- /aanmelden has a honeypot field and a per-IP limit, and an address gets at most one
+  confirmation mail per CONFIRM_RESEND_AFTER; its answer is the same whether or not the address
+  is known;
+- no page redirects, so there is nothing to redirect openly; token pages are never cached and
+  send no Referer to other sites.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mailer.config import Settings
+from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer.db import get_engine, session_scope
+from mailer.models import utcnow
+from mailer.subscribers import subscriptions as subs
+from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
+from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+
+PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+CSRF_COOKIE = "mailer_csrf"
+HONEYPOT = "website"
+MAX_BODY = 64 * 1024
+SIGNUPS_PER_IP = (10, 600.0)  # at most 10 sign-ups per address per 10 minutes
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "same-origin",  # the token in the URL never leaves the site
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+TEXT_ERROR = "Gebruik hier geen regeleinden of speciale tekens, en niet meer dan 200 tekens."
+FIELD_ERRORS = {
+    "email": "Vul een geldig e-mailadres in.",
+    "name": TEXT_ERROR,
+    "organisation": TEXT_ERROR,
+    "region": "Kies je regio.",
+    "audience": "Kies je doelgroep.",
+    "topics": "Kies minstens één onderwerp.",
+}
+BROKEN_LINK = (
+    "Deze link werkt niet (meer)",
+    "Misschien is de link niet helemaal meegekopieerd, of is hij verlopen. Gebruik de link in je "
+    "meest recente mail, of meld je opnieuw aan.",
+)
+
+
+class RateLimiter:
+    """At most `limit` events per key in a sliding window of `seconds` (in this process)."""
+
+    def __init__(self, limit: int, seconds: float):
+        self.limit, self.seconds = limit, seconds
+        self.events: dict[str, deque[float]] = defaultdict(deque)
+        self.lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            events = self.events[key]
+            while events and now - events[0] > self.seconds:
+                events.popleft()
+            if len(events) >= self.limit:
+                return False
+            events.append(now)
+            return True
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response, error pages included."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(SECURITY_HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+class PageError(Exception):
+    """Ends a request with a Dutch message page."""
+
+    def __init__(self, status: int, heading: str, text: str):
+        self.status, self.heading, self.text = status, heading, text
+
+
+def template_environment(settings: Settings) -> Environment:
+    """The project's templates, overridable per site in settings.templates."""
+    return Environment(
+        loader=ChoiceLoader([FileSystemLoader(settings.templates),
+                             FileSystemLoader(PROJECT_TEMPLATES)]),
+        autoescape=lambda name: not (name or "").endswith(".txt.j2"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def confirmation_message(settings: Settings, env: Environment, email: str,
+                         profile: subs.Profile, url: str) -> EmailMessage:
+    """The double opt-in mail. Header values come from validated input and headerregistry."""
+    message = EmailMessage()
+    message["Subject"] = "Bevestig je aanmelding voor de mailings van Veiligheid voorop"
+    message["From"] = Address(settings.sender_name, addr_spec=settings.sender_email)
+    message["To"] = Address(profile.name, addr_spec=email)
+    message["Reply-To"] = settings.reply_to
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = make_msgid(domain=settings.list_domain)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(env.get_template("web/subscriptions/bevestigingsmail.txt.j2").render(
+        profile=profile, url=url, settings=settings, topic_names=TOPIC_NAMES,
+        regions=REGIONS, audiences=AUDIENCES,
+    ))
+    return message
+
+
+def create_app(settings: Settings, transport: Transport | None = None) -> ASGIApp:
+    """The ASGI app; `transport` defaults to the configured one (SMTP or the outbox)."""
+    engine: Engine = get_engine(settings)
+    mailer_transport = transport or transport_from_settings(settings)
+    send_lock = threading.Lock()
+    env = template_environment(settings)
+    per_ip = RateLimiter(*SIGNUPS_PER_IP)
+    own_origins = {_origin(settings.public_base_url)}
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        html = env.get_template(f"web/subscriptions/{name}.html.j2").render(
+            settings=settings, home_url="/aanmelden", csrf=csrf, regions=REGIONS,
+            audiences=AUDIENCES, topic_names=TOPIC_NAMES, **context,
+        )
+        response = HTMLResponse(html, status_code=status)
+        if CSRF_COOKIE not in request.cookies:
+            response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https")
+        return response
+
+    def message_page(request: Request, heading: str, text: str, status: int = 200,
+                     tone: str = "notice", **context: Any) -> HTMLResponse:
+        return page(request, "bericht", status, heading=heading, text=text, tone=tone, **context)
+
+    async def read_form(request: Request, csrf: bool = True) -> FormData:
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            raise PageError(413, "Dat is te veel tekst", "Vul het formulier korter in.")
+        form = await request.form(max_files=0, max_fields=30, max_part_size=MAX_BODY)
+        if csrf:
+            check_csrf(request, form)
+        return form
+
+    def check_csrf(request: Request, form: FormData) -> None:
+        if not _csrf_ok(request, form, own_origins):
+            raise PageError(403, "Dit formulier is verlopen",
+                            "Open de pagina opnieuw en probeer het nog eens.")
+
+    def db(func: Callable[..., Any], *args: Any, write: bool = False) -> Any:
+        """Run one service call in its own transaction, in the thread pool."""
+
+        def call() -> Any:
+            with session_scope(engine, write=write) as session:
+                return func(session, *args)
+
+        return run_in_threadpool(call)
+
+    def token_id(request: Request, purpose: str) -> int:
+        try:
+            return read_token(settings, request.path_params["token"], purpose)
+        except TokenError as exc:
+            raise PageError(400, *BROKEN_LINK) from exc
+
+    # --- /aanmelden and /bevestig ---------------------------------------------------------
+
+    async def signup(request: Request) -> Response:
+        if request.method == "GET":
+            return page(request, "aanmelden", values={"topics": ["updates"]}, errors={})
+        form = await read_form(request)
+        values = _profile_values(form)
+        email = subs.normalise_email(str(form.get("email", "")))[:400]
+        profile = _profile(values)
+        errors = {k: FIELD_ERRORS[k] for k in profile.problems()}
+        if subs.email_problem(email):
+            errors["email"] = FIELD_ERRORS["email"]
+        if errors:
+            return page(request, "aanmelden", 400, values={**values, "email": email}, errors=errors)
+        check_mail = ("Kijk in je mail", f"Als {email} kan worden aangemeld, krijg je daar een "
+                      "mail met een link. Klik op die link om je aanmelding te bevestigen. Geen "
+                      "mail gezien? Kijk ook even in je map met ongewenste mail.")
+        if form.get(HONEYPOT):
+            return message_page(request, *check_mail)
+        if not per_ip.allow(request.client.host if request.client else "?"):
+            raise PageError(429, "Even geduld", "Er zijn vanaf jouw verbinding veel aanmeldingen "
+                            "gedaan. Probeer het over een kwartier opnieuw.")
+        subscriber = await db(subs.request_subscription, email, profile, "web /aanmelden",
+                              write=True)
+        if subscriber is not None:
+            message = confirmation_message(settings, env, email, profile,
+                                           confirm_url(settings, subscriber.id))
+            try:
+                await run_in_threadpool(_send, mailer_transport, send_lock, message)
+            except DeliveryError as exc:
+                await db(subs.confirmation_failed, subscriber.id, write=True)
+                raise PageError(503, "Versturen lukte niet", "We konden je de bevestigingsmail "
+                                "nu niet sturen. Probeer het later nog eens.") from exc
+        return message_page(request, *check_mail)
+
+    async def confirm(request: Request) -> Response:
+        subscriber_id = token_id(request, "confirm")
+        try:
+            await db(subs.confirm, subscriber_id, write=True)
+        except subs.AlreadyConfirmed as exc:
+            raise PageError(400, "Deze link is al gebruikt", "Je aanmelding was al bevestigd. "
+                            "Wil je iets veranderen? Gebruik de link onder een van onze mails."
+                            ) from exc
+        return message_page(
+            request, "Je aanmelding is bevestigd",
+            "Welkom! Je ontvangt voortaan de mailings die je hebt gekozen. Onder elke mail vind "
+            "je een link om je voorkeuren aan te passen of je af te melden.",
+            links=[("Mijn voorkeuren", preferences_url(settings, subscriber_id))],
+        )
+
+    # --- /afmelden ------------------------------------------------------------------------
+
+    async def unsubscribe(request: Request) -> Response:
+        subscriber_id = token_id(request, "unsubscribe")
+        topic = request.query_params.get("onderwerp") or None
+        if topic is not None and topic not in TOPIC_NAMES:
+            raise PageError(404, *BROKEN_LINK)
+        what = TOPIC_NAMES[topic] if topic else "alle mailings van Veiligheid voorop"
+        if request.method == "GET":
+            person = await db(subs.get_subscriber, subscriber_id)
+            return page(request, "afmelden", what=what, topic=topic,
+                        already=person.status == "unsubscribed")
+        form = await read_form(request, csrf=False)
+        if form.get("List-Unsubscribe") != "One-Click":  # RFC 8058: the token is the secret
+            check_csrf(request, form)
+        await db(subs.unsubscribe, subscriber_id, topic, write=True)
+        return message_page(
+            request, "Je bent afgemeld",
+            f"Je bent afgemeld voor {what}. Dat gaat meteen in.",
+            links=[("Mijn voorkeuren", preferences_url(settings, subscriber_id))],
+        )
+
+    # --- /voorkeuren ----------------------------------------------------------------------
+
+    async def preferences(request: Request) -> Response:
+        subscriber_id = token_id(request, "preferences")
+        saved, status, errors = False, 200, {}
+        if request.method == "POST":
+            form = await read_form(request)
+            values = _profile_values(form)
+            profile = _profile(values)
+            person = await db(subs.get_subscriber, subscriber_id)
+            problems = profile.problems(require_topics=person.status == "active")
+            errors = {k: FIELD_ERRORS[k] for k in problems}
+            if errors:
+                status = 400
+            else:
+                await db(subs.update_preferences, subscriber_id, profile, write=True)
+                saved = True
+        person = await db(subs.get_subscriber, subscriber_id)
+        topics = await db(subs.active_topics, subscriber_id)
+        values = {"name": person.name, "organisation": person.organisation,
+                  "region": person.region, "audience": person.audience, "topics": topics}
+        if errors:
+            values.update(_profile_values(form))
+        return page(
+            request, "voorkeuren", status, values=values, errors=errors, saved=saved,
+            person=person, token=request.path_params["token"],
+            unsubscribe_url=unsubscribe_url(settings, subscriber_id),
+        )
+
+    async def my_data(request: Request) -> Response:
+        data = await db(subs.personal_data, token_id(request, "preferences"))
+        return Response(
+            json.dumps(data, indent=2, ensure_ascii=False), media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="mijn-gegevens.json"'},
+        )
+
+    async def erase(request: Request) -> Response:
+        subscriber_id = token_id(request, "preferences")
+        await read_form(request)
+        await db(subs.erase, subscriber_id, write=True)
+        return message_page(
+            request, "Je gegevens zijn gewist",
+            "We hebben alles over je gewist. We bewaren alleen een onleesbaar gemaakte vorm van "
+            "je e-mailadres, zodat je niet per ongeluk opnieuw op een lijst komt. Wil je later "
+            "toch weer mails ontvangen? Meld je dan opnieuw aan.",
+        )
+
+    # --- errors ---------------------------------------------------------------------------
+
+    async def page_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageError)
+        return message_page(request, exc.heading, exc.text, exc.status, tone="error")
+
+    async def unsubscribe_help(request: Request) -> Response:
+        """Where the web version of a mail sends readers: it has no personal link to offer."""
+        return message_page(
+            request, "Afmelden",
+            "Afmelden gaat met de persoonlijke link onderaan elke mail die je van ons krijgt. "
+            f"Heb je die mail niet meer? Stuur dan een mail naar {settings.reply_to}, "
+            "dan melden wij je af.")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return message_page(request, *BROKEN_LINK, status=status, tone="error")
+
+    async def unknown_subscriber(request: Request, exc: Exception) -> Response:
+        return message_page(request, *BROKEN_LINK, status=404, tone="error")
+
+    app = Starlette(
+        routes=[
+            Route("/aanmelden", signup, methods=["GET", "POST"]),
+            Route("/bevestig/{token}", confirm, methods=["GET"]),
+            Route("/afmelden", unsubscribe_help, methods=["GET"]),
+            Route("/afmelden/{token}", unsubscribe, methods=["GET", "POST"]),
+            Route("/voorkeuren/{token}", preferences, methods=["GET", "POST"]),
+            Route("/voorkeuren/{token}/gegevens", my_data, methods=["GET"]),
+            Route("/voorkeuren/{token}/wissen", erase, methods=["POST"]),
+        ],
+        exception_handlers={
+            PageError: page_error,
+            HTTPException: not_found,
+            subs.NotFound: unknown_subscriber,
+        },
+    )
+    return SecurityHeaders(app)
+
+
+def _send(transport: Transport, lock: threading.Lock, message: EmailMessage) -> None:
+    with lock:  # one SMTP connection, shared by the thread pool
+        transport.send(Outgoing.from_email(message))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _csrf_ok(request: Request, form: FormData, own_origins: set[str]) -> bool:
+    """Double-submit check, plus a same-origin check when the browser says where it posts from.
+
+    An Origin of "null" (privacy settings, some redirects) proves nothing either way; the token
+    still has to match.
+    """
+    origin = request.headers.get("origin", "null").lower()
+    if origin != "null" and origin not in own_origins | {_origin(str(request.base_url))}:
+        return False
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = str(form.get("csrf", ""))
+    return bool(cookie) and secrets.compare_digest(cookie.encode(), sent.encode())
+
+
+def _profile_values(form: FormData) -> dict[str, Any]:
+    values: dict[str, Any] = {k: str(form.get(k, "")).strip()[:400]
+                              for k in ("name", "organisation", "region", "audience")}
+    values["topics"] = [str(t) for t in form.getlist("topics")][:10]
+    return values
+
+
+def _profile(values: dict[str, Any]) -> subs.Profile:
+    return subs.Profile(values["name"], values["organisation"], values["region"],
+                        values["audience"], tuple(dict.fromkeys(values["topics"])))
