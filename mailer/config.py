@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+SECURITY_MODES = ("starttls", "tls", "none")
+
 
 class ConfigError(Exception):
     """A settings file or environment variable that cannot be used."""
@@ -30,19 +32,21 @@ class Settings:
     database_url: str = "sqlite:///mailer.db"
 
     sender_name: str = "Landelijk Netwerk Zorg-Straf"
-    sender_email: str = "info@ovv.nl"
+    # From is on the signing domain (DMARC alignment); replies go to the human reply box
+    sender_email: str = "nieuws@veiligheidvoorop.nl"
     reply_to: str = "info@ovv.nl"
     public_base_url: str = "https://nieuws.veiligheidvoorop.nl"
     postal_address: str = "Landelijk Netwerk Zorg-Straf, Postbus 30435, 2500 GK Den Haag"
     list_domain: str = "veiligheidvoorop.nl"
     unsubscribe_mailto: str = ""  # empty = "afmelden@" + list_domain
+    bounce_address: str = ""  # envelope sender; empty = "bounces@" + list_domain (VERP: bounces+…)
     # load_settings replaces this with a random key kept in .mailer-secret unless one is configured
     secret_key: str = "not-secret-for-tests-only"
     timezone: str = "Europe/Amsterdam"
 
     smtp_host: str = ""
     smtp_port: int = 587
-    smtp_security: str = "starttls"  # starttls | tls | none
+    smtp_security: str = "starttls"  # starttls | tls | none (any case; checked at load)
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_connections: int = 2
@@ -89,6 +93,11 @@ class Settings:
     def unsubscribe_address(self) -> str:
         """The mailto target of List-Unsubscribe; follows list_domain unless set explicitly."""
         return self.unsubscribe_mailto or f"afmelden@{self.list_domain}"
+
+    @property
+    def envelope_sender(self) -> str:
+        """The bounce address (MAIL FROM, Return-Path); never the human reply box."""
+        return self.bounce_address or f"bounces@{self.list_domain}"
 
     @property
     def resolved_database_url(self) -> str:
@@ -143,6 +152,12 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         env_key = f"MAILER_{key.upper()}"
         if env_key in env:
             values[key] = _coerce(env_key, env[env_key], kind)
+    if "smtp_security" in values:
+        values["smtp_security"] = str(values["smtp_security"]).strip().lower()
+        if values["smtp_security"] not in SECURITY_MODES:
+            source = "MAILER_SMTP_SECURITY" if "MAILER_SMTP_SECURITY" in env else str(config_file)
+            raise ConfigError(f"{source}: smtp security must be one of "
+                              f"{', '.join(SECURITY_MODES)}, not {values['smtp_security']!r}")
     if "secret_key" not in values:
         values["secret_key"] = _local_secret(root)
     return replace(Settings(root=root), **values)  # type: ignore[arg-type]

@@ -194,6 +194,11 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     console.print(table)
     for error, n in report.errors:
         console.print(f"{n:>6}  {error}")
+    if report.classes:
+        console.print("Refusals by class: " + ", ".join(
+            f"{n:,} {kind}" for kind, n in sorted(report.classes.items())))
+    if report.alarm:
+        console.print(f"[red]{report.alarm}[/red]", soft_wrap=True)
     if html_file:
         html_file.write_text(html_report(report), encoding="utf-8")
         console.print(f"Wrote {html_file}")

@@ -33,15 +33,18 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
+from mailer.bounces.classify import Verdict, classify
+from mailer.bounces.suppressions import record_bounce
 from mailer.build.builder import anonymous_links, build, source_hash
-from mailer.config import Settings
+from mailer.config import ConfigError, Settings
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.send.identity import install_id
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.subscribers.subscriptions import recipients, recipients_query
-from mailer.subscribers.tokens import preferences_url, unsubscribe_url
+from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 
 FINAL = ("sent", "failed", "skipped", "bounced")
@@ -51,6 +54,10 @@ FINAL = ("sent", "failed", "skipped", "bounced")
 PERMANENT_WINDOW = 50
 PERMANENT_SHARE = 0.2
 CONNECTION_FAILURES = 10
+# Blocks (5.7.x: policy, reputation, authentication) are our problem, not the recipients': when
+# BLOCK_SHARE of the first BLOCK_WINDOW answers are blocks, going on only hurts our reputation.
+BLOCK_WINDOW = 200
+BLOCK_SHARE = 0.05
 SAMPLE_NAME = "Anna de Vries"  # the name test sends greet
 
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
@@ -117,7 +124,8 @@ def _read_variant(settings: Settings, theme: str, manifest: dict, name: str
 class Mail:
     """What every recipient of a send shares: subject, topic and greetings."""
 
-    send_id: int | str
+    send_id: int
+    install: str
     subject: str
     topic: str
     greeting: str
@@ -136,17 +144,17 @@ class Letter:
         self.greeting, self.greeting_named = mail.greeting, mail.greeting_named
         self.factory = MessageFactory(settings, subject=mail.subject, list_slug=mail.topic,
                                       list_name=TOPIC_NAMES[mail.topic], send_id=mail.send_id,
-                                      test=mail.test)
+                                      install=mail.install, test=mail.test)
 
     def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
-                preferences: str) -> Outgoing:
+                preferences: str, token: str = "") -> Outgoing:
         greeting = (self.greeting_named.replace("{naam}", name)
                     if name and self.greeting_named else self.greeting)
         slots = {"greeting": greeting, "unsubscribe_url": unsubscribe,
                  "preferences_url": preferences, "webversion_url": self.online_url}
         return self.factory.build_encoded(
             address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
-            unsubscribe_url=unsubscribe, recipient_id=recipient_id)
+            unsubscribe_url=unsubscribe, recipient_id=recipient_id, unsubscribe_token=token)
 
 
 # --- planning and starting -----------------------------------------------------------------
@@ -245,6 +253,13 @@ class _Outcome:
     error: DeliveryError | MessageError | None = None
 
     @property
+    def verdict(self) -> Verdict | None:
+        """The RFC 3463 class of the server's refusal; None when it answered nothing."""
+        if isinstance(self.error, DeliveryError) and self.error.code is not None:
+            return classify(str(self.error))
+        return None
+
+    @property
     def permanent(self) -> bool:
         """Retrying cannot help: a 5xx answer, or a recipient value no message can carry."""
         return isinstance(self.error, MessageError) or (self.error is not None
@@ -257,10 +272,20 @@ class _Breaker:
     def __init__(self) -> None:
         self.recent: deque[bool] = deque(maxlen=PERMANENT_WINDOW)
         self.connection_failures = 0
+        self.answers = self.blocks = 0
 
     def feed(self, outcome: _Outcome) -> str:
         """A reason to pause, or ""."""
         error, permanent = outcome.error, outcome.permanent
+        if self.answers < BLOCK_WINDOW:
+            self.answers += 1
+            verdict = outcome.verdict
+            if verdict and verdict.kind == "blocked" and permanent:
+                self.blocks += 1
+                if self.blocks >= BLOCK_SHARE * BLOCK_WINDOW:
+                    return (f"deliverability alarm: {self.blocks} of the first {self.answers} "
+                            f"answers were blocks (policy, reputation or authentication), a "
+                            f"problem of our server or reputation; last: {error}")
         self.recent.append(permanent)
         connection = isinstance(error, DeliveryError) and not error.permanent and error.code is None
         self.connection_failures = self.connection_failures + 1 if connection else 0
@@ -279,8 +304,8 @@ class _Worker:
     def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport):
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        mail = Mail(send.id, send.subject, send.topic, send.greeting,  # type: ignore[arg-type]
-                    send.greeting_named)
+        mail = Mail(send.id, install_id(engine), send.subject,  # type: ignore[arg-type]
+                    send.topic, send.greeting, send.greeting_named)
         with session_scope(engine) as session:
             rows = session.exec(select(SendVariant).where(SendVariant.send_id == send.id))
             self.letters = {row.name: Letter(settings, mail, row.html, row.text, row.online_url)
@@ -321,7 +346,8 @@ class _Worker:
                 reason = _why_not(sid, person, subscription, suppressed)
                 if reason:
                     skipped.append({"did": did, "status": "skipped", "attempts": attempts,
-                                    "next": None, "code": None, "error": reason})
+                                    "next": None, "code": None, "error": reason,
+                                    "class": "", "enhanced": ""})
                 else:
                     claimed.append(_Claimed(did, sid, attempts, variant, address, name))
             if claimed:
@@ -334,35 +360,51 @@ class _Worker:
     def deliver(self, item: _Claimed) -> _Outcome:
         """Build and send one message; runs in the pool's threads."""
         letter = self.letters[item.variant]
+        token = make_token(self.settings, item.subscriber_id, "unsubscribe")
         try:
             self.transport.send(letter.message(
                 recipient_id=item.subscriber_id, address=item.address, name=item.name,
-                unsubscribe=unsubscribe_url(self.settings, item.subscriber_id, self.send.topic),
-                preferences=preferences_url(self.settings, item.subscriber_id)))
+                unsubscribe=unsubscribe_url(self.settings, item.subscriber_id, self.send.topic,
+                                            token),
+                preferences=preferences_url(self.settings, item.subscriber_id), token=token))
         except (DeliveryError, MessageError) as exc:
             return _Outcome(item, exc)
         return _Outcome(item)
 
     def record(self, outcomes: Sequence[_Outcome]) -> int:
         """The batch's results in one transaction, one UPDATE for everything that was sent;
-        returns how many rows reached a final status."""
+        returns how many rows reached a final status.
+
+        A final refusal counts as a bounce of its class at once: a 5.1.1 at RCPT suppresses
+        the address now, not after a bounce message that may never come.
+        """
         now = utcnow()
         sent = [o.claimed.delivery_id for o in outcomes if o.error is None]
-        others = [self._failure(o, now) for o in outcomes if o.error is not None]
+        failed = [o for o in outcomes if o.error is not None]
+        others = [self._failure(o, now) for o in failed]
         with session_scope(self.engine, write=True) as session:
             if sent:
                 session.execute(update(Delivery).where(
                     col(Delivery.id).in_(sent), Delivery.worker == self.name,
                     Delivery.status == "sending",
                 ).values(status="sent", sent_at=now, attempts=Delivery.attempts + 1,
-                         code=None, error=""))
+                         code=None, error="", answer_class="", enhanced_code=""))
             _update_rows(session, others)
+            for outcome, row in zip(failed, others, strict=True):
+                verdict = outcome.verdict
+                if row["status"] == "failed" and verdict is not None:
+                    record_bounce(session, key=f"delivery:{row['did']}",
+                                  address=outcome.claimed.address, verdict=verdict,
+                                  delivery_id=row["did"],
+                                  soft_limit=self.settings.bounce_soft_limit)
         return len(sent) + sum(row["status"] == "failed" for row in others)
 
     def _failure(self, outcome: _Outcome, now: dt.datetime) -> dict:
-        error, attempts = outcome.error, outcome.claimed.attempts + 1
+        error, attempts, verdict = outcome.error, outcome.claimed.attempts + 1, outcome.verdict
         row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
-               "code": getattr(error, "code", None), "error": str(error)}
+               "code": getattr(error, "code", None), "error": str(error),
+               "class": verdict.kind if verdict else "",
+               "enhanced": verdict.enhanced if verdict else ""}
         if outcome.permanent:
             return {**row, "status": "failed"}
         if attempts >= self.settings.send_max_attempts:
@@ -412,7 +454,11 @@ class _Worker:
                         return
                     stop.wait(wait)
                     continue
-                outcomes = list(pool.map(self.deliver, batch))
+                try:
+                    outcomes = list(pool.map(self.deliver, batch))
+                except ConfigError as exc:  # e.g. no STARTTLS: nothing was sent, none can be
+                    pause_send(self.settings, self.send.id, str(exc))  # type: ignore[arg-type]
+                    raise
                 finished += self.record(outcomes)
                 if progress:
                     progress(finished, total)
@@ -444,7 +490,8 @@ def _update_rows(session: Session, rows: list[dict]) -> None:
             update(table).where(table.c.id == bindparam("did")).values(
                 status=bindparam("status"), attempts=bindparam("attempts"),
                 next_attempt_at=bindparam("next"), code=bindparam("code"),
-                error=bindparam("error")),
+                error=bindparam("error"), answer_class=bindparam("class"),
+                enhanced_code=bindparam("enhanced")),
             rows)
 
 
@@ -585,7 +632,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
-    mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"], manifest["topic"],
+    mail = Mail(0, install_id(get_engine(settings)), manifest["subject"], manifest["topic"],
                 manifest["greeting"], manifest["greeting_named"], test=True)
     own = transport is None
     transport = transport or transport_from_settings(settings)

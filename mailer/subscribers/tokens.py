@@ -8,6 +8,7 @@ carry them are read months later.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -31,9 +32,15 @@ class ExpiredToken(TokenError):
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
+    return _serializer_for(settings.secret_key, purpose)
+
+
+@lru_cache(maxsize=32)
+def _serializer_for(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    """Built once per key and purpose: a send makes two tokens per recipient."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(settings.secret_key, salt=f"mailer.{purpose}")
+    return URLSafeTimedSerializer(secret_key, salt=f"mailer.{purpose}")
 
 
 def make_token(settings: Settings, subscriber_id: int, purpose: str) -> str:
@@ -62,9 +69,12 @@ def confirm_url(settings: Settings, subscriber_id: int) -> str:
     return _url(settings, f"/bevestig/{make_token(settings, subscriber_id, 'confirm')}")
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int, topic: str | None = None) -> str:
-    """The page and RFC 8058 one-click target; with a topic it leaves only that topic."""
-    url = _url(settings, f"/afmelden/{make_token(settings, subscriber_id, 'unsubscribe')}")
+def unsubscribe_url(settings: Settings, subscriber_id: int, topic: str | None = None,
+                    token: str = "") -> str:
+    """The page and RFC 8058 one-click target; with a topic it leaves only that topic.
+    `token` is the subscriber's unsubscribe token when the caller made it already."""
+    token = token or make_token(settings, subscriber_id, "unsubscribe")
+    url = _url(settings, f"/afmelden/{token}")
     return f"{url}?onderwerp={quote(topic)}" if topic else url
 
 
