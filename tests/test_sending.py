@@ -10,9 +10,10 @@ import pytest
 from sqlmodel import select
 
 from mailer.config import Settings
-from mailer.db import session_scope
+from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant
 from mailer.send import runner as sending
+from mailer.send.identity import install_id
 from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
 from mailer.transport.transports import DeliveryError, MemoryTransport, Outgoing
 from tests.conftest import add_subscriber
@@ -45,16 +46,17 @@ def test_every_subscriber_of_the_topic_gets_one_personal_message(send_settings: 
     summary = sending.run_send(send_settings, send_id, transport=transport)
     assert (summary.status, summary.counts) == ("done", {"sent": 4})
     by_id = {m.message_id: m.email() for m in transport.sent}
-    expected = {f"<send-{send_id}.rcpt-{sid}@veiligheidvoorop.nl>"
+    install = install_id(get_engine(send_settings))
+    expected = {f"<{send_id}.{sid}.{install}@veiligheidvoorop.nl>"
                 for sid in (*limburg[:2], rotterdam, nameless)}
     assert set(by_id) == expected
-    first = by_id[f"<send-{send_id}.rcpt-{limburg[0]}@veiligheidvoorop.nl>"]
+    first = by_id[f"<{send_id}.{limburg[0]}.{install}@veiligheidvoorop.nl>"]
     text = first.get_body(("plain",)).get_content()
     assert "Beste Persoon 0," in text and "Nieuw werkproces Rotterdam" not in text
     assert "Beste geïnteresseerde," in by_id[
-        f"<send-{send_id}.rcpt-{nameless}@veiligheidvoorop.nl>"].get_body(("plain",)).get_content()
+        f"<{send_id}.{nameless}.{install}@veiligheidvoorop.nl>"].get_body(("plain",)).get_content()
     assert "Nieuw werkproces Rotterdam" in by_id[
-        f"<send-{send_id}.rcpt-{rotterdam}@veiligheidvoorop.nl>"].get_body(("html",)).get_content()
+        f"<{send_id}.{rotterdam}.{install}@veiligheidvoorop.nl>"].get_body(("html",)).get_content()
     # a second run snapshots nobody again and sends nothing
     again = sending.run_send(send_settings, send_id, transport=transport)
     assert again.counts == {"sent": 4} and len(transport.sent) == 4
@@ -229,7 +231,11 @@ def test_a_test_send_records_nothing_and_marks_the_subject(send_settings: Settin
     message = transport.sent[0].email()
     assert message["Subject"].startswith("[TEST] ")
     assert "Beste Anna de Vries," in message.get_body(("plain",)).get_content()
-    assert message["Message-ID"].endswith(".test@veiligheidvoorop.nl>")
+    assert message["Message-ID"].startswith("<test.")
+    again = sending.send_test(send_settings, "stalking", ["me@example.org"], ["limburg"],
+                              transport=transport)
+    ids = [m.message_id for m in transport.sent]
+    assert len(again) == 2 and len(set(ids)) == len(ids) == 6  # each test send its own ids
     with session_scope(send_settings) as session:
         assert session.exec(select(Delivery)).all() == []
         assert session.exec(select(Send)).all() == []
