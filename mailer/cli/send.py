@@ -16,13 +16,14 @@ from rich.table import Table
 from sqlmodel import select
 
 from mailer.cli.build import build_errors
-from mailer.cli.common import database, database_session, friendly, settings
-from mailer.config import Settings
+from mailer.cli.common import UserError, database, database_session, friendly, settings
+from mailer.config import ConfigError, Settings
 from mailer.content.segments import AUDIENCES, REGIONS
 from mailer.models import Send
 from mailer.send import runner as sending
+from mailer.send.doctor import alignment_problem
 from mailer.send.report import html_report, send_report
-from mailer.transport.transports import DeliveryError
+from mailer.transport.transports import DeliveryError, security_warning
 
 region_option = click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
                              help="Only this region (repeatable; default: every region).")
@@ -31,6 +32,18 @@ audience_option = click.option("--audience", "audiences", multiple=True,
                                help="Only this audience (repeatable; default: every audience).")
 rate_option = click.option("--rate", type=float,
                            help="At most this many messages per second (overrides smtp_rate).")
+force_option = click.option("--force", is_flag=True,
+                            help="Send over SMTP even though From and DKIM are not aligned.")
+
+
+def _preflight(config: Settings, force: bool, console: Console) -> None:
+    """A real send over SMTP refuses to start while DMARC would fail; warns on plain text."""
+    warning = security_warning(config)
+    if warning:
+        console.print(f"[yellow]Warning:[/yellow] {warning}", soft_wrap=True)
+    problem = alignment_problem(config) if config.smtp_host else ""
+    if problem and not force:
+        raise UserError(f"{problem}. Run `mailer doctor`; --force sends anyway")
 
 
 def _settings(rate: float | None) -> Settings:
@@ -97,9 +110,11 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
 @click.option("--queue", is_flag=True,
               help="Snapshot the recipients and leave delivering to `mailer sends work`.")
 @rate_option
-@friendly(sending.SendError, DeliveryError)
+@force_option
+@friendly(sending.SendError, DeliveryError, ConfigError)
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
-                 test_addresses: tuple[str, ...], queue: bool, rate: float | None) -> None:
+                 test_addresses: tuple[str, ...], queue: bool, rate: float | None,
+                 force: bool) -> None:
     """Send the built mailing THEME to every subscriber of its topic in the segment.
 
     Builds first when out/THEME is stale, records one delivery per recipient, then delivers
@@ -122,6 +137,8 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                 count += 1
             console.print(f"{count:,} recipients (dry run: nothing sent or recorded)")
             return
+        if not test_addresses:
+            _preflight(config, force, console)
         if test_addresses:
             for address, variant in sending.send_test(config, theme, test_addresses, regions,
                                                       audiences):
@@ -221,8 +238,9 @@ def pause_command(send_id: int) -> None:
 @sends.command("resume")
 @click.argument("send_id", type=int)
 @rate_option
-@friendly(sending.SendError, DeliveryError)
-def resume_command(send_id: int, rate: float | None) -> None:
+@force_option
+@friendly(sending.SendError, DeliveryError, ConfigError)
+def resume_command(send_id: int, rate: float | None, force: bool) -> None:
     """Start, resume or finish a send after a pause, a crash or a kill.
 
     Messages that were in flight when the previous process died are sent again; nobody else
@@ -233,7 +251,9 @@ def resume_command(send_id: int, rate: float | None) -> None:
       mailer sends resume 3
     """
     config = _settings(rate)
-    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), Console())
+    console = Console()
+    _preflight(config, force, console)
+    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)
 
 
 @sends.command("cancel")
@@ -253,8 +273,9 @@ def cancel_command(send_id: int) -> None:
 @sends.command("work")
 @click.argument("send_id", type=int, required=False)
 @rate_option
-@friendly(sending.SendError, DeliveryError)
-def work_command(send_id: int | None, rate: float | None) -> None:
+@force_option
+@friendly(sending.SendError, DeliveryError, ConfigError)
+def work_command(send_id: int | None, rate: float | None, force: bool) -> None:
     """Deliver pending messages of running sends (or of one), beside other workers.
 
     On PostgreSQL several workers can share one send; nobody is sent twice. Ends when
@@ -265,7 +286,9 @@ def work_command(send_id: int | None, rate: float | None) -> None:
       mailer send stalking --queue && mailer sends work 3 & mailer sends work 3
     """
     config = _settings(rate)
-    _deliver(lambda **kw: sending.work(config, send_id, **kw), Console())
+    console = Console()
+    _preflight(config, force, console)
+    _deliver(lambda **kw: sending.work(config, send_id, **kw), console)
 
 
 COMMANDS = [send_command, sends]
