@@ -35,6 +35,7 @@ from sqlmodel import Session, col, select
 
 from mailer.bounces.classify import Verdict, classify
 from mailer.bounces.suppressions import record_bounce
+from mailer.build.archive import publish
 from mailer.build.builder import anonymous_links, build, source_hash
 from mailer.config import ConfigError, Settings
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
@@ -211,7 +212,9 @@ def start_send(settings: Settings, send_id: int) -> Send:
         if send.status in ("planned", "paused"):
             send.status, send.pause_reason = "running", ""
         session.add(send)
-        return send
+    if manifest is not None:  # it has gone out: the archive and the feed may show it now
+        publish(settings, send.theme, f"send {send_id} started")
+    return send
 
 
 def _snapshot(settings: Settings, session: Session, send: Send, manifest: dict) -> None:

@@ -1,0 +1,31 @@
+"""`mailer publish THEME`: show a built mailing in the archive and the feed without sending it."""
+
+from __future__ import annotations
+
+import click
+
+from mailer.build.archive import ArchiveError, publish
+from mailer.cli.common import friendly, settings
+
+
+@click.command("publish")
+@click.argument("theme")
+@friendly(ArchiveError, OSError)
+def publish_command(theme: str) -> None:
+    """Add the built mailing THEME to out/index.html, the archive pages and out/feed.xml.
+
+    A real send does this by itself when it starts; a build alone never does, so the feed
+    never announces a mailing that has not gone out. Use this for a mailing that is only put
+    online.
+
+    \b
+    Example:
+      mailer build stalking && mailer publish stalking
+    """
+    if publish(settings(), theme, "published by hand"):
+        click.echo(f"{theme} is now in the archive and the feed.")
+    else:
+        click.echo(f"{theme} was already published.")
+
+
+COMMANDS = [publish_command]
