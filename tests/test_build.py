@@ -11,6 +11,7 @@ import pytest
 from mailer.build.builder import build
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS
+from mailer.send.encoding import encoded_size
 
 ROTTERDAM = "rotterdam-zuid-holland-zuid"
 
@@ -29,7 +30,7 @@ def test_manifest_lists_all_thirty_segments(built) -> None:
     for entry in manifest["segments"].values():
         html = out / entry["html"]
         assert html.is_file() and (out / entry["text"]).is_file()
-        assert entry["bytes"] == len(html.read_bytes())
+        assert entry["bytes"] == encoded_size(html.read_text(encoding="utf-8"))  # as sent
         assert len(entry["hash"]) == 64
 
 
@@ -61,7 +62,7 @@ def test_every_variant_follows_the_email_html_rules(built) -> None:
         assert "<title>Thematische verdieping: (Ex-)Partnerstalking</title>" in html
         assert manifest["preheader"] in html.split("<body", 1)[1][:3000], "preheader near the top"
         assert "<script" not in html.lower()
-        assert len(html.encode()) < 102 * 1024
+        assert encoded_size(html) < 102 * 1024
         for img in re.findall(r"<img\b[^>]*>", html):
             assert re.search(r'\balt="[^"]+"', img), img
         ids = set(re.findall(r'\sid="([^"]+)"', html))

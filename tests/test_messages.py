@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from mailer.cli.dkim import keygen
 from mailer.config import Settings
 from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.send.encoding import EncodedBody, encoded_size
 from mailer.send.identity import Reference, parse_bounce_address
-from mailer.send.messages import EncodedBody, MessageError, MessageFactory, format_address
+from mailer.send.messages import MessageError, MessageFactory, format_address
 from mailer.send.signing import HEADER_LIST
 
 GOLDEN = Path(__file__).parent / "data" / "eml"
@@ -230,3 +231,11 @@ def test_dkim_is_relaxed_over_signed_and_byte_identical_to_dkimpy(
     for extra in (b"From: Bank <help@bank.example>", b"Subject: Dringend",
                   b"List-Unsubscribe: <https://evil.example/x>"):
         assert not dkim.verify(extra + b"\r\n" + signed, dnsfunc=dnsfunc)
+
+
+def test_the_size_check_counts_the_html_part_as_sent() -> None:
+    data = build(factory()).data
+    part = data.split(b'Content-Type: text/html; charset="utf-8"\r\n'
+                      b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")[1]
+    part = part.rsplit(b"--=_mailer", 1)[0]
+    assert encoded_size(HTML) == len(part) > len(HTML.encode())

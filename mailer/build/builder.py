@@ -21,6 +21,7 @@ from mailer.content.loader import Mailing, load_mailing
 from mailer.content.segments import all_segments, segment_key, select_blocks
 from mailer.partners.publications import with_partner_block
 from mailer.render.renderer import CompiledVariant, Renderer
+from mailer.send.encoding import encoded_size
 
 WARN_BYTES = 90 * 1024
 MAX_BYTES = 102 * 1024  # Gmail clips messages whose HTML is larger than this
@@ -191,14 +192,15 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
 def _store_variant(tmp: Path, settings: Settings, mailing: Mailing, renderer: Renderer,
                    compiled: CompiledVariant, ids: tuple[str, ...], warnings: list[str]) -> Variant:
     digest = hashlib.sha256((compiled.html + "\0" + compiled.text).encode()).hexdigest()
-    size = len(compiled.html.encode())
+    size = encoded_size(compiled.html)
     variant = Variant(digest[:12], ids, size, digest)
     where = f"{mailing.theme} variant {variant.name} (blocks: {', '.join(ids) or 'none'})"
     if size > MAX_BYTES:
-        raise BuildError(f"{where}: HTML is {size / 1024:.1f} KB, over the {MAX_BYTES // 1024} KB "
-                         "at which Gmail clips a message; shorten the leads or split the mailing")
+        raise BuildError(f"{where}: HTML is {size / 1024:.1f} KB as sent (quoted-printable), over "
+                         f"the {MAX_BYTES // 1024} KB at which Gmail clips a message; shorten "
+                         "the leads or split the mailing")
     if size > WARN_BYTES:
-        warnings.append(f"{where}: HTML is {size / 1024:.1f} KB, close to Gmail's "
+        warnings.append(f"{where}: HTML is {size / 1024:.1f} KB as sent, close to Gmail's "
                         f"{MAX_BYTES // 1024} KB clipping limit")
     check_anchors(compiled.html, where)
     _write(tmp / variant.html, compiled.html)

@@ -42,8 +42,9 @@ from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segment
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.send.encoding import EncodedBody
 from mailer.send.identity import install_id
-from mailer.send.messages import EncodedBody, MessageError, MessageFactory
+from mailer.send.messages import MessageError, MessageFactory
 from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
