@@ -9,7 +9,6 @@ records to publish, and reads the published ones where DNS is reachable.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,9 +16,8 @@ from functools import cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
-
 from mailer.config import Settings
+from mailer.send.dkimkeys import public_der, record_value
 from mailer.send.signing import load_key
 from mailer.transport.transports import security_warning
 
@@ -129,14 +127,11 @@ def _key(settings: Settings) -> Iterator[Check]:
 
 
 def public_key(settings: Settings) -> str:
-    """The p= value of the configured key, or "" when there is none."""
+    """The DKIM record value of the configured key, or "" when there is none."""
     try:
-        key = load_key(settings.path("dkim_key_file").read_bytes())
+        return record_value(public_der(load_key(settings.path("dkim_key_file").read_bytes())))
     except (OSError, ValueError):
         return ""
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode()
 
 
 def dns_records(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -147,7 +142,7 @@ def dns_records(settings: Settings) -> dict[str, tuple[str, str]]:
     records = {}
     if settings.dkim_selector and settings.dkim_domain:
         records["DKIM"] = (f"{settings.dkim_selector}._domainkey.{settings.dkim_domain}",
-                           f"v=DKIM1; k=rsa; p={public_key(settings) or '<public key>'}")
+                           public_key(settings) or "v=DKIM1; k=rsa; p=<public key>")
     senders = f"a:{settings.smtp_host}" if settings.smtp_host else "mx"
     records["SPF"] = (envelope, f"v=spf1 {senders} -all")
     records["DMARC"] = (f"_dmarc.{organisation}",
@@ -202,11 +197,16 @@ def published(settings: Settings, lookup: Lookup) -> Iterator[Check]:
         records = [r for r in found if r.replace(" ", "").lower().startswith(tag.lower())]
         if not records:
             yield Check("error", f"DNS {kind}", f"no {kind} record at {name}")
-        elif kind == "DKIM" and public_key(settings) and public_key(settings) not in (
-                records[0].replace(" ", "").replace('"', "")):
+        elif kind == "DKIM" and _p(public_key(settings)) not in ("", _p(records[0])):
             yield Check("error", "DNS DKIM", f"{name} publishes another key than {settings.dkim_key_file}")
         else:
             yield Check("ok", f"DNS {kind}", f"{name}: {records[0]}")
+
+
+def _p(record: str) -> str:
+    """The p= tag of a DKIM record, whitespace and quotes removed."""
+    flat = record.replace(" ", "").replace('"', "")
+    return flat.partition("p=")[2].partition(";")[0]
 
 
 def diagnose(settings: Settings, dns: bool = True) -> list[Check]:
