@@ -34,6 +34,15 @@ def via(settings: Settings, server: SMTPTestServer, security: str = "none") -> S
                    smtp_security=security, smtp_timeout=5.0)
 
 
+def send_to(settings: Settings, server: SMTPTestServer, people: int
+            ) -> tuple[Settings, int, sending.SendSummary]:
+    """A send of the stalking mailing to `people` subscribers r0…, through `server`."""
+    settings = via(settings, server)
+    bulk_subscribers(settings, people)
+    send_id = sending.create_send(settings, "stalking")
+    return settings, send_id, sending.run_send(settings, send_id)
+
+
 def wire_problems(data: bytes) -> list[str]:
     """Everything about raw DATA that receivers since the SMTP-smuggling fixes reject."""
     problems = []
@@ -102,10 +111,7 @@ def test_lines_starting_with_a_dot_are_stuffed(smtp_server: SMTPTestServer) -> N
                                           "block": ["r3@example.org"]}], indirect=True)
 def test_rcpt_answers_follow_rfc_3463(send_settings: Settings,
                                       smtp_server: SMTPTestServer) -> None:
-    settings = via(send_settings, smtp_server)
-    bulk_subscribers(settings, 8)
-    send_id = sending.create_send(settings, "stalking")
-    summary = sending.run_send(settings, send_id)
+    settings, send_id, summary = send_to(send_settings, smtp_server, 8)
     assert summary.status == "done" and summary.counts == {"sent": 5, "failed": 3}
     with session_scope(settings) as session:
         rows = {d.subscriber_id: d for d in session.exec(select(Delivery))}
@@ -124,10 +130,7 @@ def test_rcpt_answers_follow_rfc_3463(send_settings: Settings,
                          indirect=True)
 def test_blocks_over_the_threshold_pause_the_send(send_settings: Settings,
                                                   smtp_server: SMTPTestServer) -> None:
-    settings = via(send_settings, smtp_server)
-    bulk_subscribers(settings, 30)
-    send_id = sending.create_send(settings, "stalking")
-    summary = sending.run_send(settings, send_id)
+    _, _, summary = send_to(send_settings, smtp_server, 30)
     assert summary.status == "paused"
     assert summary.pause_reason.startswith("deliverability alarm: 10 of the first 19 answers")
     assert summary.counts["pending"] == 10  # the rest waits for the operator
