@@ -14,6 +14,7 @@ from pathlib import Path
 import dkim
 import pytest
 from click.testing import CliRunner
+from dkim.canonicalization import Relaxed
 
 from mailer.cli.dkim import keygen
 from mailer.config import Settings
@@ -21,7 +22,7 @@ from mailer.render.renderer import CompiledVariant, slot_value
 from mailer.send.encoding import EncodedBody, encoded_size
 from mailer.send.identity import Reference, parse_bounce_address
 from mailer.send.messages import MessageError, MessageFactory, format_address
-from mailer.send.signing import HEADER_LIST
+from mailer.send.signing import HEADER_LIST, relaxed_body
 
 GOLDEN = Path(__file__).parent / "data" / "eml"
 INSTALL = "0123456789abcdef"
@@ -239,3 +240,10 @@ def test_the_size_check_counts_the_html_part_as_sent() -> None:
                       b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")[1]
     part = part.rsplit(b"--=_mailer", 1)[0]
     assert encoded_size(HTML) == len(part) > len(HTML.encode())
+
+
+@pytest.mark.parametrize("body", [
+    b"a  b \r\n\tc \t d\t\r\n\r\n\r\n", b"x   \r\ny  z\r\n", b"\r\n", b"", b" \r\n \r\n",
+    b"a\r\n\r\n", b"=\r\n  lead\r\n", HTML.encode().replace(b"\n", b"\r\n")])
+def test_relaxed_body_canonicalisation_is_dkimpys(body: bytes) -> None:
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)

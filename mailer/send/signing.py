@@ -32,15 +32,23 @@ HEADER_LIST = SIGNED + OVERSIGNED
 
 _WSP = re.compile(rb"[ \t]+")
 _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
+# Without tabs, patterns that start with a literal space let the regex engine skip ahead:
+# 0.04 ms for 80 KB instead of 8 ms for the character class above.
+_SPACES = re.compile(rb"  +")
+_TRAILING_SPACES = re.compile(rb" +\r\n")
 _PLACEHOLDER = b"0" * 60  # keeps b= on a line of its own while folding, as dkimpy does
 
 
 def relaxed_body(body: bytes) -> bytes:
     """RFC 6376 3.4.4: no trailing whitespace, runs of whitespace as one space, no empty
-    lines at the end. Quoted-printable bodies rarely need the regexes, so they are skipped
-    when there is nothing for them to do."""
-    if b"\t" in body or b"  " in body or b" \r\n" in body:
+    lines at the end."""
+    if b"\t" in body:
         body = _WSP.sub(b" ", _TRAILING_WSP.sub(b"\r\n", body))
+    else:
+        if b" \r\n" in body:
+            body = _TRAILING_SPACES.sub(b"\r\n", body)
+        if b"  " in body:
+            body = _SPACES.sub(b" ", body)
     while body.endswith(b"\r\n\r\n"):
         body = body[:-2]
     return b"" if body == b"\r\n" else body
