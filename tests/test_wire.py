@@ -22,7 +22,7 @@ from mailer.send import runner as sending
 from mailer.send.dkimkeys import generate_key
 from mailer.send.identity import install_id
 from mailer.send.report import send_report
-from mailer.transport.transports import InsecureServer, Outgoing, SMTPTransport
+from mailer.transport.transports import InsecureServer, MemoryTransport, Outgoing, SMTPTransport
 from tests.conftest import add_subscriber, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
 
@@ -161,9 +161,16 @@ def test_an_unknown_security_mode_is_an_error_before_any_connection(
         SMTPTransport("192.0.2.1", 25, value)  # never connects: the address is not reachable
 
 
-def test_two_databases_never_share_a_message_id(tmp_path: Path) -> None:
-    ids = set()
+def test_two_databases_sending_the_same_mailing_share_no_message_id(
+        send_settings: Settings) -> None:
+    ids: list[set[str]] = []
     for name in ("a", "b"):
-        settings = Settings(root=tmp_path, database_url=f"sqlite:///{tmp_path}/{name}.db")
-        ids.add(install_id(get_engine(settings)))
-    assert len(ids) == 2 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+        settings = replace(send_settings,
+                           database_url=f"sqlite:///{send_settings.root}/{name}.db")
+        bulk_subscribers(settings, 3)
+        transport = MemoryTransport()
+        sending.run_send(settings, sending.create_send(settings, "stalking"), transport=transport)
+        ids.append({m.message_id for m in transport.sent})
+        assert all(re.fullmatch(rf"<1\.\d\.{install_id(get_engine(settings))}@veiligheidvoorop\.nl>",
+                                i) for i in ids[-1])
+    assert len(ids[0]) == len(ids[1]) == 3 and not ids[0] & ids[1]
