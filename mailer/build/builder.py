@@ -20,6 +20,7 @@ from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing
 from mailer.content.segments import all_segments, segment_key, select_blocks
 from mailer.partners.publications import with_partner_block
+from mailer.render.events import event_calendar, has_calendar_file
 from mailer.render.renderer import CompiledVariant, Renderer
 
 WARN_BYTES = 90 * 1024
@@ -215,6 +216,11 @@ def _write_pages(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rend
             pages[f"{block.id}.html"] = renderer.page("article.html.j2", article=block)
     for name, html in pages.items():
         _write(tmp / name, html)
+    for block in filter(has_calendar_file, mailing.blocks):
+        page = renderer.urls.article(block.id) if block.has_page else renderer.urls.home
+        uid = f"{mailing.theme}.{block.id}@{settings.list_domain}"
+        ics = event_calendar(block, uid, settings.timezone, mailing.date, page)
+        (tmp / f"{block.id}.ics").write_bytes(ics)
     theme_dir = settings.content / mailing.theme
     for block in mailing.blocks:
         for person in block.people:

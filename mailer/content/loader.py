@@ -19,7 +19,8 @@ from mailer.content.segments import AUDIENCES, KIND_TOPICS, REGIONS, unknown_slu
 BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
 BLOCK_FIELDS = {
     "type", "title", "subtitle", "lead", "people", "media", "links", "regions", "audiences",
-    "organisation", "url", "date", "event_kind", "starts", "place", "verbeteractiviteit",
+    "organisation", "url", "date", "event_kind", "starts", "ends", "place", "online",
+    "verbeteractiviteit",
     "example", "slug",
 }
 MAILING_FIELDS = {
@@ -119,8 +120,10 @@ class Block:
     url: str = ""
     date: dt.date | None = None
     event_kind: str = ""
-    starts: dt.datetime | None = None
+    starts: dt.datetime | None = None  # event: None = "Datum volgt" (a webinar: on demand)
+    ends: dt.datetime | None = None
     place: str = ""
+    online: str = ""  # event: the link to join online
     verbeteractiviteit: str = ""
     example: bool = False
     items: tuple[PartnerItem, ...] = ()
@@ -319,6 +322,25 @@ def _datetime(data: dict, key: str, r: _Reader) -> dt.datetime | None:
         return None
 
 
+def _ends(data: dict, starts: dt.datetime | None, r: _Reader) -> dt.datetime | None:
+    """An event's end: a date and time, or only a time on the day it starts."""
+    value = data.get("ends")
+    if value is None:
+        return None
+    if starts is None:
+        r.fail("field 'ends' needs 'starts' as well", "ends")
+        return None
+    if isinstance(value, int):  # YAML reads 16:30 unquoted as minutes (sexagesimal)
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    try:
+        ends = dt.datetime.combine(starts.date(), dt.time.fromisoformat(str(value)))
+    except ValueError:
+        ends = _datetime(data, "ends", r)
+    if ends is not None and ends <= starts:
+        r.fail(f"field 'ends': {value!r} is not after 'starts'", "ends")
+    return ends
+
+
 def _date(data: dict, key: str, r: _Reader, required: bool = False) -> dt.date | None:
     value = data.get(key)
     if value is None:
@@ -372,8 +394,10 @@ def load_block(path: Path, root: Path, theme_dir: Path) -> tuple[Block | None, l
         url=_url(reader.text(data, "url"), reader, "url") if data.get("url") else "",
         date=_date(data, "date", reader),
         event_kind=reader.text(data, "event_kind"),
-        starts=_datetime(data, "starts", reader),
+        starts=(starts := _datetime(data, "starts", reader)),
+        ends=_ends(data, starts, reader),
         place=reader.text(data, "place"),
+        online=_url(reader.text(data, "online"), reader, "online") if data.get("online") else "",
         verbeteractiviteit=reader.text(data, "verbeteractiviteit"),
         example=bool(data.get("example", False)),
     )
@@ -383,8 +407,6 @@ def load_block(path: Path, root: Path, theme_dir: Path) -> tuple[Block | None, l
         reader.fail("an interview shows at most two person cards", "people")
     if btype == "partner" and not (block.organisation and block.url):
         reader.fail("a partner block needs 'organisation' and 'url'", "type")
-    if btype == "event" and block.starts is None:
-        reader.fail("an event needs 'starts' (date and time)", "type")
     if btype == "links" and not block.links:
         reader.fail("a links block needs 'links'", "type")
     return (None if reader.problems else block), reader.problems

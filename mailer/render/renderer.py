@@ -7,7 +7,6 @@ compilation and are filled later by plain string joins.
 
 from __future__ import annotations
 
-import datetime as dt
 import html as html_lib
 import logging
 import re
@@ -25,6 +24,8 @@ from premailer import Premailer
 from mailer.config import Settings
 from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
+from mailer.render.dates import dutch_date, dutch_datetime
+from mailer.render.events import event_when, has_calendar_file
 from mailer.render.plaintext import markdown_to_text
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
@@ -34,22 +35,11 @@ KIND_LABELS = {
     "verdieping": "Thematische verdieping",
     "verbeteractiviteit": "Verbeteractiviteit in de praktijk",
 }
-_MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
-           "september", "oktober", "november", "december")
-_DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
 _md = MarkdownIt("commonmark", {"html": False})
 
 
 class RenderError(Exception):
     """A template or the MJML compiler failed; the message says which mailing and why."""
-
-
-def dutch_date(value: dt.date) -> str:
-    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
-
-
-def dutch_datetime(value: dt.datetime) -> str:
-    return f"{_DAYS[value.weekday()]} {dutch_date(value)}, {value:%H:%M} uur"
 
 
 def markdown_html(source: str, below: int = 1) -> Markup:
@@ -95,6 +85,9 @@ class Urls:
     def bundle(self, block_id: str | None = None) -> str:
         anchor = f"#{block_id}" if block_id else ""
         return f"{self.base}/{self.theme}/bundel.html{anchor}"
+
+    def calendar(self, block_id: str) -> str:
+        return f"{self.base}/{self.theme}/{block_id}.ics"
 
     def image(self, path: str) -> str:
         return f"{self.base}/{self.theme}/{path}"
@@ -167,7 +160,9 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
         dutch_date=dutch_date,
         dutch_datetime=dutch_datetime,
         region_name=lambda slug: REGIONS.get(slug, slug),
+        event_when=event_when,
     )
+    env.tests["with_calendar_file"] = has_calendar_file
     env.globals["slot"] = slot
     return env
 
