@@ -25,8 +25,9 @@ BLOCK_FIELDS = {
 }
 MAILING_FIELDS = {
     "kind", "title", "subject", "preheader", "date", "topic", "greeting", "greeting_named",
-    "intro", "sign_off", "bundle_title", "about", "toc", "keywords", "partners",
+    "intro", "sign_off", "bundle_title", "about", "toc", "keywords", "partners", "header_image",
 }
+IMAGE_FIELDS = {"src", "alt", "width", "url", "name"}
 PARTNERS_FIELDS = {"title", "max", "chosen", "suggest", "after"}
 PERSON_FIELDS = {"name", "role", "region", "photo", "photo_alt"}
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -75,6 +76,17 @@ class Media:
     label: str
     title: str
     url: str
+
+
+@dataclass(frozen=True)
+class Image:
+    """A logo or header image: a file under the folder it was named in, with its alt text."""
+
+    src: str
+    alt: str
+    width: int = 0
+    url: str = ""  # where the image links to (partner logos)
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,7 @@ class Mailing:
     about: Block | None = None
     keywords: tuple[str, ...] = ()
     partners: PartnersConfig | None = None
+    header_image: Image | None = None
 
     def block(self, block_id: str) -> Block:
         return next(b for b in self.blocks if b.id == block_id)
@@ -434,6 +447,27 @@ def load_about(content_dir: Path, root: Path) -> tuple[Block | None, list[Proble
     return (None if reader.problems else block), reader.problems
 
 
+def read_image(raw: object, key: str, r: _Reader, folder: Path, default_width: int) -> Image | None:
+    """An image entry {src, alt, width, url, name}: the file must exist and alt must be given."""
+    field = key.split("[")[0]
+    if not isinstance(raw, dict) or not raw.get("src"):
+        r.fail(f"{key} must be a mapping with at least src and alt", field)
+        return None
+    for name in sorted(set(raw) - IMAGE_FIELDS):
+        r.fail(f"{key}: unknown field {name!r}", field)
+    src, alt = str(raw["src"]), str(raw.get("alt") or "").strip()
+    if not alt:
+        r.fail(f"{key}: image {src!r} has no alt text", field)
+    if not (folder / src).is_file():
+        r.fail(f"{key}: image file {src!r} not found", field)
+    try:
+        width = int(raw.get("width") or default_width)
+    except (TypeError, ValueError):
+        r.fail(f"{key}: width must be a whole number of pixels", field)
+        width = default_width
+    return Image(src, alt, width, str(raw.get("url") or ""), str(raw.get("name") or ""))
+
+
 def _partners_config(data: dict, r: _Reader, slugs: dict[str, Path]) -> PartnersConfig | None:
     raw = data.get("partners")
     if raw is None or raw is False:
@@ -542,6 +576,8 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         about=about,
         keywords=tuple(k.lower() for k in keywords),
         partners=_partners_config(data, reader, first_file),
+        header_image=read_image(data["header_image"], "header_image", reader, theme_dir, 600)
+        if data.get("header_image") else None,
     )
     if problems:
         raise ContentError(problems)

@@ -22,6 +22,7 @@ from mjml import mjml2html
 from premailer import Premailer
 
 from mailer.config import Settings
+from mailer.content.brand import load_brand
 from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
 from mailer.render.dates import dutch_date, dutch_datetime
@@ -30,6 +31,7 @@ from mailer.render.plaintext import markdown_to_text
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
 SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
+_EMAIL_WRAPPER = re.compile(r'<div [^>]*aria-roledescription="email"')
 KIND_LABELS = {
     "update": "Update",
     "verdieping": "Thematische verdieping",
@@ -145,6 +147,17 @@ def inline_css(html: str) -> str:
     return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
 
 
+def with_main_landmark(html: str) -> str:
+    """Wrap the mail's content in a main landmark, so a screen reader can jump straight to it
+    and every part of the mail sits in a landmark (axe: landmark-one-main, region)."""
+    start = _EMAIL_WRAPPER.search(html)
+    end = html.rfind("</body>")
+    if start is None or end < 0:
+        raise RenderError("compiled mail has no email wrapper <div> inside <body>")
+    return (f'{html[: start.start()]}<div role="main">{html[start.start() : end].rstrip()}\n</div>\n'
+            f"{html[end:]}")
+
+
 def jinja_environment(templates: Path, autoescape: bool) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(templates)),
@@ -179,6 +192,7 @@ class Renderer:
         # by select_autoescape); the text templates get their own environment without it.
         self.markup_env = jinja_environment(settings.templates, autoescape=True)
         self.text_env = jinja_environment(settings.templates, autoescape=False)
+        self.brand = load_brand(settings.content, settings.root)
 
     def context(self, blocks: Iterable[Block]) -> dict[str, Any]:
         blocks = tuple(blocks)
@@ -194,6 +208,7 @@ class Renderer:
             "topic_name": TOPIC_NAMES.get(self.mailing.topic, self.mailing.topic),
             "settings": self.settings,
             "urls": self.urls,
+            "brand": self.brand,
         }
 
     def compile_variant(self, blocks: Iterable[Block]) -> CompiledVariant:
@@ -204,7 +219,7 @@ class Renderer:
             compiled = mjml2html(source, fonts={})
         except ValueError as exc:
             raise RenderError(f"{self.mailing.theme}: MJML compilation failed: {exc}") from exc
-        html = inline_css(compiled)
+        html = with_main_landmark(inline_css(compiled))
         text = self.text_env.get_template("text/mailing.txt.j2").render(context)
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
         return CompiledVariant(html, text)

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.config import Settings
+from mailer.content.brand import load_brand
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.models import utcnow
@@ -155,6 +156,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     mailer_transport = transport or transport_from_settings(settings)
     send_lock = threading.Lock()
     env = template_environment(settings)
+    env.globals["brand"] = load_brand(settings.content, settings.root)
     per_ip = RateLimiter(*SIGNUPS_PER_IP)
     own_origins = {_origin(settings.public_base_url)}
 
