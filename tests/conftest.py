@@ -166,3 +166,17 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPTestServer]:
     indirect=True)`."""
     with SMTPTestServer(**getattr(request, "param", {})) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """Debian's chromium under playwright, one per test module (tests.browser says more)."""
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.skip("browser test needs /usr/bin/chromium (Debian package 'chromium')")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -45,7 +45,7 @@ def _variant(settings: Settings) -> tuple[str, str]:
     out = build(settings, "agenda").path
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     entry = manifest["segments"]["limburg/werkveld"]
-    return (out / entry["html"]).read_text(encoding="utf-8"), (out / entry["text"]).read_text(encoding="utf-8")
+    return tuple((out / entry[part]).read_text(encoding="utf-8") for part in ("html", "text"))
 
 
 def test_events_without_a_date_build_and_say_so(events_theme: Settings) -> None:
