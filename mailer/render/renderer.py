@@ -211,10 +211,14 @@ class Renderer:
             "brand": self.brand,
         }
 
+    def mjml(self, context: dict[str, Any]) -> str:
+        """The MJML source of one variant, before compilation."""
+        return self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
+
     def compile_variant(self, blocks: Iterable[Block]) -> CompiledVariant:
         """The expensive step: run once per distinct block set, never per recipient."""
         context = self.context(blocks)
-        source = self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
+        source = self.mjml(context)
         try:
             compiled = mjml2html(source, fonts={})
         except ValueError as exc:
