@@ -42,13 +42,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.config import Settings
 from mailer.content.brand import load_brand
-from mailer.web.privacy import privacy_statement
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.models import utcnow
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+from mailer.web.privacy import privacy_statement
 
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CSRF_COOKIE = "mailer_csrf"
