@@ -502,6 +502,10 @@ def list_themes(content_dir: Path) -> list[str]:
 def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mailing:
     """Load and validate a theme; raise ContentError listing every problem found."""
     root = root or content_dir.parent
+    if not content_dir.is_dir():
+        raise ContentError([Problem(content_dir, None, (
+            "no such folder, so no themes to build. Run mailer in the project folder that holds "
+            "content/, or point MAILER_ROOT (or content_dir in mailer.toml) at it"))])
     theme_dir = content_dir / theme
     config = theme_dir / "mailing.yaml"
     if not config.is_file():
