@@ -130,8 +130,9 @@ def test_outlook_blocks_and_inline_styles_match_the_reference(project, mjml_js, 
 
 
 def test_the_comparison_sees_a_wrong_divider_width(project, mjml_js) -> None:
-    """The divider with padding "8px 24px 0": mjml-python's Outlook table is 600px, the
-    reference's 552px. The check must catch that."""
+    """The divider with padding "8px 24px 0": mjml-python 1.4.2's Outlook table is 600px, the
+    reference's 552px (MRML's unitless zero, fixed upstream in jdrouet/mrml pull 644). The check
+    must catch that."""
     source = next(iter(variant_sources(project, "stalking").values()))
     source = source.replace('padding="8px 24px 0px"', 'padding="8px 24px 0"')
     ours = mjml2html(source, fonts={})
