@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.content.loader import ContentError, Image, _load_yaml, _mapping_lines, _Reader, read_image
+from mailer.content.loader import ContentError, Image, _Reader, read_image, read_mapping_file
 
 BRAND_FIELDS = {"wordmark", "logo", "partners", "colours"}
 COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -92,13 +92,7 @@ def load_brand(content_dir: Path, root: Path) -> Brand:
     path = content_dir / "brand.yaml"
     if not path.is_file():
         return Brand()
-    text = path.read_text(encoding="utf-8")
-    r = _Reader(path, root, _mapping_lines(text), 0)
-    data = _load_yaml(text, r)
-    if data is None:
-        raise ContentError(r.problems)
-    for key in sorted(set(data) - BRAND_FIELDS):
-        r.fail(f"unknown field {key!r} (known: {', '.join(sorted(BRAND_FIELDS))})", key)
+    data, r = read_mapping_file(path, root, BRAND_FIELDS)
     logo = read_image(data["logo"], "logo", r, content_dir, 200) if data.get("logo") else None
     raw_partners = data.get("partners") or []
     if not isinstance(raw_partners, list):

@@ -254,6 +254,19 @@ def _load_yaml(text: str, reader: _Reader) -> dict | None:
     return data
 
 
+def read_mapping_file(path: Path, root: Path, fields: set[str]) -> tuple[dict, _Reader]:
+    """A YAML file of fields (mailing.yaml, brand.yaml): refused at once on a syntax error;
+    unknown fields are noted in the returned reader, which collects the file's problems."""
+    text = path.read_text(encoding="utf-8")
+    reader = _Reader(path, root, _mapping_lines(text), 0)
+    data = _load_yaml(text, reader)
+    if data is None:
+        raise ContentError(reader.problems)
+    for key in sorted(set(data) - fields):
+        reader.fail(f"unknown field {key!r}", key)
+    return data, reader
+
+
 def split_front_matter(text: str) -> tuple[str, str] | None:
     """Return (front matter, body) of a Markdown file that starts with a `---` line."""
     lines = text.splitlines(keepends=True)
@@ -511,13 +524,7 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
     if not config.is_file():
         known = ", ".join(list_themes(content_dir)) if content_dir.is_dir() else "none"
         raise ContentError([Problem(config, None, f"no such theme {theme!r} (known: {known})")])
-    text = config.read_text(encoding="utf-8")
-    reader = _Reader(config, root, _mapping_lines(text), 0)
-    data = _load_yaml(text, reader)
-    if data is None:
-        raise ContentError(reader.problems)
-    for key in sorted(set(data) - MAILING_FIELDS):
-        reader.fail(f"unknown field {key!r}", key)
+    data, reader = read_mapping_file(config, root, MAILING_FIELDS)
     kind = reader.text(data, "kind", required=True)
     if kind and kind not in KIND_TOPICS:
         reader.fail(f"unknown mailing kind {kind!r} (known: {', '.join(KIND_TOPICS)})", "kind")
