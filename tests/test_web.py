@@ -303,3 +303,15 @@ def test_the_web_versions_unsubscribe_link_explains_what_to_do(client):
     response = client.get("/afmelden")
     assert response.status_code == 200
     assert "persoonlijke link onderaan elke mail" in response.text
+
+
+def test_the_privacy_statement_is_the_sites_own_when_it_wrote_one(client, settings):
+    built_in = client.get("/privacy")
+    assert built_in.status_code == 200 and "<h2>Wie is verantwoordelijk</h2>" in built_in.text
+    assert 'href="/privacy">privacyverklaring</a>' in client.get("/aanmelden").text
+    settings.content.mkdir()
+    (settings.content / "privacy.md").write_text(
+        "## Verantwoordelijke\n\nVeilig Thuis Limburg, tot 2 jaar na afmelden.\n", encoding="utf-8")
+    own = client.get("/privacy").text
+    assert "<h2>Verantwoordelijke</h2>" in own and "tot 2 jaar na afmelden" in own
+    assert "Wie is verantwoordelijk" not in own
