@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -11,7 +12,8 @@ import pytest
 
 from mailer.build.builder import build
 from mailer.config import Settings
-from mailer.content.loader import ContentError, load_mailing
+from mailer.content.loader import Block, ContentError, load_mailing
+from mailer.render.events import event_calendar, event_when
 
 MAILING = """kind: verdieping
 title: "Bijeenkomsten"
@@ -104,3 +106,30 @@ def test_ends_without_starts_is_refused(events_theme: Settings) -> None:
                     encoding="utf-8")
     with pytest.raises(ContentError, match="10-regiodag.md:5: field 'ends' needs 'starts' as well"):
         load_mailing(events_theme.content, "agenda", events_theme.root)
+
+
+@pytest.mark.parametrize(("starts", "ends", "kind", "said"), [
+    (None, None, "vakdag", "Datum volgt"),
+    (None, None, "webinar", "Op elk moment te bekijken"),
+    (dt.datetime(2027, 3, 11, 15), None, "", "donderdag 11 maart 2027, 15:00 uur"),
+    (dt.datetime(2027, 3, 11, 15), dt.datetime(2027, 3, 11, 16, 30), "",
+     "donderdag 11 maart 2027, 15:00–16:30 uur"),
+    (dt.datetime(2027, 3, 11, 9), dt.datetime(2027, 3, 12, 17), "",
+     "donderdag 11 maart 2027, 09:00 uur tot vrijdag 12 maart 2027, 17:00 uur"),
+    (dt.datetime(2027, 3, 11), dt.datetime(2027, 3, 12), "vakdag",
+     "11 maart 2027 tot en met 12 maart 2027"),
+])
+def test_when_an_event_is_said_in_dutch(starts, ends, kind, said) -> None:
+    block = Block("x", "event", "X", Path("x.md"), event_kind=kind, starts=starts, ends=ends)
+    assert event_when(block) == said
+
+
+def test_an_all_day_event_is_a_date_in_the_calendar() -> None:
+    block = Block("vakdag", "event", "Vakdag", Path("x.md"), starts=dt.datetime(2027, 3, 11),
+                  ends=dt.datetime(2027, 3, 12))
+    raw = event_calendar(block, "a.vakdag@example.org", "Europe/Amsterdam", dt.date(2027, 1, 1),
+                         "https://example.org/vakdag.html")
+    [event] = icalendar.Calendar.from_ical(raw).walk("VEVENT")
+    assert b"DTSTART;VALUE=DATE:20270311" in raw
+    assert event.decoded("dtend") == dt.date(2027, 3, 13)  # exclusive, RFC 5545 3.6.1
+    assert str(event["url"]) == "https://example.org/vakdag.html"
