@@ -362,7 +362,8 @@ def _ends(data: dict, starts: dt.datetime | None, r: _Reader) -> dt.datetime | N
         ends = dt.datetime.combine(starts.date(), dt.time.fromisoformat(str(value)))
     except ValueError:
         ends = _datetime(data, "ends", r)
-    if ends is not None and (ends < starts or ends == starts != starts.replace(hour=0, minute=0)):
+    one_day = starts.time() == dt.time() and ends == starts  # an all-day event ending that day
+    if ends is not None and ends <= starts and not one_day:
         r.fail(f"field 'ends': {value!r} is not after 'starts'", "ends")
     return ends
 
