@@ -161,12 +161,11 @@ def test_an_unknown_security_mode_is_an_error_before_any_connection(
         SMTPTransport("192.0.2.1", 25, value)  # never connects: the address is not reachable
 
 
-def test_two_databases_sending_the_same_mailing_share_no_message_id(
-        send_settings: Settings) -> None:
+def test_two_databases_sending_the_same_mailing_share_no_message_id(project: Settings) -> None:
     ids: list[set[str]] = []
     for name in ("a", "b"):
-        settings = replace(send_settings,
-                           database_url=f"sqlite:///{send_settings.root}/{name}.db")
+        settings = replace(project, database_url=f"sqlite:///{project.root}/{name}.db",
+                           public_base_url="https://testserver")
         bulk_subscribers(settings, 3)
         transport = MemoryTransport()
         sending.run_send(settings, sending.create_send(settings, "stalking"), transport=transport)
