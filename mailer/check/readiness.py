@@ -286,3 +286,30 @@ def check_theme(settings: Settings, theme: str, *, offline: bool = False) -> Rea
         _spam(built, messages),
     ]
     return Readiness(theme, built.manifest["source_hash"], results)
+
+
+class NotReady(Exception):
+    """A real send was asked for while readiness checks fail, and nobody forced it."""
+
+    def __init__(self, readiness: Readiness):
+        self.readiness = readiness
+        lines = "\n".join(f"  {p}" for p in readiness.problems())
+        super().__init__(f"{readiness.theme} is not ready to send: {len(readiness.failed)} "
+                         f"check(s) fail\n{lines}")
+
+
+def release(settings: Settings, theme: str, *, by: str, force_reason: str | None = None,
+            offline: bool = False) -> dict[str, str]:
+    """Run the checks a real send must pass; return what the send records about who created
+    it and, when `force_reason` overrides failing checks, who forced it, why and past what.
+
+    Raises NotReady when a check fails and no reason to force was given.
+    """
+    readiness = check_theme(settings, theme, offline=offline)
+    record = {"created_by": by}
+    if not readiness.ok:
+        if force_reason is None:
+            raise NotReady(readiness)
+        record.update(forced_by=by, forced_reason=force_reason,
+                      forced_checks="\n".join(readiness.problems()))
+    return record
