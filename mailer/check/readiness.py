@@ -17,7 +17,7 @@ from pathlib import Path
 from mailer.build.builder import MAX_BYTES, WARN_BYTES, anonymous_links
 from mailer.check import markup
 from mailer.check.links import LinkCache, check_links
-from mailer.check.spam import SpamCheckError, spamassassin, verdict
+from mailer.check.spam import SpamCheckError, spamassassin, verdicts
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
 from mailer.send.messages import MessageError
@@ -231,20 +231,17 @@ def _spam(built: _Built, messages: dict[str, bytes | str]) -> CheckResult:
     if program is None:
         result.skipped = "spamassassin is not installed"
         return result
-    scores = []
-    for name, message in messages.items():
-        if isinstance(message, str):
-            continue
-        try:
-            found = verdict(message, program)
-        except SpamCheckError as exc:
-            result.findings.append(Finding(str(exc), built.label(name)))
-            continue
-        scores.append(found.score)
-        if found.spam:
+    ready = {name: message for name, message in messages.items() if isinstance(message, bytes)}
+    try:
+        found = verdicts(list(ready.values()), program)
+    except SpamCheckError as exc:
+        result.findings.append(Finding(str(exc)))
+        return result
+    scores = [v.score for v in found]
+    for name, v in zip(ready, found, strict=True):
+        if v.spam:
             result.findings.append(Finding(
-                f"scored {found.score:g} (spam from {found.required:g}): {', '.join(found.tests)}",
-                built.label(name)))
+                f"scored {v.score:g} (spam from {v.required:g}): {', '.join(v.tests)}", built.label(name)))
     if scores:
         result.note = f"highest score {max(scores):g}"
     return result
@@ -295,7 +292,8 @@ class NotReady(Exception):
         self.readiness = readiness
         lines = "\n".join(f"  {p}" for p in readiness.problems())
         super().__init__(f"{readiness.theme} is not ready to send: {len(readiness.failed)} "
-                         f"check(s) fail\n{lines}")
+                         f"check(s) fail\n{lines}\nFix them (see `mailer check {readiness.theme}`), "
+                         'or send anyway with --force --reason "why"; both are recorded.')
 
 
 def release(settings: Settings, theme: str, *, by: str, force_reason: str | None = None,
