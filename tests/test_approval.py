@@ -134,3 +134,14 @@ def test_a_schedule_fires_only_when_approved_once_and_not_after_an_edit(site: Se
     [_, row] = overview(site, DUE + dt.timedelta(minutes=1))
     assert row.held and "stale: the content changed since" in row.approval
     assert len(sends(site)) == 1 and len(outbox(site)) == 1
+
+
+def test_the_approval_settings_read_a_toml_list_of_staff(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mailer.config import load_settings
+
+    (tmp_path / "mailer.toml").write_text('[approval]\nmode = "required"\nstaff = ["anna", "bert"]\n')
+    config = load_settings(tmp_path, environ={})
+    assert approval.required(config) and approval.staff(config) == ["anna", "bert"]
+    assert approval.person(config, "Bert") == "Bert"
+    with pytest.raises(ApprovalError, match="not on the staff list"):
+        approval.person(config, "carl")
