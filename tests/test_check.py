@@ -197,4 +197,4 @@ def test_spamassassin_gives_one_verdict_per_message_in_order() -> None:
             b"Message-ID: <1@example.org>\r\nDate: Mon, 30 Nov 2026 12:00:00 +0000\r\n\r\n")
     gtube = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
     plain, spam = verdicts([head + b"From the start: hallo\r\n", head + gtube], spamassassin() or "")
-    assert not plain.spam and spam.spam and "GTUBE" in spam.tests
+    assert not plain.spam and spam.spam and "GTUBE" in spam.tests, (plain, spam)

@@ -15,6 +15,7 @@ _STATUS = re.compile(rb"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) required=([\d
                      rb"(?: tests=(.*?))?(?: autolearn=| version=|\r?\n\S)", re.M | re.S)
 TIMEOUT = 120
 _MBOX_FROM = b"From check@localhost Mon Nov 30 12:00:00 2026\n"
+_NUMBER = re.compile(rb"^X-Mailer-Check: (\d+)", re.M)
 _FROM_LINE = re.compile(rb"^(>*From )", re.M)  # mbox escaping of body lines starting "From "
 
 
@@ -36,15 +37,22 @@ def spamassassin() -> str | None:
 
 def verdicts(messages: list[bytes], program: str) -> list[SpamVerdict]:
     """One verdict per message, in order; all messages go through one spamassassin process
-    (as an mbox), since loading its rules takes most of the time."""
-    mbox = b"".join(_MBOX_FROM + _FROM_LINE.sub(rb">\1", message) + b"\n" for message in messages)
+    (as an mbox), since loading its rules takes most of the time. SpamAssassin may reorder an
+    mbox, so each message carries a numbered header that finds its verdict again."""
+    mbox = b"".join(_MBOX_FROM + b"X-Mailer-Check: %d\r\n" % n + _FROM_LINE.sub(rb">\1", message)
+                    + b"\n" for n, message in enumerate(messages))
     done = subprocess.run([program, "-L", "-x", "--mbox"], input=mbox, capture_output=True,
                           timeout=TIMEOUT, check=False)
-    found = list(_STATUS.finditer(done.stdout))
-    if len(found) != len(messages):
+    found: dict[int, SpamVerdict] = {}
+    for chunk in done.stdout.split(b"\n" + _MBOX_FROM.split(b" ")[0] + b" "):
+        number, status = _NUMBER.search(chunk), _STATUS.search(chunk)
+        if number and status:
+            tests = (status.group(4) or b"").decode()
+            found[int(number.group(1))] = SpamVerdict(
+                status.group(1) == b"Yes", float(status.group(2)), float(status.group(3)),
+                tuple(t for t in re.split(r"[\s,]+", tests) if t))
+    if sorted(found) != list(range(len(messages))):
         raise SpamCheckError(f"spamassassin gave {len(found)} verdicts for {len(messages)} messages "
                              f"(exit {done.returncode}): "
                              f"{done.stderr.decode(errors='replace').strip()[-300:]}")
-    return [SpamVerdict(match.group(1) == b"Yes", float(match.group(2)), float(match.group(3)),
-                        tuple(t for t in re.split(r"[\s,]+", (match.group(4) or b"").decode()) if t))
-            for match in found]
+    return [found[n] for n in range(len(messages))]
