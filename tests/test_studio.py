@@ -101,3 +101,23 @@ def test_a_partner_suggestion_becomes_a_block_file(client, site: Settings) -> No
     assert "type: partner" in text and f"url: {url}" in text and "example: true" in text
     again = client.post("/partners/block", data={"token": TOKEN, "url": url}).text
     assert "Not written:" in again and "already points to" in again
+
+
+def test_a_broken_save_keeps_the_last_good_build_and_names_file_and_line(
+        send_settings: Settings) -> None:
+    from mailer.build.live import LiveBuild
+
+    live = LiveBuild(send_settings, "stalking")
+    assert live.rebuild().problems == ()
+    html, _ = live.mail("limburg", "werkveld", "Els Bos")
+    assert "Beste Els Bos," in html and 'src="/site/stalking/img/dotinga.png"' in html
+    block = send_settings.content / "stalking" / "60-webinar-stalking.md"
+    good = block.read_text("utf-8")
+    block.write_text(good.replace("---\n", "---\nregions: [atlantis]\n", 1), "utf-8")
+    [problem] = live.rebuild().problems
+    assert str(problem).startswith("content/stalking/60-webinar-stalking.md:2: ")
+    assert "atlantis" in problem.message
+    assert "Beste Els Bos," in live.mail("limburg", "werkveld", "Els Bos")[0]  # the last good one
+    block.write_text(good, "utf-8")
+    state = live.rebuild()
+    assert state.problems == () and state.version == 3

@@ -105,7 +105,9 @@ class _Built:
     def local_file(self, url: str) -> Path | None:
         """The built file an address on our own site stands for, or None for other sites."""
         base = self.settings.public_base_url.rstrip("/") + "/"
-        return self.settings.out / url[len(base):].split("#")[0] if url.startswith(base) else None
+        if not url.startswith(base):
+            return None
+        return self.settings.out / url[len(base):].split("#")[0].split("?")[0]
 
 
 def _placeholders(built: _Built) -> CheckResult:
@@ -128,11 +130,12 @@ def _placeholders(built: _Built) -> CheckResult:
 def _links(built: _Built, offline: bool) -> CheckResult:
     result = CheckResult("links", "Links answer (2xx or 3xx)")
     urls = list(dict.fromkeys(url for doc in built.docs.values() for url in markup.links(doc)))
-    own = [u for u in urls if built.local_file(u) is not None]
-    for url in own:
-        path = built.local_file(url)
-        theme_folder = path is not None and path.relative_to(built.settings.out).parts[:1]
-        if theme_folder and (built.settings.out / theme_folder[0]).is_dir() and not path.exists():  # type: ignore[union-attr]
+    own = {u: path for u in urls if (path := built.local_file(u)) is not None}
+    for url, path in own.items():
+        # Only pages of a built folder (a theme, the archive) can be missing; /aanmelden and
+        # the other pages of `mailer serve` are not files.
+        top = path.relative_to(built.settings.out).parts[:1]
+        if top and (built.settings.out / top[0]).is_dir() and not path.exists():
             result.findings.append(Finding(f"{url}: no such page in the build", built.locate(url)))
     others = [u for u in urls if u not in own]
     if offline:
