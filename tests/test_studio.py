@@ -121,3 +121,14 @@ def test_a_broken_save_keeps_the_last_good_build_and_names_file_and_line(
     block.write_text(good, "utf-8")
     state = live.rebuild()
     assert state.problems == () and state.version == 3
+
+
+def test_a_saved_template_is_used_by_the_next_rebuild(send_settings: Settings) -> None:
+    from mailer.build.live import LiveBuild
+
+    live = LiveBuild(send_settings, "stalking")
+    live.rebuild()
+    template = send_settings.templates / "mjml" / "parts.mjml.j2"
+    template.write_text(template.read_text("utf-8").replace("Lees verder", "Lees meer"), "utf-8")
+    assert live.rebuild().problems == ()
+    assert "Lees meer" in live.mail("limburg", "werkveld")[0]

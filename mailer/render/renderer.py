@@ -8,6 +8,7 @@ compilation and are filled later by plain string joins.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html as html_lib
 import logging
 import re
@@ -152,7 +153,10 @@ def inline_css(html: str) -> str:
     return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
 
 
+@functools.lru_cache(maxsize=16)
 def jinja_environment(templates: Path, autoescape: bool) -> Environment:
+    """One environment per templates folder, kept: it compiles each template once per process
+    and recompiles only a template whose file changed (the studio rebuilds on every save)."""
     env = Environment(
         loader=FileSystemLoader(str(templates)),
         autoescape=autoescape,
