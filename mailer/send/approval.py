@@ -62,7 +62,9 @@ def problem(settings: Settings, row: Approval, current_hash: str) -> str:
 
 def describe(row: Approval) -> str:
     """Who asked for it and who approved it, when: the line a report shows."""
-    asked = f"created by {row.created_by}" if row.created_by else "creator unknown"
+    created = getattr(row, "created_at", None)
+    asked = (f"created by {row.created_by or 'an unknown person'}"
+             + (f" at {created:%Y-%m-%d %H:%M} UTC" if created else ""))
     if not row.approved_by:
         return f"{asked}; not approved"
     return f"{asked}; approved by {row.approved_by} at {row.approved_at:%Y-%m-%d %H:%M} UTC"
