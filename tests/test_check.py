@@ -198,3 +198,13 @@ def test_spamassassin_gives_one_verdict_per_message_in_order() -> None:
     gtube = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
     plain, spam = verdicts([head + b"From the start: hallo\r\n", head + gtube], spamassassin() or "")
     assert not plain.spam and spam.spam and "GTUBE" in spam.tests, (plain, spam)
+
+
+def test_check_as_json(project: Settings) -> None:
+    import json
+
+    out = CliRunner().invoke(main, ["check", "stalking", "--offline", "--json"])
+    data = json.loads(out.output)
+    assert out.exit_code == 1 and data["ok"] is False
+    statuses = {r["name"]: r["status"] for r in data["results"]}
+    assert statuses["placeholders"] == "fail" and statuses["links"] == "skip"
