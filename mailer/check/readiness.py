@@ -93,10 +93,11 @@ class _Built:
     def label(self, name: str) -> str:
         return f"variant {name} ({self.segments[name]} segment{'s' * (self.segments[name] != 1)})"
 
-    def locate(self, needle: str) -> str:
-        """file:line of the first content file of the theme that contains `needle`, or ""."""
+    def locate(self, needle: str, paths: list[Path] | None = None) -> str:
+        """file:line of the first line holding `needle` in `paths` (default: the theme's
+        content files), or ""."""
         theme_dir = self.settings.content / self.mailing.theme
-        for path in [theme_dir / "mailing.yaml", *sorted(theme_dir.glob("*.md"))]:
+        for path in paths or [theme_dir / "mailing.yaml", *sorted(theme_dir.glob("*.md"))]:
             for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
                 if needle in line:
                     return f"{shown_path(path, self.settings.root)}:{number}"
@@ -117,9 +118,7 @@ def _placeholders(built: _Built) -> CheckResult:
     for block in built.mailing.blocks:
         if block.example:
             path = built.settings.content / built.mailing.theme / Path(block.source).name
-            line = next((n for n, text in enumerate(path.read_text("utf-8").splitlines(), 1)
-                         if text.startswith("example:")), None)
-            where = f"{block.source}:{line}" if line else str(block.source)
+            where = built.locate("example:", [path]) or str(block.source)
             result.findings.append(Finding(
                 f"{block.id} ({block.title!r}) is example text, in {reach[block.id]} segment(s)",
                 where))
