@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 from mailer.config import Settings
+from tests.browser import axe_source, axe_violations, needs_chromium
 from tests.conftest import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
 BLOCK = "10-zorg-alleen-is-niet-voldoende.md"
 TITLE = "Zorg alleen is niet voldoende, straf evenmin"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="browser test needs /usr/bin/chromium (Debian package 'chromium')")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -46,14 +45,11 @@ def save(path: Path, text: str) -> float:
 
 
 def test_live_preview_follows_the_files_and_shows_errors_with_file_and_line(
-        studio: str, project: Settings) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
+        studio: str, project: Settings, browser) -> None:  # type: ignore[no-untyped-def]
     block = project.content / "stalking" / BLOCK
     original = block.read_text("utf-8")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
         page.goto(studio + "?region=limburg&audience=werkveld")
         frame = page.frame_locator("#mail")
         frame.locator("text=Beste Jan Jansen,").wait_for()
@@ -82,4 +78,22 @@ def test_live_preview_follows_the_files_and_shows_errors_with_file_and_line(
 
         page.check("input[value=phone]")
         assert page.locator("#mail").bounding_box()["width"] == 377  # type: ignore[index]
-        browser.close()
+    finally:
+        page.close()
+
+
+def test_the_studio_pages_have_no_axe_violations(studio: str, browser) -> None:  # type: ignore[no-untyped-def]
+    source = axe_source()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(studio + "?region=limburg&audience=werkveld")
+        page.frame_locator("#mail").locator("text=Beste Jan Jansen,").wait_for()
+        page.click("#check-form button")
+        page.locator("#check-results p").wait_for(timeout=60000)
+        found = {"/": axe_violations(page, source)}
+        for path in ("sends", "partners"):
+            page.goto(studio + path)
+            found[path] = axe_violations(page, source)
+        assert found == {"/": [], "sends": [], "partners": []}
+    finally:
+        page.close()
