@@ -291,7 +291,7 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
             note = (f"missed: due {local_time(schedule.due_at, settings.timezone)}, the scheduler "
                     f"came {hours:.1f} h late (grace {settings.grace_period_hours:g} h)")
             return "missed" if _transition(session, schedule, now, status="missed", note=note) else "taken"
-        if action == "start" and (held := approval.problem(
+        if action == "start" and approval.required(settings) and (held := approval.problem(
                 settings, schedule, source_hash(settings, schedule.theme))):
             if schedule.hold_reason != held:  # said once, not every tick
                 log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held)
