@@ -133,3 +133,12 @@ def test_a_saved_template_is_used_by_the_next_rebuild(send_settings: Settings) -
     template.write_text(template.read_text("utf-8").replace("Lees verder", "Lees meer"), "utf-8")
     assert live.rebuild().problems == ()
     assert "Lees meer" in live.mail("limburg", "werkveld")[0]
+
+
+def test_the_studio_command_refuses_an_unknown_theme(project: Settings) -> None:
+    from click.testing import CliRunner
+
+    from mailer.cli.main import main
+
+    out = CliRunner().invoke(main, ["studio", "stalkin"])
+    assert out.exit_code == 1 and "no such theme 'stalkin'" in out.output

@@ -7,7 +7,7 @@ import secrets
 import click
 
 from mailer.cli.common import UserError, database, settings
-from mailer.content.loader import list_themes
+from mailer.content.loader import ContentError, load_mailing
 
 
 @click.command("studio")
@@ -30,9 +30,12 @@ def studio_command(theme: str, host: str, port: int, open_browser: bool) -> None
     from mailer.web.studio import serve_studio
 
     config = settings()
-    if not (config.content / theme / "mailing.yaml").is_file():
-        known = ", ".join(list_themes(config.content)) if config.content.is_dir() else "none"
-        raise UserError(f"no such theme {theme!r} in {config.content} (themes: {known})")
+    try:
+        load_mailing(config.content, theme, config.root)
+    except ContentError as exc:
+        # A theme that exists but does not build opens anyway: the page shows its problems.
+        if not (config.content / theme / "mailing.yaml").is_file():
+            raise UserError(str(exc)) from exc
     database(config)
     token = secrets.token_urlsafe(18)
 
