@@ -142,3 +142,17 @@ def test_the_studio_command_refuses_an_unknown_theme(project: Settings) -> None:
 
     out = CliRunner().invoke(main, ["studio", "stalkin"])
     assert out.exit_code == 1 and "no such theme 'stalkin'" in out.output
+
+
+def test_a_subscriber_without_a_name_gets_the_neutral_greeting(client, site: Settings) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(site, write=True) as session:
+        named = add_subscriber(session, "els@example.org", "limburg", "werkveld", ("verdiepingen",),
+                               "Els Bos")
+        nameless = add_subscriber(session, "nn@example.org", "limburg", "werkveld",
+                                  ("verdiepingen",), "")
+    readers = client.get("/readers?region=limburg&audience=werkveld").json()
+    assert [r[0] for r in readers] == [named, nameless]
+    segment = "region=limburg&audience=werkveld"
+    assert "Beste Els Bos," in client.get(f"/mail.txt?{segment}&reader={named}").text
+    text = client.get(f"/mail.txt?{segment}&reader={nameless}").text
+    assert "Beste geïnteresseerde," in text and "Jan Jansen" not in text

@@ -83,8 +83,9 @@ class LiveBuild:
                 self.state = LiveState(version, (), result.seconds)
             return self.state
 
-    def mail(self, region: str, audience: str, name: str = "") -> tuple[str, str]:
-        """HTML and text of a segment's variant as a reader called `name` gets it (sample links)."""
+    def mail(self, region: str, audience: str, name: str | None = None) -> tuple[str, str]:
+        """HTML and text of a segment's variant as a reader called `name` gets it (sample links):
+        None is the sample reader, "" a reader without a name (the neutral greeting)."""
         if self.manifest is None:
             raise LookupError("nothing built yet")
         entry = self.manifest["segments"][segment_key(region, audience)]
@@ -92,9 +93,10 @@ class LiveBuild:
         compiled = CompiledVariant((folder / entry["html"]).read_text("utf-8"),
                                    (folder / entry["text"]).read_text("utf-8"))
         slots = sample_slots(self.manifest, self.settings)
-        if name:
+        if name is not None:
             named = self.manifest.get("greeting_named") or ""
-            slots["greeting"] = named.replace("{naam}", name) if named else self.manifest["greeting"]
+            slots["greeting"] = (named.replace("{naam}", name) if name and named
+                                 else self.manifest["greeting"])
         slots["webversion_url"] = entry["online_url"]
         return compiled.fill(slots)
 

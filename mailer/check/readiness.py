@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.build.builder import MAX_BYTES, WARN_BYTES, anonymous_links
+from mailer.build.preview import SAMPLE_READER
 from mailer.check import markup
 from mailer.check.links import LinkCache, check_links
 from mailer.check.spam import SpamCheckError, spamassassin, verdicts
@@ -24,7 +25,6 @@ from mailer.send.messages import MessageError
 from mailer.send.runner import Letter, Mail, current_manifest
 
 IMAGE_MAX_BYTES = 200 * 1024  # a portrait or header image; more only slows the mail down
-SAMPLE_NAME = "Jan Jansen"
 SAMPLE_ADDRESS = "lezer@example.org"
 
 
@@ -185,7 +185,7 @@ def _sample_message(built: _Built, name: str) -> bytes:
     letter = Letter(built.settings, mail, built.html[name],
                     (built.folder / entry["text"]).read_text("utf-8"), entry["online_url"])
     links = anonymous_links(built.settings)
-    return letter.message(recipient_id="check", address=SAMPLE_ADDRESS, name=SAMPLE_NAME,
+    return letter.message(recipient_id="check", address=SAMPLE_ADDRESS, name=SAMPLE_READER,
                           unsubscribe=links["unsubscribe_url"],
                           preferences=links["preferences_url"]).data
 

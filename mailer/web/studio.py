@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.build.builder import BuildError
 from mailer.build.live import SITE_PREFIX, LiveBuild
+from mailer.build.preview import SAMPLE_READER
 from mailer.check.readiness import check_theme
 from mailer.config import Settings
 from mailer.content.loader import ContentError, load_mailing
@@ -56,7 +57,6 @@ from mailer.transport.transports import DeliveryError
 from mailer.web.app import template_environment
 
 TOKEN_COOKIE = "mailer_studio"
-SAMPLE_READER = "Jan Jansen"
 READERS = 20  # real subscribers offered as sample readers, per segment
 KEEPALIVE = 15.0
 PAGE_HEADERS = {
@@ -188,9 +188,10 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
             people = islice(recipients(session, live.manifest["topic"], [region], [audience]), READERS)
             return [(p.id, f"{p.name or '(no name)'}, {p.organisation or p.email}") for p in people]  # type: ignore[misc]
 
-    def reader_name(value: str) -> str:
+    def reader_name(value: str) -> str | None:
+        """None for the sample reader, else the subscriber's name ("" when they gave none)."""
         if not value:
-            return SAMPLE_READER
+            return None
         with session_scope(settings) as session:
             person = session.get(Subscriber, int(value)) if value.isdigit() else None
         if person is None:
@@ -268,10 +269,10 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
 
     async def approve(request: Request) -> Response:
         def give(form: Any) -> str:
-            kind, row_id = str(form.get("kind")), int(str(form.get("id") or 0))
-            if kind not in ("send", "schedule"):
-                raise HTTPException(400, "kind must be send or schedule")
-            row = approval.approve(settings, kind, row_id, str(form.get("by", "")))
+            kind, row_id = str(form.get("kind")), str(form.get("id", ""))
+            if kind not in ("send", "schedule") or not row_id.isdigit():
+                raise HTTPException(400, "approve needs kind (send or schedule) and a numeric id")
+            row = approval.approve(settings, kind, int(row_id), str(form.get("by", "")))
             return f"{kind.capitalize()} {row_id}: {approval.describe(row)}."
 
         done = await act(request, give)
