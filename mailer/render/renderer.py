@@ -11,7 +11,7 @@ import datetime as dt
 import html as html_lib
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,11 @@ def inline_css(html: str) -> str:
     return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
 
 
+def mjml_to_html(source: str) -> str:
+    """The expensive step: MJML → HTML with inlined CSS. ValueError when the MJML is invalid."""
+    return inline_css(mjml2html(source, fonts={}))
+
+
 def jinja_environment(templates: Path, autoescape: bool) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(templates)),
@@ -201,15 +206,15 @@ class Renderer:
             "urls": self.urls,
         }
 
-    def compile_variant(self, blocks: Iterable[Block]) -> CompiledVariant:
-        """The expensive step: run once per distinct block set, never per recipient."""
+    def compile_variant(self, blocks: Iterable[Block],
+                        compile_mjml: Callable[[str], str] = mjml_to_html) -> CompiledVariant:
+        """Run once per distinct block set, never per recipient; `compile_mjml` may be a cache."""
         context = self.context(blocks)
         source = self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
         try:
-            compiled = mjml2html(source, fonts={})
+            html = compile_mjml(source)
         except ValueError as exc:
             raise RenderError(f"{self.mailing.theme}: MJML compilation failed: {exc}") from exc
-        html = inline_css(compiled)
         text = self.text_env.get_template("text/mailing.txt.j2").render(context)
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
         return CompiledVariant(html, text)
