@@ -1,4 +1,4 @@
-"""Turn a mailing's blocks into HTML and text: Jinja2 → MJML → mjml-python → premailer.
+"""Turn a mailing's blocks into HTML and text: Jinja2 → MJML → mjml-python → css-inline.
 
 The expensive steps run once per distinct block set. What differs per recipient (greeting,
 unsubscribe and preference links, web-version link) is left as `[[slot:name]]` markers that survive
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html as html_lib
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
-from premailer import Premailer
 
 from mailer.config import Settings
 from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
+from mailer.render.inline import inline_css
 from mailer.render.plaintext import markdown_to_text
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
@@ -133,23 +132,6 @@ class CompiledVariant:
     def fill(self, values: Mapping[str, str]) -> tuple[str, str]:
         """Return (html, text) with every slot replaced; values are escaped for HTML."""
         return self._join(self.html_parts, values, True), self._join(self.text_parts, values, False)
-
-
-def inline_css(html: str) -> str:
-    """Inline CSS without premailer's defaults that damage MJML output (see DESIGN.md)."""
-    doctype = "<!doctype html>"
-    inlined = Premailer(
-        html,
-        base_url=None,
-        allow_network=False,
-        remove_classes=False,
-        keep_style_tags=True,
-        strip_important=False,
-        disable_validation=True,
-        disable_basic_attributes=["width", "height"],
-        cssutils_logging_level=logging.CRITICAL,
-    ).transform()
-    return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
 
 
 def mjml_to_html(source: str) -> str:
