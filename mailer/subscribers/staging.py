@@ -10,7 +10,6 @@ and UPDATE … WHERE EXISTS. A rollback takes the staging tables with it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import DateTime, bindparam, text
@@ -127,13 +126,13 @@ class Staging:
         finally:
             cursor.close()
 
-    def duplicates(self) -> Iterator[tuple[int, int, str]]:
+    def duplicates(self) -> list[tuple[int, int, str]]:
         """(line, first line, address) of every row whose address an earlier row already has."""
         self.session.execute(text(INDEX))
-        yield from self.session.execute(text(
+        return [tuple(row) for row in self.session.execute(text(
             "SELECT r.line, f.first, r.email FROM import_row r JOIN ("
             "  SELECT email, MIN(line) AS first FROM import_row GROUP BY email HAVING COUNT(*) > 1"
-            ") f ON f.email = r.email WHERE r.line > f.first ORDER BY r.line"))
+            ") f ON f.email = r.email WHERE r.line > f.first ORDER BY r.line"))]
 
     def drop_duplicates(self) -> None:
         self.session.execute(text(
