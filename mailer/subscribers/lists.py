@@ -102,10 +102,6 @@ class _RowChecker:
         self.resolved: dict[str, dict[str, str]] = {"region": {}, "audience": {}}
         self.topic = (topic,)
 
-    def _cell(self, cells: list[str], key: str) -> str:
-        at = self.column.get(key)
-        return cells[at].strip() if at is not None and at < len(cells) else ""
-
     def _slug(self, key: str, given: str) -> str | None:
         cache = self.resolved[key]
         if given not in cache and (slug := resolve_slug(given, self.known[key])):
@@ -116,19 +112,21 @@ class _RowChecker:
         """A valid row ready to stage, or the reason it is rejected."""
         if len(cells) > self.width:
             return "more fields than the header has columns"
-        email = normalise_email(self._cell(cells, "email"))
-        name, organisation = self._cell(cells, "name"), self._cell(cells, "organisation")
+        cells += [""] * (self.width - len(cells))
+        value = {key: cells[at].strip() for key, at in self.column.items()}
+        email = normalise_email(value["email"])
+        name, organisation = value.get("name", ""), value.get("organisation", "")
         problems = [p for p in (email_problem(email), text_problem("name", name),
                                 text_problem("organisation", organisation)) if p]
         slugs = {}
         for key in ("region", "audience"):
-            given = self._cell(cells, key)[: TEXT_MAX + 1] or self.defaults[key]
+            given = value.get(key, "")[: TEXT_MAX + 1] or self.defaults[key]
             slugs[key] = self._slug(key, given) if given else None
             if not given:
                 problems.append(f"no {key} (fill the column or pass --{key})")
             elif slugs[key] is None:
                 problems.append(f"unknown {key} {given!r}")
-        listed = self._cell(cells, "topics")
+        listed = value.get("topics", "")
         topics = tuple(t for t in re.split(r"[\s,]+", listed) if t) if listed else self.topic
         topics = topics or self.topic
         unknown_topics = [t[: TEXT_MAX + 1] for t in topics if t not in TOPIC_NAMES]
@@ -137,7 +135,7 @@ class _RowChecker:
         if problems:
             return "; ".join(problems)
         return Staged(line, email, hash_address(email), name, organisation,
-                      slugs["region"], slugs["audience"], topics)  # type: ignore[arg-type]
+                      slugs["region"], slugs["audience"], " ".join(topics))  # type: ignore[arg-type]
 
 
 def _check_options(region: str | None, audience: str | None, topic: str) -> None:
