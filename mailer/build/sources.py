@@ -1,6 +1,6 @@
 """What a build reads, fingerprinted: so an unchanged build is skipped and a stale one is seen.
 
-`source_hash` covers the files (the theme's content, about.md, the templates), the settings a
+`source_hash` covers the files (the theme's content, about.md, the brand, the templates), the settings a
 mailing shows, and the code that renders. The partner publications come from the database; the
 build records the digest of those it read in the manifest (`partners`), and `is_current` reads
 them again and compares. Both are cheap: no template, YAML or compiler is loaded here.
@@ -39,7 +39,8 @@ def code_digest() -> bytes:
 def source_hash(settings: Settings, theme: str) -> str:
     """Fingerprint of every file and setting a build of THEME reads, and of the code."""
     digest = hashlib.sha256(code_digest())
-    for root in (settings.content / theme, settings.content / "about.md", settings.templates):
+    for root in (settings.content / theme, settings.content / "about.md",
+                 settings.content / "brand.yaml", settings.content / "brand", settings.templates):
         for path in _files(root):
             if path.exists():
                 digest.update(str(path.relative_to(settings.root)).encode())

@@ -73,6 +73,7 @@ def build_command(theme: str) -> None:
       mailer build stalking
     """
     print_summary(run_build(theme))
+    click.echo(f"To see a mail as its recipient will: mailer preview {theme} --open")
 
 
 @click.command("preview")
