@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                               "interrupted ones."),
     "send": ("send", "Send the built mailing THEME to every subscriber of its topic in the segment."),
     "sends": ("send", "Look at and steer sends: list, show, pause, resume, cancel, work."),
-    "serve": ("serve", "Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren)."),
+    "serve": ("serve", "Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren, "
+                       "/privacy)."),
     "subscribers": ("subscribers", "Show, find and remove subscribers."),
 }
