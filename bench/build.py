@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MJML_VERSION = "4.15.3"
+MJML_VERSION = "4.18.0"  # the 4.x line that mjml-python follows, as in tests/test_mjml_parity.py
 NODE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mailer-bench"
 EDITED_BLOCK = "30-nieuw-werkproces-rotterdam.md"
 NODE_SCRIPT = """
