@@ -9,6 +9,8 @@ equal to the commands' own help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bounces": ("bounces", "Bounce handling."),
     "build": ("build", "Build every region × audience variant of THEME into out/THEME/."),
+    "check": ("check", "Is THEME ready to send? Placeholder blocks, links, images, alt text, Gmail "
+                       "size, heading order, colour contrast and SpamAssassin (when installed)."),
     "calendar": ("schedule", "The content calendar, content/calendar.yaml: the planned mailings per "
                              "region."),
     "db": ("db", "Manage the database schema (SQLite by default, PostgreSQL through a URL)."),
@@ -25,5 +27,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sends": ("send", "Look at and steer sends: list, show, pause, resume, cancel, work."),
     "serve": ("serve", "Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren, "
                        "/privacy)."),
+    "studio": ("studio", "Preview THEME as each reader gets it, live while you edit its files."),
     "subscribers": ("subscribers", "Show, find and remove subscribers."),
 }
