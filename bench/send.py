@@ -99,9 +99,9 @@ def full_send(settings: Settings, recipients: int, run: str, memory: bool = Fals
 def letter(settings: Settings) -> Letter:
     """The limburg/netwerk variant of the stalking mailing, ready to fill per recipient."""
     manifest = sending.current_manifest(settings, "stalking")
-    name = manifest["segments"]["limburg/netwerk"]["variant"]
-    mail = Mail(1, "0123456789abcdef", manifest["subject"], manifest["topic"],
-                manifest["greeting"], manifest["greeting_named"])
+    name = manifest.segments["limburg/netwerk"].variant
+    mail = Mail(1, "0123456789abcdef", manifest.subject, manifest.topic, manifest.greeting,
+                manifest.greeting_named)
     return Letter(settings, mail, *sending._read_variant(settings, "stalking", manifest, name))
 
 

@@ -44,15 +44,15 @@ def messages(root: Path, theme: str) -> dict[str, bytes]:
                        dkim_key_file=str(key))
     build(settings, theme)
     manifest = sending.current_manifest(settings, theme)
-    mail = Mail(1, "0123456789abcdef", manifest["subject"], manifest["topic"],
-                manifest["greeting"], manifest["greeting_named"])
+    mail = Mail(1, "0123456789abcdef", manifest.subject, manifest.topic, manifest.greeting,
+                manifest.greeting_named)
     found = {}
-    for name in sorted({s["variant"] for s in manifest["segments"].values()}):
+    for name in sorted({s.variant for s in manifest.segments.values()}):
         letter = Letter(settings, mail, *sending._read_variant(settings, theme, manifest, name))
         url = f"{settings.public_base_url}/afmelden/IjEi.aGVsbG8"
         found[name] = letter.message(
             recipient_id=1, address="j.jansen@veiligthuis-voorbeeld.nl", name="Jan Jansen",
-            unsubscribe=f"{url}?onderwerp={manifest['topic']}",
+            unsubscribe=f"{url}?onderwerp={manifest.topic}",
             preferences=f"{settings.public_base_url}/voorkeuren/IjEi.aGVsbG8",
             token="IjEi.aGVsbG8").data
     return found
