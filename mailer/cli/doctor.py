@@ -13,9 +13,11 @@ MARKS = {"ok": "ok     ", "warning": "WARNING", "error": "ERROR  "}
 @click.command("doctor")
 @click.option("--no-dns", is_flag=True, help="Do not read the published DNS records.")
 def doctor_command(no_dns: bool) -> None:
-    """Check From/DKIM alignment, the bounce address, TLS, the DKIM key, the public URL and the
-    unsubscribe addresses; print the DKIM, SPF and DMARC records to publish and, where DNS is
-    reachable, compare them with what is published. Exits 1 on any error.
+    """Check what a real send depends on and print the DNS records to publish.
+
+    Checks From/DKIM alignment, the bounce address, TLS, the DKIM key, the public URL and the
+    unsubscribe address; prints the DKIM, SPF and DMARC records and, where DNS is reachable,
+    compares them with what is published. Exits 1 on any error.
 
     \b
     Example:

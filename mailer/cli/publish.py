@@ -12,9 +12,9 @@ from mailer.cli.common import friendly, settings
 @click.argument("theme")
 @friendly(ArchiveError, OSError)
 def publish_command(theme: str) -> None:
-    """Add the built mailing THEME to out/index.html, the archive pages and out/feed.xml.
+    """Add the built mailing THEME to the archive and the feed without sending it.
 
-    A real send does this by itself when it starts; a build alone never does, so the feed
+    It then appears in out/index.html, out/archief/ and out/feed.xml. A real send does this by itself when it starts; a build alone never does, so the feed
     never announces a mailing that has not gone out. Use this for a mailing that is only put
     online.
 
