@@ -14,7 +14,8 @@ from mailer.cli.common import friendly, settings
 def publish_command(theme: str) -> None:
     """Add the built mailing THEME to the archive and the feed without sending it.
 
-    It then appears in out/index.html, out/archief/ and out/feed.xml. A real send does this by itself when it starts; a build alone never does, so the feed
+    It then appears in out/index.html, out/archief/ and out/feed.xml. A real send does this by
+    itself when it starts; a build alone never does, so the feed
     never announces a mailing that has not gone out. Use this for a mailing that is only put
     online.
 
