@@ -54,6 +54,10 @@ class Settings:
     dkim_key_file: str = ""
 
     grace_period_hours: float = 6.0
+    pending_days: float = 7.0  # unconfirmed web sign-ups are purged after this many days
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed ("*" = any, for a
+    # proxy on a socket only it can reach); empty = none. See docs/production.md.
+    trusted_proxies: str = ""
     feed_timeout: float = 10.0  # seconds per partner feed request
 
     # Sending: a batch is claimed, sent and recorded together, so after a crash at most one

@@ -14,10 +14,12 @@ import datetime as dt
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
-from sqlalchemy import exists, func, or_
+from sqlalchemy import delete, exists, func, or_, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -30,6 +32,7 @@ from mailer.models import (
     Suppression,
     utcnow,
 )
+from mailer.subscribers.tokens import Claim
 
 CONFIRM_RESEND_AFTER = dt.timedelta(minutes=15)
 # Fixed, so suppressions survive a change of secret_key (a keyed hash would silently forget every
@@ -47,7 +50,22 @@ class NotFound(Exception):
 
 
 class AlreadyConfirmed(Exception):
-    """A confirmation link that was already used, or has nothing left to confirm."""
+    """A confirmation link of someone whose sign-up is already confirmed."""
+
+
+class StaleConfirmation(Exception):
+    """A confirmation link for a sign-up that was replaced by a newer one, or that has gone."""
+
+
+class SignUp(NamedTuple):
+    """A recorded web sign-up: whom to mail, and the nonce its confirmation link must carry."""
+
+    subscriber: Subscriber
+    nonce: str
+
+
+# Who a service call is about: a row id (our own commands), or the claim of a link's token.
+SubscriberRef = int | Claim
 
 
 def normalise_email(value: str) -> str:
@@ -129,11 +147,28 @@ def suppress(session: Session, email: str, reason: str) -> None:
     session.flush()
 
 
-def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
-    subscriber = session.get(Subscriber, subscriber_id)
+def get_subscriber(session: Session, ref: SubscriberRef) -> Subscriber:
+    subscriber = _claimed(session, ref) if isinstance(ref, Claim) else session.get(Subscriber, ref)
     if subscriber is None:
-        raise NotFound(f"no subscriber with id {subscriber_id}")
+        raise NotFound("no such subscriber")
     return subscriber
+
+
+def _claimed(session: Session, claim: Claim) -> Subscriber | None:
+    """The person a link names, if they still exist.
+
+    A link from before public ids names a row id. It counts only for a row that existed when
+    public ids came (it has that `legacy_id`; rows made later have none), and only when the link
+    was made after the row was: before, the id belonged to someone erased since.
+    """
+    if claim.public_id is not None:
+        return session.exec(select(Subscriber).where(Subscriber.public_id == claim.public_id)
+                            ).first()
+    person = session.exec(select(Subscriber).where(Subscriber.legacy_id == claim.legacy_id)
+                          ).first()
+    if person is None or claim.issued_at < person.created_at.replace(microsecond=0):
+        return None
+    return person
 
 
 def find_by_email(session: Session, email: str) -> Subscriber:
@@ -154,13 +189,20 @@ def active_topics(session: Session, subscriber_id: int) -> list[str]:
     return [t for t in TOPIC_NAMES if t in subs and subs[t].status == "active"]
 
 
+def profile_of(session: Session, ref: SubscriberRef) -> tuple[Subscriber, list[str]]:
+    """A person and their active topics, for their preferences page."""
+    subscriber = get_subscriber(session, ref)
+    return subscriber, active_topics(session, subscriber.id)  # type: ignore[arg-type]
+
+
 def request_subscription(
     session: Session, email: str, profile: Profile, source: str
-) -> Subscriber | None:
+) -> SignUp | None:
     """Record a web sign-up awaiting double opt-in; return whom to mail, or None to stay quiet.
 
-    A new address gets a pending subscriber; an existing one only keeps the request aside. None
-    means a confirmation went to this address less than CONFIRM_RESEND_AFTER ago.
+    A new address gets a pending subscriber; an existing one only keeps the request aside. A new
+    request replaces an older one, with a new nonce, so an older link cannot apply it. None means
+    a confirmation went to this address less than CONFIRM_RESEND_AFTER ago.
     """
     email = normalise_email(email)
     now = utcnow()
@@ -174,10 +216,30 @@ def request_subscription(
         session.add(subscriber)
     elif subscriber.confirm_sent_at and now - subscriber.confirm_sent_at < CONFIRM_RESEND_AFTER:
         return None
-    subscriber.pending_request = json.dumps({**asdict(profile), "source": source})
+    nonce = secrets.token_hex(8)
+    subscriber.pending_request = json.dumps({**asdict(profile), "source": source, "nonce": nonce})
     subscriber.confirm_sent_at = now
     session.flush()
-    return subscriber
+    return SignUp(subscriber, nonce)
+
+
+def purge_pending(session: Session, older_than: dt.timedelta) -> int:
+    """Forget sign-ups never confirmed within `older_than`: people who only ever were pending are
+    deleted, and others lose the request they left waiting. Returns how many were affected."""
+    cutoff = utcnow() - older_than
+    sent = func.coalesce(Subscriber.confirm_sent_at, Subscriber.created_at)
+    gone = session.exec(select(Subscriber.id).where(Subscriber.status == "pending", sent < cutoff)
+                        ).all()
+    for chunk in (gone[i:i + 500] for i in range(0, len(gone), 500)):
+        session.execute(delete(Subscription).where(col(Subscription.subscriber_id).in_(chunk)))
+        session.execute(delete(Subscriber).where(col(Subscriber.id).in_(chunk)))
+    cleared = session.execute(
+        update(Subscriber)
+        .where(col(Subscriber.pending_request).is_not(None), sent < cutoff)
+        .values(pending_request=None, confirm_sent_at=None)
+    ).rowcount
+    session.flush()
+    return len(gone) + cleared
 
 
 def confirmation_failed(session: Session, subscriber_id: int) -> None:
@@ -186,12 +248,27 @@ def confirmation_failed(session: Session, subscriber_id: int) -> None:
     session.flush()
 
 
-def confirm(session: Session, subscriber_id: int) -> Subscriber:
-    """Apply a confirmed sign-up: the person's own opt-in, which also lifts a suppression."""
-    subscriber = get_subscriber(session, subscriber_id)
+def pending_sign_up(session: Session, ref: SubscriberRef, nonce: str) -> tuple[Subscriber, dict]:
+    """The sign-up a confirmation link was mailed for, still waiting; changes nothing.
+
+    Raises AlreadyConfirmed when nothing waits and the person is active, StaleConfirmation when
+    the link's sign-up was replaced by a newer one or is gone.
+    """
+    subscriber = get_subscriber(session, ref)
     if not subscriber.pending_request:
-        raise AlreadyConfirmed("nothing to confirm")
+        if subscriber.status == "active":
+            raise AlreadyConfirmed("nothing to confirm")
+        raise StaleConfirmation("no sign-up waits for this link")
     request = json.loads(subscriber.pending_request)
+    if not secrets.compare_digest(str(request.get("nonce", "")), nonce):
+        raise StaleConfirmation("a newer sign-up replaced the one this link was sent for")
+    return subscriber, request
+
+
+def confirm(session: Session, ref: SubscriberRef, nonce: str) -> Subscriber:
+    """Apply the confirmed sign-up the link was sent for: the person's own opt-in, which also
+    lifts a suppression."""
+    subscriber, request = pending_sign_up(session, ref, nonce)
     now = utcnow()
     profile = Profile(**{k: request[k] for k in ("name", "organisation", "region", "audience")},
                       topics=tuple(request["topics"]))
@@ -234,9 +311,9 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
             row.status, row.updated_at = "unsubscribed", now
 
 
-def update_preferences(session: Session, subscriber_id: int, profile: Profile) -> Subscriber:
+def update_preferences(session: Session, ref: SubscriberRef, profile: Profile) -> Subscriber:
     """The person's own changes. Someone who left everything must sign up again to come back."""
-    subscriber = get_subscriber(session, subscriber_id)
+    subscriber = get_subscriber(session, ref)
     _apply_profile(subscriber, profile)
     subscriber.updated_at = utcnow()
     if subscriber.status == "active":
@@ -246,14 +323,19 @@ def update_preferences(session: Session, subscriber_id: int, profile: Profile) -
 
 
 def unsubscribe(
-    session: Session, subscriber_id: int, topic: str | None = None, reason: str = "unsubscribed"
+    session: Session, ref: SubscriberRef, topic: str | None = None, reason: str = "unsubscribed"
 ) -> Subscriber:
-    """Leave one topic, or (topic None) everything, which also suppresses the address."""
-    subscriber = get_subscriber(session, subscriber_id)
+    """Leave one topic, or (topic None) everything, which also suppresses the address.
+
+    The one-click path: a few statements, each through an index, in one short transaction.
+    """
+    subscriber = get_subscriber(session, ref)
     now = utcnow()
-    for row in subscriptions_of(session, subscriber_id).values():
-        if (topic is None or row.topic == topic) and row.status != "unsubscribed":
-            row.status, row.updated_at = "unsubscribed", now
+    leave = update(Subscription).where(col(Subscription.subscriber_id) == subscriber.id,
+                                       col(Subscription.status) != "unsubscribed")
+    if topic is not None:
+        leave = leave.where(col(Subscription.topic) == topic)
+    session.execute(leave.values(status="unsubscribed", updated_at=now))
     if topic is None:
         subscriber.status = "unsubscribed"
         subscriber.pending_request = None
@@ -263,12 +345,13 @@ def unsubscribe(
     return subscriber
 
 
-def personal_data(session: Session, subscriber_id: int) -> dict:
+def personal_data(session: Session, ref: SubscriberRef) -> dict:
     """Everything kept about one person ("mijn gegevens"), as JSON-ready data."""
-    subscriber = get_subscriber(session, subscriber_id)
+    subscriber = get_subscriber(session, ref)
     suppression = session.get(Suppression, subscriber.address_hash)
     return {
         "email": subscriber.email,
+        "public_id": subscriber.public_id,
         "name": subscriber.name,
         "organisation": subscriber.organisation,
         "region": subscriber.region,
@@ -289,7 +372,7 @@ def personal_data(session: Session, subscriber_id: int) -> dict:
                 "consent_source": row.consent_source,
                 "updated_at": row.updated_at.isoformat(),
             }
-            for row in subscriptions_of(session, subscriber_id).values()
+            for row in subscriptions_of(session, subscriber.id).values()  # type: ignore[arg-type]
         ],
         "suppression": (
             {"reason": suppression.reason, "created_at": suppression.created_at.isoformat()}
@@ -298,11 +381,12 @@ def personal_data(session: Session, subscriber_id: int) -> dict:
     }
 
 
-def erase(session: Session, subscriber_id: int) -> None:
-    """Delete everything about a person; only the hashed suppression entry stays."""
-    subscriber = get_subscriber(session, subscriber_id)
+def erase(session: Session, ref: SubscriberRef) -> None:
+    """Delete everything about a person; only the hashed suppression entry stays. Their public
+    id goes with the row, so every link they were sent stops working."""
+    subscriber = get_subscriber(session, ref)
     suppress(session, subscriber.email, "erased")
-    for row in subscriptions_of(session, subscriber_id).values():
+    for row in subscriptions_of(session, subscriber.id).values():  # type: ignore[arg-type]
         session.delete(row)
     session.flush()
     session.delete(subscriber)
