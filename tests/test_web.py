@@ -3,16 +3,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
 from mailer.db import session_scope
-from mailer.models import Subscriber, Suppression
+from mailer.models import RateLimit, Subscriber, Suppression, utcnow
+from mailer.subscribers import subscriptions
 from mailer.subscribers.subscriptions import active_topics, erase, unsubscribe
 from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
-from mailer.web.app import create_app
+from mailer.transport.transports import MemoryTransport
+from mailer.web import ratelimit
+from mailer.web.app import create_app, housekeeping
 from tests.conftest import add_subscriber
 
 FORM = {"email": "anouk@example.org", "name": "Anouk Jansen", "organisation": "Veilig Thuis",
@@ -29,10 +33,10 @@ def csrf_of(response) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', response.text).group(1)
 
 
-def post_form(client, path: str, data: dict):
+def post_form(client, path: str, data: dict, headers: dict | None = None):
     """Open the page (which sets the CSRF cookie), then post its form."""
-    token = csrf_of(client.get(path))
-    return client.post(path, data={**data, "csrf": token})
+    token = csrf_of(client.get(path, headers=headers))
+    return client.post(path, data={**data, "csrf": token}, headers=headers)
 
 
 def person(engine, email="anouk@example.org"):
@@ -385,3 +389,46 @@ def test_the_web_versions_unsubscribe_link_explains_what_to_do(client):
     response = client.get("/afmelden")
     assert response.status_code == 200
     assert "persoonlijke link onderaan elke mail" in response.text
+
+
+def test_hsts_only_over_https(settings, transport):
+    app = create_app(settings, transport)
+    with TestClient(app, base_url="https://testserver") as secure:
+        assert secure.get("/aanmelden").headers["strict-transport-security"] == "max-age=31536000"
+    with TestClient(app) as plain:
+        response = plain.get("/aanmelden", headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" not in response.headers  # nobody is trusted
+
+
+def test_a_trusted_proxy_tells_the_scheme_and_the_client(settings, transport):
+    app = create_app(replace(settings, trusted_proxies="*"), transport)
+    with TestClient(app) as client:
+        response = client.get("/aanmelden", headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" in response.headers
+        assert "secure" in response.headers["set-cookie"].lower()
+        statuses = [post_form(client, "/aanmelden", {**FORM, "email": f"p{i}@example.org"},
+                              headers={"X-Forwarded-For": f"192.0.2.{i % 2}"}).status_code
+                    for i in range(22)]
+    assert statuses.count(429) == 2  # two clients behind one proxy: each has its own ten
+
+
+def test_the_sign_up_limit_holds_across_workers(settings):
+    """Two app instances on one database, as `mailer serve --workers 2` runs them."""
+    clients = [TestClient(create_app(settings, MemoryTransport())) for _ in range(2)]
+    with clients[0] as first, clients[1] as second:
+        statuses = [post_form((first, second)[i % 2], "/aanmelden",
+                              {**FORM, "email": f"p{i}@example.org"}).status_code
+                    for i in range(12)]
+    assert statuses[:10] == [200] * 10 and statuses[10:] == [429, 429]
+
+
+def test_housekeeping_purges_old_sign_ups_and_counters(settings, engine, client, monkeypatch):
+    post_form(client, "/aanmelden", FORM)
+    later = utcnow() + dt.timedelta(days=8)
+    monkeypatch.setattr(subscriptions, "utcnow", lambda: later)
+    monkeypatch.setattr(ratelimit, "utcnow", lambda: later)
+    with session_scope(engine, write=True) as session:
+        housekeeping(session, settings)
+    assert person(engine) is None
+    with session_scope(engine) as session:
+        assert session.exec(select(RateLimit)).all() == []
