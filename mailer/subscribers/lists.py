@@ -29,6 +29,9 @@ from mailer.subscribers.subscriptions import (
     text_problem,
 )
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection): the export
+# puts a "'" before it (and before a leading "'"), and the import takes that "'" off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("email", "name", "organisation", "region", "audience")
 OPTIONAL_COLUMNS = ("topics",)
 CHUNK = 500
@@ -75,6 +78,16 @@ class ImportReport:
         )
 
 
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet shows as text; `from_spreadsheet` gives the value back."""
+    return "'" + cell if cell.startswith((*FORMULA_START, "'")) else cell
+
+
+def from_spreadsheet(cell: str) -> str:
+    """Undo `spreadsheet_safe`; a "'" before anything else is the cell's own."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_START, "'")) else cell
+
+
 def _open_rows(handle: TextIO) -> csv.DictReader:
     """A reader for comma- or semicolon-separated files (Dutch spreadsheets write semicolons)."""
     first = handle.readline()
@@ -101,7 +114,8 @@ def _parse_row(raw: dict, region: str | None, audience: str | None, topic: str) 
     """A valid Row, or the reason it is rejected."""
     if raw.get("\0extra"):
         return "more fields than the header has columns"
-    value = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k != "\0extra"}
+    value = {k.strip().lower(): from_spreadsheet((v or "").strip())
+             for k, v in raw.items() if k != "\0extra"}
     email = normalise_email(value.get("email", ""))
     problems = [p for p in (email_problem(email),) if p]
     for key in ("name", "organisation"):
@@ -288,7 +302,9 @@ def _write(session: Session, people: list[Row], subs: list[dict], activate_peopl
 
 
 def export_list(session: Session, out: TextIO) -> int:
-    """Write subscribers as CSV in the import format plus their active topics; return the count."""
+    """Write subscribers as CSV in the import format plus their active topics; return the count.
+
+    Cells that a spreadsheet would run as a formula are exported as text (`spreadsheet_safe`)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS + OPTIONAL_COLUMNS)
     query = (
@@ -305,7 +321,8 @@ def export_list(session: Session, out: TextIO) -> int:
                 t for t in TOPIC_NAMES
                 if (s := subs.get((person.id, t))) and s.status == "active"  # type: ignore[arg-type]
             )
-            writer.writerow([person.email, person.name, person.organisation, person.region,
-                             person.audience, topics])
+            writer.writerow([spreadsheet_safe(cell) for cell in (
+                person.email, person.name, person.organisation, person.region,
+                person.audience, topics)])
             count += 1
     return count
