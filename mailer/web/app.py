@@ -298,11 +298,11 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         form = await read_form(request, csrf=False)
         if form.get("List-Unsubscribe") != "One-Click":  # RFC 8058: the token is the secret
             check_csrf(request, form)
-        person = await db(subs.unsubscribe, token, topic, write=True)
+        public_id = await db(subs.unsubscribe, token, topic, write=True)
         return message_page(
             request, "Je bent afgemeld",
             f"Je bent afgemeld voor {what}. Dat gaat meteen in.",
-            links=[("Mijn voorkeuren", preferences_url(settings, person.public_id))],
+            links=[("Mijn voorkeuren", preferences_url(settings, public_id))],
         )
 
     # --- /voorkeuren ----------------------------------------------------------------------
