@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -296,9 +296,12 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             return page(request, "afmelden", what=what, topic=topic,
                         already=person.status == "unsubscribed")
         form = await read_form(request, csrf=False)
-        if form.get("List-Unsubscribe") != "One-Click":  # RFC 8058: the token is the secret
+        one_click = form.get("List-Unsubscribe") == "One-Click"
+        if not one_click:  # RFC 8058: the token is the secret
             check_csrf(request, form)
         public_id = await db(subs.unsubscribe, token, topic, write=True)
+        if one_click:  # a mail provider's server, not a person: a short answer, no cookie
+            return PlainTextResponse(f"Afgemeld voor {what}.")
         return message_page(
             request, "Je bent afgemeld",
             f"Je bent afgemeld voor {what}. Dat gaat meteen in.",
