@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, exists, func, or_, text, update
+from sqlalchemy import TextClause, bindparam, delete, exists, func, or_, text, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -139,23 +139,23 @@ def is_suppressed(session: Session, email: str) -> bool:
 # The one-click path in plain SQL, the same on SQLite and PostgreSQL: every statement goes
 # through a key or an index, and none pays for building ORM statements on every request.
 _TIME = Subscriber.__table__.c.updated_at.type  # type: ignore[attr-defined]
+
+
+def _timed(sql: str) -> TextClause:
+    """A statement whose `:now` is stored like the models' timestamps."""
+    return text(sql).bindparams(bindparam("now", type_=_TIME))
+
+
 _FIND_PUBLIC = text("SELECT id FROM subscriber WHERE public_id = :public_id")
-_LEAVE_TOPIC = text(
-    "UPDATE subscription SET status = 'unsubscribed', updated_at = :now "
-    "WHERE subscriber_id = :id AND topic = :topic AND status <> 'unsubscribed'"
-).bindparams(bindparam("now", type_=_TIME))
-_LEAVE_EVERY_TOPIC = text(
-    "UPDATE subscription SET status = 'unsubscribed', updated_at = :now "
-    "WHERE subscriber_id = :id AND status <> 'unsubscribed'"
-).bindparams(bindparam("now", type_=_TIME))
-_LEAVE = text(
-    "UPDATE subscriber SET status = 'unsubscribed', pending_request = NULL, updated_at = :now "
-    "WHERE id = :id RETURNING address_hash"
-).bindparams(bindparam("now", type_=_TIME))
-_SUPPRESS = text(
+_LEAVE_EVERY_TOPIC_SQL = ("UPDATE subscription SET status = 'unsubscribed', updated_at = :now "
+                          "WHERE subscriber_id = :id AND status <> 'unsubscribed'")
+_LEAVE_EVERY_TOPIC = _timed(_LEAVE_EVERY_TOPIC_SQL)
+_LEAVE_TOPIC = _timed(_LEAVE_EVERY_TOPIC_SQL + " AND topic = :topic")
+_LEAVE = _timed("UPDATE subscriber SET status = 'unsubscribed', pending_request = NULL, "
+                "updated_at = :now WHERE id = :id RETURNING address_hash")
+_SUPPRESS = _timed(
     "INSERT INTO suppression (address_hash, reason, created_at) VALUES (:hash, :reason, :now) "
-    "ON CONFLICT (address_hash) DO UPDATE SET reason = excluded.reason"
-).bindparams(bindparam("now", type_=_TIME))
+    "ON CONFLICT (address_hash) DO UPDATE SET reason = excluded.reason")
 
 
 def suppress(session: Session, email: str, reason: str) -> None:
