@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailer.config import Settings
+from mailer.content.brand import load_brand
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.models import Subscriber, utcnow
@@ -60,6 +61,7 @@ from mailer.subscribers.tokens import (
 )
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 from mailer.web import ratelimit
+from mailer.web.privacy import privacy_statement
 
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CSRF_COOKIE = "mailer_csrf"
@@ -160,6 +162,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     mailer_transport = transport or transport_from_settings(settings)
     send_lock = threading.Lock()
     env = template_environment(settings)
+    env.globals["brand"] = load_brand(settings.content, settings.root)
     own_origins = {_origin(settings.public_base_url)}
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -292,8 +295,9 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             raise PageError(404, *BROKEN_LINK)
         what = TOPIC_NAMES[topic] if topic else "alle mailings van Veiligheid voorop"
         if _safe(request):
-            person = await db(subs.get_subscriber, token)
-            return page(request, "afmelden", what=what, topic=topic,
+            person, active = await db(subs.profile_of, token)
+            remaining = [TOPIC_NAMES[t] for t in active if topic and t != topic]
+            return page(request, "afmelden", what=what, topic=topic, remaining=remaining,
                         already=person.status == "unsubscribed")
         form = await read_form(request, csrf=False)
         one_click = form.get("List-Unsubscribe") == "One-Click"
@@ -373,6 +377,9 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             f"Heb je die mail niet meer? Stuur dan een mail naar {settings.reply_to}, "
             "dan melden wij je af.")
 
+    async def privacy(request: Request) -> Response:
+        return page(request, "privacy", statement=privacy_statement(settings))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         return message_page(request, *BROKEN_LINK, status=status, tone="error")
@@ -387,6 +394,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             Route("/aanmelden", signup, methods=["GET", "POST"]),
             Route("/bevestig/{token}", confirm, methods=["GET", "POST"]),
             Route("/afmelden", unsubscribe_help, methods=["GET"]),
+            Route("/privacy", privacy, methods=["GET"]),
             Route("/afmelden/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}", preferences, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}/gegevens", my_data, methods=["GET"]),
