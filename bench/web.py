@@ -77,7 +77,7 @@ def seed(settings: Settings, count: int) -> list[str]:
         return list(session.exec(select(Subscriber.public_id).order_by(Subscriber.id)))
 
 
-def wait_for(url: str, server: subprocess.Popen, seconds: float = 20) -> None:
+def wait_for(url: str, server: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
