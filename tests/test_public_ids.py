@@ -1,4 +1,4 @@
-"""Migration 0006: existing people get public ids, and the links they already have keep
+"""Migration 0007: existing people get public ids, and the links they already have keep
 working for them and for nobody else."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def engine(settings):
     """A database with two people made before public ids, then upgraded to the newest schema."""
     engine = engine_for(settings.resolved_database_url)
     with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "0005")
+        command.upgrade(_alembic_config(conn), "0006")
         conn.execute(sa.insert(OLD_SUBSCRIBER), [person_row("anouk@example.org"),
                                                  person_row("bram@example.org")])
     ensure_schema(engine)

@@ -5,16 +5,16 @@ Existing rows keep their row id as `legacy_id`: links sent before this migration
 working for exactly those people. A row created later has none, so an old link that names a
 reused row id finds nobody.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
