@@ -25,6 +25,8 @@ def test_every_region_ships_an_example_list_that_imports(session):
         report = import_list(session, LISTS / f"{region}.csv")
         assert report.added == report.rows > 0 and not report.rejected
     assert all(p.email.endswith("@example.org") for p in people(session).values())
+    public_ids = {p.public_id for p in people(session).values()}  # filled in by the database
+    assert len(public_ids) == len(people(session)) and all(len(i) == 32 for i in public_ids)
 
 
 def test_import_fills_empty_cells_from_options_and_accepts_names(session, write_csv):
@@ -190,3 +192,27 @@ def test_export_defuses_formulas_and_import_gives_them_back(session, tmp_path):
     assert import_list(session, path).added == len(FORMULAS)
     found = people(session)
     assert {e: (found[e].name, found[e].organisation) for e in FORMULAS} == FORMULAS
+
+
+def test_a_topics_column_subscribes_each_row_to_its_topics(session, write_csv):
+    path = write_csv("email,region,audience,topics\none@example.org,limburg,netwerk,verdiepingen\n"
+                     "two@example.org,limburg,netwerk,\"updates, verbeteractiviteiten\"\n"
+                     "three@example.org,limburg,netwerk,\n")
+    assert import_list(session, path, topic="verdiepingen").added == 3
+    found = people(session)
+    assert active_topics(session, found["one@example.org"].id) == ["verdiepingen"]
+    assert sorted(active_topics(session, found["two@example.org"].id)) == [
+        "updates", "verbeteractiviteiten"]
+    assert active_topics(session, found["three@example.org"].id) == ["verdiepingen"]
+
+
+def test_a_duplicate_far_from_its_first_line_is_found(session, write_csv):
+    rows = [f"p{n}@example.org,,,limburg,netwerk" for n in range(12_000)]
+    rows.append("P7@example.org,,,limburg,netwerk")  # in another batch than line 9
+    path = write_csv(HEADER + "\n".join(rows) + "\n")
+    with pytest.raises(ListImportError) as caught:
+        import_list(session, path)
+    assert caught.value.report.rejected == ["line 12002: duplicate of line 9 (p7@example.org)"]
+    assert people(session) == {}
+    report = import_list(session, path, skip_invalid=True)
+    assert report.added == 12_000 and len(people(session)) == 12_000
