@@ -26,6 +26,13 @@ def new_public_id() -> str:
     return secrets.token_hex(16)
 
 
+# The same, made by the database, for set-based inserts (`INSERT … SELECT`).
+PUBLIC_ID_SQL = {
+    "sqlite": "lower(hex(randomblob(16)))",
+    "postgresql": "replace(gen_random_uuid()::text, '-', '')",
+}
+
+
 class Subscriber(SQLModel, table=True):
     """One person on a list. `address_hash` lets SQL join against suppressions.
 
