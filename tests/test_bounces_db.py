@@ -15,7 +15,7 @@ from mailer.bounces.processing import process
 from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.db import session_scope
-from mailer.models import Bounce, Delivery
+from mailer.models import Bounce, Delivery, Subscriber
 from mailer.send import runner as sending
 from mailer.subscribers.subscriptions import active_topics, is_suppressed
 from mailer.transport.transports import MemoryTransport, Outgoing
@@ -131,7 +131,7 @@ def test_forged_and_foreign_bounces_change_nothing(
     ours = sent.messages[first, "weg@example.org"]
     box = tmp_path / "bounces"
     # an address we never mailed, with a made-up Message-ID
-    write(box, "1.eml", dsn("nooit@example.org", "5.1.1", f"<{first}.999.0123456789abcdef@x.nl>"))
+    write(box, "1.eml", dsn("nooit@example.org", "5.1.1", f"<{first}.{'9' * 32}.0123456789abcdef@x.nl>"))
     # someone else's address, with a real Message-ID of ours
     write(box, "2.eml", dsn("vol@example.org", "5.1.1", ours.message_id))
     # a VERP address with a wrong signature
@@ -172,7 +172,9 @@ def test_a_mail_to_the_unsubscribe_address_unsubscribes_exactly_that_person(
         message.set_content("")
         write(box, name, bytes(message))
     done = actions(process(send_settings, box, dry_run=True))
-    assert done[0] == f"subscriber {sent.ids['vol@example.org']} unsubscribed from verdiepingen"
+    with session_scope(send_settings) as session:
+        public_id = session.get(Subscriber, sent.ids["vol@example.org"]).public_id
+    assert done[0] == f"subscriber {public_id} unsubscribed from verdiepingen"
     with session_scope(send_settings) as session:  # a dry run keeps nothing
         assert "verdiepingen" in active_topics(session, sent.ids["vol@example.org"])
     done = actions(process(send_settings, box))

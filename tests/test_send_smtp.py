@@ -23,6 +23,7 @@ from mailer.send.dkimkeys import generate_key
 from mailer.send.identity import Reference, install_id, parse_bounce_address
 from mailer.subscribers.lists import import_list
 from mailer.subscribers.subscriptions import active_topics
+from mailer.subscribers.tokens import read_token
 from mailer.web.app import create_app
 from tests.conftest import LISTS_DIR, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
@@ -71,14 +72,15 @@ def test_a_send_to_two_regions_arrives_right_signed_and_unsubscribable(
         assert message["To"].addresses[0].addr_spec == person.email
         assert message["From"].addresses[0].addr_spec == settings.sender_email
         assert message["Subject"] == "Thematische verdieping: (Ex-)Partnerstalking"
-        assert message["Message-ID"] == f"<{send_id}.{person.id}.{install}@veiligheidvoorop.nl>"
-        assert parse_bounce_address(settings, item.sender) == Reference(send_id, str(person.id))
+        assert message["Message-ID"] == f"<{send_id}.{person.public_id}.{install}@veiligheidvoorop.nl>"
+        assert parse_bounce_address(settings, item.sender) == Reference(send_id, person.public_id)
         assert message["List-Id"] == "Thematische verdiepingen <verdiepingen.veiligheidvoorop.nl>"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["Date"] and message["Reply-To"] == settings.reply_to
         https, mailto = [part.strip(" <>") for part in str(message["List-Unsubscribe"]).split(",")]
         assert https.startswith("https://testserver/afmelden/") and https in html
-        token = urlsplit(https).path.rpartition("/")[2]
+        token = urlsplit(https).path.rsplit("/", 1)[1]
+        assert read_token(settings, token, "unsubscribe").public_id == person.public_id
         assert mailto == f"mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe%20verdiepingen%20{token}"
         assert message["DKIM-Signature"]
         assert dkim.verify(item.data, dnsfunc=lambda name, timeout=5: (

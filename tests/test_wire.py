@@ -170,6 +170,7 @@ def test_two_databases_sending_the_same_mailing_share_no_message_id(project: Set
         transport = MemoryTransport()
         sending.run_send(settings, sending.create_send(settings, "stalking"), transport=transport)
         ids.append({m.message_id for m in transport.sent})
-        assert all(re.fullmatch(rf"<1\.\d\.{install_id(get_engine(settings))}@veiligheidvoorop\.nl>",
-                                i) for i in ids[-1])
+        install = install_id(get_engine(settings))
+        pattern = rf"<1\.[0-9a-f]{{32}}\.{install}@veiligheidvoorop\.nl>"
+        assert all(re.fullmatch(pattern, i) for i in ids[-1])
     assert len(ids[0]) == len(ids[1]) == 3 and not ids[0] & ids[1]

@@ -34,8 +34,7 @@ def unsubscribe_by_mail(settings: Settings, session: Session, topic: str, token:
     if not token or topic not in TOPIC_NAMES:
         return "unsubscribe mail without a valid topic and token: nothing changed"
     try:
-        subscriber_id = read_token(settings, token, "unsubscribe")
-        unsubscribe(session, subscriber_id, topic)
+        public_id = unsubscribe(session, read_token(settings, token, "unsubscribe"), topic)
     except (TokenError, NotFound):
         return "unsubscribe mail with an unknown or forged token: nothing changed"
-    return f"subscriber {subscriber_id} unsubscribed from {topic}"
+    return f"subscriber {public_id} unsubscribed from {topic}"

@@ -120,7 +120,7 @@ class BounceHandler:
         verp = next(filter(None, (parse_bounce_address(self.settings, a)
                                   for a in finding.envelope)), None)
         reference = verp or parse_message_id(finding.message_id or "", self.install)
-        if reference is None or not reference.recipient.isdigit():
+        if reference is None:
             return None
         row = self._delivery(reference)
         if row is None or (verp is None and row[1].email.lower() != finding.address):
@@ -131,7 +131,7 @@ class BounceHandler:
         return self.session.exec(
             select(Delivery, Subscriber).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
             .where(Delivery.send_id == reference.send_id,
-                   Delivery.subscriber_id == int(reference.recipient),
+                   Subscriber.public_id == reference.recipient,
                    col(Delivery.status).in_(["sent", "bounced"]))).first()
 
 
