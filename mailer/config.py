@@ -13,8 +13,10 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from mailer.errors import MailerError
 
-class ConfigError(Exception):
+
+class ConfigError(MailerError):
     """A settings file or environment variable that cannot be used."""
 
 

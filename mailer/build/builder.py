@@ -19,6 +19,7 @@ from mailer.build.archive import write_archive
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing
 from mailer.content.segments import all_segments, segment_key, select_blocks
+from mailer.errors import MailerError
 from mailer.partners.publications import with_partner_block
 from mailer.render.renderer import CompiledVariant, Renderer
 
@@ -28,7 +29,7 @@ _HREF_ANCHOR = re.compile(r'href="#([^"]+)"')
 _ID = re.compile(r'\sid="([^"]+)"')
 
 
-class BuildError(Exception):
+class BuildError(MailerError):
     """The mailing rendered, but the result must not be sent; nothing was written."""
 
 

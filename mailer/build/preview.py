@@ -14,13 +14,14 @@ from pathlib import Path
 
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, segment_key
+from mailer.errors import MailerError
 from mailer.render.renderer import CompiledVariant
 
 SCREEN_WIDTHS = (600, 375)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
 
-class PreviewError(Exception):
+class PreviewError(MailerError):
     """The preview cannot be made (no build, unknown segment, no browser for screenshots)."""
 
 

@@ -10,23 +10,24 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.build.builder import BuildError, BuildResult, build
-from mailer.build.preview import PreviewError, write_preview
-from mailer.cli.common import UserError, settings
+from mailer.build.preview import write_preview
+from mailer.cli.common import settings
 from mailer.content.loader import ContentError
+from mailer.errors import MailerError
 from mailer.partners.publications import PartnerError
 from mailer.render.renderer import RenderError
 
 
 @contextmanager
 def build_errors(theme: str) -> Iterator[None]:
-    """Turn every content or build problem of a theme into one clean error."""
+    """Say which theme failed to build, and how many problems its content has."""
     try:
         yield
     except ContentError as exc:
         lines = "\n".join(f"  {p}" for p in exc.problems)
-        raise UserError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
+        raise MailerError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
     except (BuildError, RenderError, PartnerError) as exc:
-        raise UserError(f"cannot build {theme!r}: {exc}") from exc
+        raise MailerError(f"cannot build {theme!r}: {exc}") from exc
 
 
 def run_build(theme: str) -> BuildResult:
@@ -85,10 +86,7 @@ def preview_command(theme: str, region: str | None, audience: str | None, open_b
       mailer preview stalking --region rotterdam-zuid-holland-zuid --audience beleidsmakers --open
     """
     run_build(theme)
-    try:
-        written = write_preview(settings(), theme, region, audience, screenshot=screenshot)
-    except PreviewError as exc:
-        raise UserError(str(exc)) from exc
+    written = write_preview(settings(), theme, region, audience, screenshot=screenshot)
     for path in written:
         click.echo(f"Wrote {path}")
     if open_browser:

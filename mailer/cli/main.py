@@ -1,19 +1,39 @@
 """The `mailer` command: a thin click group over the library.
 
-Each area keeps its commands in `mailer/cli/<area>.py`; this module only gathers them.
+Each area keeps its commands in `mailer/cli/<area>.py`; this module gathers them and is the one
+place where errors are shown: a MailerError as `error: …` with exit code 1, anything else as a
+bug with its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
 from mailer import __version__
 from mailer.cli import COMMAND_MODULES
+from mailer.errors import BUG_REPORT, MailerError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class MailerGroup(click.Group):
+    """Shows a user's mistake as one clean message and an unexpected exception as a bug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MailerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception:
+            click.echo(f"mailer: unexpected error; {BUG_REPORT}", err=True)
+            raise
+
+
+@click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailer")
 def main() -> None:
     """Build, schedule and send the mailings of the Ontwikkelagenda Veiligheid Voorop.

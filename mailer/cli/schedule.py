@@ -9,8 +9,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailer.cli.common import UserError, database, database_session, friendly, settings
+from mailer.cli.common import database, database_session, settings
 from mailer.content.loader import ContentError
+from mailer.errors import MailerError
 from mailer.models import Schedule, utcnow
 from mailer.schedule.calendar import Entry, apply, check, load_calendar
 from mailer.schedule.scheduler import (
@@ -64,7 +65,6 @@ def schedule() -> None:
 @click.option("--audience", "audiences", multiple=True,
               help="Audience slug; repeat for more. Default: all.")
 @click.option("--note", default="", help="A note shown by `mailer schedule list`.")
-@friendly(ScheduleError)
 def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...], note: str) -> None:
     """Plan THEME to be sent at a moment to some regions and audiences.
 
@@ -81,7 +81,7 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
     request = Request(theme, parse_when(at, config.timezone), regions, audiences, note=note)
     [problems] = check_requests(config, [request], now)
     if problems:
-        raise ScheduleError("nothing planned:\n" + "\n".join(f"  {p}" for p in problems))
+        raise ScheduleError("nothing planned: " + "\n  ".join(problems))
     [planned] = plan(config, [request], now)
     with database_session() as session:
         reach = count_recipients(session, config, planned)
@@ -116,7 +116,6 @@ def list_command() -> None:
 
 @schedule.command("cancel")
 @click.argument("schedule_id", type=int)
-@friendly(ScheduleError)
 def cancel_command(schedule_id: int) -> None:
     """Cancel schedule ID; refused once its first message has left.
 
@@ -134,7 +133,6 @@ def cancel_command(schedule_id: int) -> None:
 @click.argument("schedule_id", type=int)
 @click.option("--at", "at", required=True,
               help='The new time, e.g. "2026-12-08 09:00" (Europe/Amsterdam unless an offset is given).')
-@friendly(ScheduleError)
 def move_command(schedule_id: int, at: str) -> None:
     """Move schedule ID to another time; refused once its first message has left.
 
@@ -190,13 +188,6 @@ def calendar() -> None:
     """
 
 
-def _entries() -> list[Entry]:
-    try:
-        return load_calendar(settings())
-    except ContentError as exc:
-        raise UserError("\n".join(str(p) for p in exc.problems)) from exc
-
-
 def _describe(entry: Entry, timezone: str) -> str:
     request = entry.request
     return (f"{entry.key} ({request.theme}, {local_time(request.due_at, timezone)}, "
@@ -215,10 +206,10 @@ def check_command() -> None:
       mailer calendar check
     """
     config = settings()
-    entries = _entries()
+    entries = load_calendar(config)
     problems = check(config, entries, utcnow())
     if problems:
-        raise UserError("\n".join(str(p) for p in problems))
+        raise ContentError(problems)
     upcoming = [e for e in entries if e.request.due_at > utcnow()]
     click.echo(f"{len(upcoming)} upcoming entries of {len(entries)}: every theme builds.")
 
@@ -236,12 +227,11 @@ def apply_command() -> None:
     """
     config = settings()
     database(config)
-    entries = _entries()
+    entries = load_calendar(config)
     try:
         applied = apply(config, entries, utcnow())
     except ContentError as exc:
-        lines = "\n".join(str(p) for p in exc.problems)
-        raise UserError(f"{lines}\nnothing planned") from exc
+        raise MailerError(f"{exc}\nnothing planned") from exc
     for entry, planned in applied.planned:
         click.echo(f"Planned schedule {planned.id}: {_describe(entry, config.timezone)}")
     for entry, known in applied.known:

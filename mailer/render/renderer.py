@@ -25,6 +25,7 @@ from premailer import Premailer
 from mailer.config import Settings
 from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
+from mailer.errors import MailerError
 from mailer.render.plaintext import markdown_to_text
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
@@ -40,7 +41,7 @@ _DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "
 _md = MarkdownIt("commonmark", {"html": False})
 
 
-class RenderError(Exception):
+class RenderError(MailerError):
     """A template or the MJML compiler failed; the message says which mailing and why."""
 
 

@@ -29,13 +29,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from mailer.build.builder import BuildError, build
+from mailer.build.builder import build
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.content.segments import AUDIENCES, REGIONS, unknown_slugs
 from mailer.db import get_engine, session_scope
+from mailer.errors import MailerError
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
-from mailer.render.renderer import RenderError
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
 
@@ -48,7 +48,7 @@ TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 Starter = Callable[[Schedule], None]
 
 
-class ScheduleError(Exception):
+class ScheduleError(MailerError):
     """A request the schedule cannot carry out; the message says why (one problem per line)."""
 
 
@@ -109,7 +109,7 @@ def build_problems(settings: Settings, theme: str) -> list[str]:
         build(settings, theme)
     except ContentError as exc:
         return [f"theme {theme!r} does not build: {problem}" for problem in exc.problems]
-    except (BuildError, RenderError) as exc:
+    except MailerError as exc:  # the render, the size checks, the partner block
         return [f"theme {theme!r} does not build: {exc}"]
     return []
 

@@ -37,6 +37,7 @@ from mailer.build.builder import anonymous_links, build, source_hash
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
 from mailer.db import get_engine, session_scope
+from mailer.errors import MailerError
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
@@ -56,7 +57,7 @@ SAMPLE_NAME = "Anna de Vries"  # the name test sends greet
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
 
-class SendError(Exception):
+class SendError(MailerError):
     """A send that cannot be created, run or changed as asked."""
 
 

@@ -20,6 +20,7 @@ from typing import TextIO
 from sqlmodel import Session, col, select
 
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer.errors import MailerError, user_file
 from mailer.models import TEXT_MAX, Subscriber, Subscription, Suppression, utcnow
 from mailer.subscribers.subscriptions import (
     email_problem,
@@ -34,7 +35,7 @@ OPTIONAL_COLUMNS = ("topics",)
 CHUNK = 500
 
 
-class ListImportError(Exception):
+class ListImportError(MailerError):
     """The file cannot be imported as a whole; `report.rejected` lists every bad row."""
 
     def __init__(self, message: str, report: ImportReport | None = None):
@@ -139,7 +140,7 @@ def read_list(path: Path, region: str | None = None, audience: str | None = None
     rejected: list[str] = []
     seen: dict[str, int] = {}
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with user_file(path), path.open(encoding="utf-8-sig", newline="") as handle:
             reader = _open_rows(handle)
             _check_header(reader.fieldnames)
             end = reader.line_num

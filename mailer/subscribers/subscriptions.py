@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer.errors import MailerError
 from mailer.models import (
     EMAIL_MAX,
     TEXT_MAX,
@@ -42,11 +43,11 @@ EMAIL_RE = re.compile(rf"{_LOCAL}@{_DOMAIN}", re.ASCII)
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
 
 
-class NotFound(Exception):
+class NotFound(MailerError):
     """No such subscriber (never said to a web visitor in a way that reveals an address)."""
 
 
-class AlreadyConfirmed(Exception):
+class AlreadyConfirmed(MailerError):
     """A confirmation link that was already used, or has nothing left to confirm."""
 
 

@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
+from mailer.errors import MailerError
 from mailer.models import utcnow
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
@@ -112,7 +113,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
-class PageError(Exception):
+class PageError(MailerError):
     """Ends a request with a Dutch message page."""
 
     def __init__(self, status: int, heading: str, text: str):
