@@ -24,8 +24,10 @@ def build_errors(theme: str) -> Iterator[None]:
     try:
         yield
     except ContentError as exc:
-        lines = "\n".join(f"  {p}" for p in exc.problems)
-        raise MailerError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
+        if len(exc.problems) > 1:
+            lines = "\n".join(f"  {p}" for p in exc.problems)
+            raise MailerError(f"cannot build {theme!r}: {len(exc.problems)} problems\n{lines}") from exc
+        raise MailerError(f"cannot build {theme!r}: {exc}") from exc
     except (BuildError, RenderError, PartnerError) as exc:
         raise MailerError(f"cannot build {theme!r}: {exc}") from exc
 
