@@ -40,8 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for name in ("content", "templates"):
-            shutil.copytree(REPO / name, root / name)
+        shutil.copytree(REPO / "content", root / "content")
         settings = load_settings(root, environ={})
         mailing = load_mailing(settings.content, "stalking", root)
         blocks = select_blocks(mailing.blocks, next(iter(REGIONS)), "beleidsmakers")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -24,7 +23,7 @@ from sqlmodel import Session, create_engine
 from mailer.config import Settings
 from mailer.errors import DatabaseError
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = "mailer:migrations"  # package data, found through importlib.resources by Alembic
 
 _engines: dict[str, Engine] = {}
 _writers: dict[int, threading.Lock] = {}
@@ -69,13 +68,13 @@ def engine_for(url: str) -> Engine:
 def _alembic_config(connection) -> Config:  # type: ignore[no-untyped-def]
     """Alembic configured in code, so no alembic.ini is needed wherever the tool runs."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", MIGRATIONS)
     config.attributes["connection"] = connection
     return config
 
 
 def head_revision() -> str:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head() or ""
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head() or ""
 
 
 def current_revision(engine: Engine) -> str | None:

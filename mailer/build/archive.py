@@ -88,7 +88,7 @@ def write_archive(settings: Settings) -> list[Path]:
     """Write out/feed.xml, out/index.html and out/archief/<kind>.html; return their paths."""
     out = settings.out
     mailings = published_mailings(out)
-    env = jinja_environment(settings.templates, autoescape=True)
+    env = jinja_environment(settings, autoescape=True)
     template = env.get_template("web/archive.html.j2")
     written = {out / "feed.xml": atom_feed(settings, mailings)}
     kinds = [k for k in KIND_LABELS if any(m["kind"] == k for m in mailings)]

@@ -22,6 +22,7 @@ from mailer.content.segments import all_segments, segment_key, select_blocks
 from mailer.errors import MailerError
 from mailer.partners.publications import with_partner_block
 from mailer.render.renderer import CompiledVariant, Renderer
+from mailer.render.templates import template_sources
 
 WARN_BYTES = 90 * 1024
 MAX_BYTES = 102 * 1024  # Gmail clips messages whose HTML is larger than this
@@ -70,13 +71,16 @@ class BuildResult:
 def source_hash(settings: Settings, theme: str) -> str:
     """Fingerprint of everything a build reads, so a send can tell whether the build is stale."""
     digest = hashlib.sha256()
-    files = [settings.content / theme, settings.content / "about.md", settings.templates]
+    files = [settings.content / theme, settings.content / "about.md"]
     for root in files:
         paths = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for path in paths:
             if path.exists():
                 digest.update(str(path.relative_to(settings.root)).encode())
                 digest.update(path.read_bytes())
+    for name, data in template_sources(settings):
+        digest.update(name.encode())
+        digest.update(data)
     for name in ("public_base_url", "sender_name", "reply_to", "postal_address"):
         digest.update(str(getattr(settings, name)).encode())
     return digest.hexdigest()

@@ -13,10 +13,9 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
@@ -27,6 +26,7 @@ from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
 from mailer.errors import MailerError
 from mailer.render.plaintext import markdown_to_text
+from mailer.render.templates import template_loader
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
 SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
@@ -153,9 +153,9 @@ def inline_css(html: str) -> str:
     return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
 
 
-def jinja_environment(templates: Path, autoescape: bool) -> Environment:
+def jinja_environment(settings: Settings, autoescape: bool) -> Environment:
     env = Environment(
-        loader=FileSystemLoader(str(templates)),
+        loader=template_loader(settings),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=False,
@@ -183,8 +183,8 @@ class Renderer:
         self.urls = Urls(base, mailing.theme, settings.reply_to, mailing.subject)
         # Autoescape is ON for every template here, whatever the suffix (.mjml is not covered
         # by select_autoescape); the text templates get their own environment without it.
-        self.markup_env = jinja_environment(settings.templates, autoescape=True)
-        self.text_env = jinja_environment(settings.templates, autoescape=False)
+        self.markup_env = jinja_environment(settings, autoescape=True)
+        self.text_env = jinja_environment(settings, autoescape=False)
 
     def context(self, blocks: Iterable[Block]) -> dict[str, Any]:
         blocks = tuple(blocks)

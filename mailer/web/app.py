@@ -25,11 +25,10 @@ from collections.abc import Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, StrictUndefined
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -45,11 +44,11 @@ from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import utcnow
+from mailer.render.templates import template_loader
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 
-PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CSRF_COOKIE = "mailer_csrf"
 HONEYPOT = "website"
 MAX_BODY = 64 * 1024
@@ -121,10 +120,9 @@ class PageError(MailerError):
 
 
 def template_environment(settings: Settings) -> Environment:
-    """The project's templates, overridable per site in settings.templates."""
+    """The package's templates, overridable per site in settings.templates."""
     return Environment(
-        loader=ChoiceLoader([FileSystemLoader(settings.templates),
-                             FileSystemLoader(PROJECT_TEMPLATES)]),
+        loader=template_loader(settings),
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
         undefined=StrictUndefined,
         trim_blocks=True,
