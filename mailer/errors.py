@@ -20,6 +20,14 @@ class MailerError(Exception):
     """A failure the user can fix; the message says where (file, line or field) and what to do."""
 
 
+class ConfigError(MailerError):
+    """A settings file or environment variable that cannot be used."""
+
+
+class ConfigWarning(UserWarning):
+    """A setting that is ignored (an unknown name); the CLI shows it as `warning: …`."""
+
+
 class DatabaseError(MailerError):
     """The configured database cannot be opened or is not at the schema this code needs."""
 

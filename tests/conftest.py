@@ -54,14 +54,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(root=tmp_path, database_url=database_url, secret_key="test-secret-key",
+    return Settings(root=tmp_path, database_url=database_url, secret_key="test-secret-key-0123456789",
                     public_base_url="http://testserver")
 
 
 @pytest.fixture
 def plain_settings(tmp_path: Path) -> Settings:
     """Settings for tests that need no database."""
-    return Settings(root=tmp_path, secret_key="test-secret-key", public_base_url="http://testserver")
+    return Settings(root=tmp_path, secret_key="test-secret-key-0123456789", public_base_url="http://testserver")
 
 
 @pytest.fixture

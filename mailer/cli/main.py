@@ -8,13 +8,14 @@ bug with its traceback.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import click
 
 from mailer import __version__
 from mailer.cli import COMMAND_MODULES
-from mailer.errors import BUG_REPORT, MailerError
+from mailer.errors import BUG_REPORT, ConfigWarning, MailerError
 
 
 class MailerGroup(click.Group):
@@ -31,6 +32,18 @@ class MailerGroup(click.Group):
         except Exception:
             click.echo(f"mailer: unexpected error; {BUG_REPORT}", err=True)
             raise
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """A settings warning reads like an error: `warning: …`, without Python's source line."""
+    if issubclass(category, ConfigWarning):
+        return f"warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+_python_format = warnings.formatwarning
+warnings.formatwarning = _format_warning
 
 
 @click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
