@@ -91,19 +91,24 @@ def test_broken_config_files(project: Settings, name: str, text: str, args: tupl
     assert_clean_error(mailer(*args), Path(name).name)
 
 
-@pytest.mark.parametrize("url", [UNREACHABLE, "nosuchdb://x/y"])
+@pytest.mark.parametrize(("url", "expected"), [
+    (UNREACHABLE, ("cannot open the database", "database_url")),
+    ("nosuchdb://x/y", ("MAILER_DATABASE_URL: must be a sqlite or postgresql URL",)),
+    ("sqlite:////geen/map/mailer.db", ("cannot open the database", "database_url")),
+], ids=["unreachable", "unknown kind", "no folder"])
 @pytest.mark.parametrize("args", [
     ("sends", "list"), ("db", "upgrade"), ("lists", "export"), ("subscribers", "find", "x"),
     ("subscribers", "show", "a@example.org"), ("schedule", "list"), ("scheduler",), ("serve",),
     ("send", "stalking", "--dry-run"), ("schedule", "stalking", "--at", LATER),
     ("partners", "add", "--organisation", "Openbaar Ministerie", "--title", "T", "--url",
      "https://www.om.nl/t"),
-    ("bounces", "process", "tests/data/bounces"),
+    ("bounces", "process", str(REPO / "tests" / "data" / "bounces")),
 ], ids=" ".join)
 def test_a_database_that_cannot_be_opened(project: Settings, monkeypatch: pytest.MonkeyPatch,
-                                          url: str, args: tuple[str, ...]) -> None:
+                                          url: str, expected: tuple[str, ...],
+                                          args: tuple[str, ...]) -> None:
     monkeypatch.setenv("MAILER_DATABASE_URL", url)
-    message = assert_clean_error(mailer(*args), "cannot open the database", "database_url")
+    message = assert_clean_error(mailer(*args), *expected)
     assert "geheim" not in message  # the password is not shown
 
 
