@@ -184,7 +184,7 @@ def _get(settings: Settings, schedule_id: int) -> Schedule:
     with session_scope(settings) as session:
         schedule = session.get(Schedule, schedule_id)
     if schedule is None:
-        raise ScheduleError(f"there is no schedule {schedule_id}")
+        raise ScheduleError(f"there is no schedule {schedule_id}; `mailer schedule list` shows them")
     return schedule
 
 

@@ -180,7 +180,7 @@ def _get(session: Session, send_id: int, lock: bool = False) -> Send:
     query = select(Send).where(Send.id == send_id)
     send = session.exec(query.with_for_update() if lock else query).first()
     if send is None:
-        raise SendError(f"no send with id {send_id}")
+        raise SendError(f"no send with id {send_id}; `mailer sends list` shows the sends")
     return send
 
 

@@ -141,7 +141,8 @@ def find_by_email(session: Session, email: str) -> Subscriber:
     email = normalise_email(email)
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
     if subscriber is None:
-        raise NotFound(f"no subscriber with address {email}")
+        raise NotFound(f"no subscriber with address {email}; `mailer subscribers find TEXT` looks "
+                       "people up")
     return subscriber
 
 
