@@ -128,6 +128,8 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
     }
     values: dict[str, object] = {}
     origin: dict[str, str] = {}  # where each value came from, for the error that names it
+    if "MAILER_CONFIG" in env and not config_file.is_file():
+        raise ConfigError(f"MAILER_CONFIG: there is no settings file {config_file}")
     if config_file.exists():
         try:
             data = tomllib.loads(config_file.read_text(encoding="utf-8"))

@@ -104,3 +104,8 @@ def test_the_command_line_shows_warnings_and_errors_in_one_line_each(tmp_path: P
         f"warning: {tmp_path / 'mailer.toml'}: unknown setting 'smtp_hots' (did you mean "
         "'smtp_host'?); ignored",
         f"error: {tmp_path / 'mailer.toml'}: smtp_port: must be between 1 and 65535"]
+
+
+def test_a_named_settings_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="MAILER_CONFIG: there is no settings file .*elders.toml"):
+        load_settings(tmp_path, environ={"MAILER_CONFIG": str(tmp_path / "elders.toml")})
