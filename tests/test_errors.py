@@ -61,7 +61,19 @@ def test_unknown_and_missing_themes(project: Settings, args: tuple[str, ...], th
     ("schedule", "cancel", "99"), ("schedule", "move", "99", "--at", LATER),
 ], ids=" ".join)
 def test_unknown_send_and_schedule_ids(project: Settings, args: tuple[str, ...]) -> None:
-    assert_clean_error(mailer(*args), "99")
+    assert_clean_error(mailer(*args), "99", "list` shows")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("subscribers", "show", "niemand@example.org"), "niemand@example.org"),
+    (("subscribers", "remove", "niemand@example.org"), "niemand@example.org"),
+    (("partners", "add", "--organisation", "Onbekend", "--title", "T", "--url", "https://x.nl/t"),
+     "unknown organisation 'Onbekend'"),
+    (("preview", "stalking", "--region", "utrecht"), "unknown region 'utrecht'"),
+    (("schedule", "stalking", "--at", LATER, "--region", "utrecht"), "utrecht"),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_unknown_names(project: Settings, args: tuple[str, ...], expected: str) -> None:
+    assert_clean_error(mailer(*args), expected)
 
 
 EVERY_FILE_COMMAND = [
