@@ -18,9 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from mailer.errors import ConfigError, ConfigWarning
 
 Check = Callable[[Any], str | None]  # why the value cannot be used, or None
@@ -62,6 +59,11 @@ def public_url(value: str) -> str | None:
 
 
 def database_url(value: str) -> str | None:
+    # SQLAlchemy parses the URL as the engine will; imported here, since commands that never open
+    # the database (`mailer build`) do not load it
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         backend = make_url(value).get_backend_name()
     except ArgumentError:
