@@ -85,6 +85,8 @@ EVERY_FILE_COMMAND = [
                                                                "https://www.om.nl/t")]),
     ("content/calendar.yaml", "mailings:\n  - id: a\n    at: [2026\n", [("calendar", "check"),
                                                                      ("calendar", "apply")]),
+    ("content/brand.yaml", "colours: {brand: [oeps\n", [("build", "stalking"), ("serve",),
+                                                         ("send", "stalking", "--dry-run")]),
     ("content/stalking/mailing.yaml", "kind: verdieping\ntitle: [oeps\n",
      [("build", "stalking"), ("preview", "stalking"), ("send", "stalking", "--dry-run"),
       ("schedule", "stalking", "--at", LATER), ("partners", "suggest", "stalking"),
