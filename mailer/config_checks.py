@@ -99,6 +99,9 @@ FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "smtp_timeout": (above(0),),
     "grace_period_hours": (at_least(0),),
     "feed_timeout": (above(0),),
+    "link_timeout": (above(0),),
+    "link_cache_hours": (at_least(0),),
+    "approval_mode": (choice("none", "required"),),  # a typo must not switch four eyes off
     "send_batch": (at_least(1),),
     "send_max_attempts": (at_least(1),),
     "send_retry_seconds": (at_least(0),),

@@ -63,6 +63,7 @@ def test_defaults_and_a_local_site_pass(tmp_path: Path) -> None:
     ({"MAILER_SECRET_KEY": "geheim"}, "MAILER_SECRET_KEY: must be a random text of at least 16"),
     ({"MAILER_SECRET_KEY": Settings().secret_key}, "MAILER_SECRET_KEY: must be a random text"),
     ({"MAILER_BOUNCE_SOFT_LIMIT": "0"}, "MAILER_BOUNCE_SOFT_LIMIT: must be at least 1"),
+    ({"MAILER_APPROVAL_MODE": "requierd"}, "MAILER_APPROVAL_MODE: must be one of none, required"),
     ({"MAILER_SEND_MAX_ATTEMPTS": "0"}, "MAILER_SEND_MAX_ATTEMPTS: must be at least 1"),
     ({"MAILER_DKIM_SELECTOR": "nieuws"}, "MAILER_DKIM_SELECTOR: DKIM needs dkim_selector, dkim_domain, "
                                          "dkim_key_file together; without dkim_domain, dkim_key_file"),

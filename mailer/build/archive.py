@@ -89,7 +89,7 @@ def write_archive(settings: Settings) -> list[Path]:
     """Write out/feed.xml, out/index.html and out/archief/<kind>.html; return their paths."""
     out = settings.out
     mailings = published_mailings(out)
-    env = jinja_environment(settings, autoescape=True)
+    env = jinja_environment(settings.templates, autoescape=True)
     template = env.get_template("web/archive.html.j2")
     brand = load_brand(settings.content, settings.root)
     written = {out / "feed.xml": atom_feed(settings, mailings)}

@@ -7,11 +7,13 @@ compilation and are filled later by plain string joins.
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined
@@ -159,9 +161,12 @@ def with_main_landmark(html: str) -> str:
             f"{html[end:]}")
 
 
-def jinja_environment(settings: Settings, autoescape: bool) -> Environment:
+@functools.lru_cache(maxsize=16)
+def jinja_environment(templates: Path, autoescape: bool) -> Environment:
+    """One environment per templates folder, kept: it compiles each template once per process
+    and recompiles only a template whose file changed (the studio rebuilds on every save)."""
     env = Environment(
-        loader=template_loader(settings),
+        loader=template_loader(templates),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=False,
@@ -191,8 +196,8 @@ class Renderer:
         self.urls = Urls(base, mailing.theme, settings.reply_to, mailing.subject)
         # Autoescape is ON for every template here, whatever the suffix (.mjml is not covered
         # by select_autoescape); the text templates get their own environment without it.
-        self.markup_env = jinja_environment(settings, autoescape=True)
-        self.text_env = jinja_environment(settings, autoescape=False)
+        self.markup_env = jinja_environment(settings.templates, autoescape=True)
+        self.text_env = jinja_environment(settings.templates, autoescape=False)
         self.brand = load_brand(settings.content, settings.root)
 
     def context(self, blocks: Iterable[Block]) -> dict[str, Any]:

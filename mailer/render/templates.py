@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, PackageLoader
 
@@ -20,9 +21,9 @@ from mailer.config import Settings
 PACKAGE_TEMPLATES = files("mailer") / "templates"
 
 
-def template_loader(settings: Settings) -> BaseLoader:
-    """The project's templates folder, then the package's templates."""
-    return ChoiceLoader([FileSystemLoader(settings.templates), PackageLoader("mailer", "templates")])
+def template_loader(project_templates: Path) -> BaseLoader:
+    """The project's templates folder (settings.templates), then the package's templates."""
+    return ChoiceLoader([FileSystemLoader(project_templates), PackageLoader("mailer", "templates")])
 
 
 def _walk(folder: Traversable, prefix: str) -> Iterator[tuple[str, Traversable]]:

@@ -25,7 +25,7 @@ import socket
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -40,6 +40,7 @@ from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.send import approval
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.send.testers import tester_names
 from mailer.subscribers.subscriptions import recipients, recipients_query
@@ -155,10 +156,12 @@ class Letter:
 
 def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = None,
                 audiences: Iterable[str] | None = None, *,
-                planned_for: dt.datetime | None = None) -> int:
+                planned_for: dt.datetime | None = None,
+                record: Mapping[str, object] | None = None) -> int:
     """Plan a send of THEME to the segment (default: everyone); builds first if stale.
 
-    Nobody is chosen yet: the recipients are snapshotted when the send starts.
+    Nobody is chosen yet: the recipients are snapshotted when the send starts. `record` sets
+    the columns that say who asked for it (created_by, approval, forced_*).
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = current_manifest(settings, theme)
@@ -166,7 +169,8 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
         send = Send(theme=theme, topic=manifest["topic"], subject=manifest["subject"],
                     regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
                     planned_for=planned_for, source_hash=manifest["source_hash"],
-                    greeting=manifest["greeting"], greeting_named=manifest["greeting_named"])
+                    greeting=manifest["greeting"], greeting_named=manifest["greeting_named"],
+                    **(record or {}))
         session.add(send)
         session.flush()
         return send.id  # type: ignore[return-value]
@@ -197,6 +201,8 @@ def start_send(settings: Settings, send_id: int) -> Send:
     if send.status == "done":
         return send
     manifest = current_manifest(settings, send.theme) if send.snapshot_at is None else None
+    if manifest is not None and (held := approval.problem(settings, send, manifest["source_hash"])):
+        raise SendError(f"send {send_id} does not start: {held}")
     with session_scope(settings, write=True) as session:
         send = _get(session, send_id, lock=True)  # PostgreSQL: one snapshot, however many start
         if send.snapshot_at is None and manifest is not None:

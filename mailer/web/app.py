@@ -124,7 +124,7 @@ class PageError(MailerError):
 def template_environment(settings: Settings) -> Environment:
     """The package's templates, overridable per site in settings.templates."""
     return Environment(
-        loader=template_loader(settings),
+        loader=template_loader(settings.templates),
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
         undefined=StrictUndefined,
         trim_blocks=True,
