@@ -39,6 +39,10 @@ def test_a_project_template_overrides_the_package_one(project: Settings) -> None
     bundle = (result.path / "bundel.html").read_text(encoding="utf-8")
     assert "Eigen sjabloon" not in bundle  # the web pages keep the package's templates
 
+    (project.templates / LAYOUT).unlink()  # without the override, the package's layout is back
+    again = build(project, "stalking")
+    assert "Eigen sjabloon" not in (again.path / again.variants[0].html).read_text(encoding="utf-8")
+
 
 def test_the_web_pages_can_be_overridden_too(project: Settings) -> None:
     override(project, "web/base.html.j2", "<body", "<body data-eigen=\"ja\"")

@@ -30,7 +30,7 @@ from mailer.errors import MailerError
 from mailer.render.dates import dutch_date, dutch_datetime
 from mailer.render.events import event_when, has_calendar_file
 from mailer.render.plaintext import markdown_to_text
-from mailer.render.templates import template_loader
+from mailer.render.templates import OverridableLoader
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
 SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
@@ -166,7 +166,7 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
     """One environment per templates folder, kept: it compiles each template once per process
     and recompiles only a template whose file changed (the studio rebuilds on every save)."""
     env = Environment(
-        loader=template_loader(templates),
+        loader=OverridableLoader(templates),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=False,

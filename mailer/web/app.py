@@ -45,7 +45,7 @@ from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import utcnow
-from mailer.render.templates import template_loader
+from mailer.render.templates import OverridableLoader
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
@@ -124,7 +124,7 @@ class PageError(MailerError):
 def template_environment(settings: Settings) -> Environment:
     """The package's templates, overridable per site in settings.templates."""
     return Environment(
-        loader=template_loader(settings.templates),
+        loader=OverridableLoader(settings.templates),
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
         undefined=StrictUndefined,
         trim_blocks=True,
