@@ -1,14 +1,19 @@
-"""What every command shares: the settings and the database of the current project."""
+"""What every command shares: the settings and the database of the current project.
+
+The database layer is imported only by the commands that open the database, so that `mailer
+build` starts without SQLAlchemy.
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-
-from sqlalchemy import Engine
-from sqlmodel import Session
+from typing import TYPE_CHECKING
 
 from mailer.config import Settings, load_settings
-from mailer.db import get_engine, session_scope
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlmodel import Session
 
 
 def settings() -> Settings:
@@ -17,9 +22,13 @@ def settings() -> Settings:
 
 def database(config: Settings) -> Engine:
     """The configured database, created at the current schema when new."""
+    from mailer.db import get_engine
+
     return get_engine(config)
 
 
 def database_session(write: bool = False) -> AbstractContextManager[Session]:
     """A session on the configured database, committed when the command's block ends."""
+    from mailer.db import session_scope
+
     return session_scope(database(settings()), write=write)

@@ -1,8 +1,9 @@
 """The `mailer` command: a thin click group over the library.
 
-Each area keeps its commands in `mailer/cli/<area>.py`; this module gathers them and is the one
-place where errors are shown: a MailerError as `error: …` with exit code 1, anything else as a
-bug with its traceback.
+Each area keeps its commands in `mailer/cli/<area>.py`; this module gathers them, lazily (a
+command's module is imported when that command runs, so `mailer build` does not pay for the
+database or HTTP libraries), and is the one place where errors are shown: a MailerError as
+`error: …` with exit code 1, anything else as a bug with its traceback.
 """
 
 from __future__ import annotations
@@ -14,12 +15,30 @@ from typing import Any
 import click
 
 from mailer import __version__
-from mailer.cli import COMMAND_MODULES
+from mailer.cli import COMMANDS
 from mailer.errors import BUG_REPORT, ConfigWarning, MailerError
 
 
 class MailerGroup(click.Group):
-    """Shows a user's mistake as one clean message and an unexpected exception as a bug."""
+    """Knows its commands' names and summaries and imports a command on use; shows a user's
+    mistake as one clean message and an unexpected exception as a bug."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"mailer.cli.{COMMANDS[cmd_name][0]}")
+        return next(c for c in module.COMMANDS if c.name == cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit))
+                for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -55,8 +74,3 @@ def main() -> None:
     Example:
       mailer build stalking
     """
-
-
-for _name in COMMAND_MODULES:
-    for _command in importlib.import_module(f"mailer.cli.{_name}").COMMANDS:
-        main.add_command(_command)

@@ -45,7 +45,7 @@ from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import utcnow
-from mailer.render.templates import OverridableLoader
+from mailer.render.overrides import OverridableLoader
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
