@@ -59,17 +59,13 @@ def public_url(value: str) -> str | None:
 
 
 def database_url(value: str) -> str | None:
-    # SQLAlchemy parses the URL as the engine will; imported here, since commands that never open
-    # the database (`mailer build`) do not load it
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        backend = make_url(value).get_backend_name()
-    except ArgumentError:
+    """The kind of database from the URL's scheme (`postgresql+psycopg` is PostgreSQL); read
+    without SQLAlchemy, which commands that never open the database (`mailer build`) skip."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or not rest or not scheme.replace("+", "").replace("_", "").isalnum():
         return ("cannot be read as a database URL; e.g. sqlite:///mailer.db or "
                 "postgresql+psycopg://user@host/db")
-    return None if backend in DATABASES else f"must be a {' or '.join(DATABASES)} URL"
+    return None if scheme.split("+")[0] in DATABASES else f"must be a {' or '.join(DATABASES)} URL"
 
 
 def timezone(value: str) -> str | None:

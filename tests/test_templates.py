@@ -81,10 +81,10 @@ def test_an_installed_wheel_builds_in_a_folder_with_only_content(tmp_path: Path)
     shutil.copytree(REPO / "content", site / "content")
     output = run(venv / "bin" / "mailer", "build", "stalking", cwd=site)
     assert "30 segments" in output
-    assert sorted(p.name for p in site.iterdir()) == [".mailer-secret", "content", "mailer.db", "out"]
+    assert {p.name for p in site.iterdir()} <= {".mailer-secret", "content", "mailer.db", "out"}
     html = next((site / "out" / "stalking" / "mail").glob("*.html")).read_text(encoding="utf-8")
     assert "Lees verder…" in html and "<!doctype html>" in html.lower()
-    # the migrations came along too: the build's partner block opened (and created) the database
+    # the migrations came along too: the database is created at the newest schema
     assert "schema version" in run(venv / "bin" / "mailer", "db", "upgrade", cwd=site)
 
     # an edited package template makes the build stale: a send rebuilds first

@@ -28,7 +28,7 @@ class MailerGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
-            return None
+            return super().get_command(ctx, cmd_name)  # one added with @main.command()
         module = importlib.import_module(f"mailer.cli.{COMMANDS[cmd_name][0]}")
         return next(c for c in module.COMMANDS if c.name == cmd_name)
 
