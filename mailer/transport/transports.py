@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Protocol
 
 from mailer.config import Settings
+from mailer.errors import MailerError
 
 
-class DeliveryError(Exception):
+class DeliveryError(MailerError):
     """A message could not be delivered. `permanent` says whether retrying can help."""
 
     def __init__(self, message: str, permanent: bool, code: int | None = None):
