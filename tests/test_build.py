@@ -10,7 +10,7 @@ import pytest
 
 from mailer.build.builder import build
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS
+from mailer.taxonomy import AUDIENCES, REGIONS
 
 ROTTERDAM = "rotterdam-zuid-holland-zuid"
 

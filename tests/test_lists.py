@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailer.content.segments import REGIONS
 from mailer.models import Subscriber, Subscription
 from mailer.subscribers.lists import ListImportError, export_list, import_list
 from mailer.subscribers.subscriptions import active_topics, erase, find_by_email, unsubscribe
+from mailer.taxonomy import REGIONS
 from tests.conftest import add_subscriber
 
 LISTS = Path(__file__).resolve().parent.parent / "lists"

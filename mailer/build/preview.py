@@ -12,9 +12,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from mailer import taxonomy
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS, segment_key
+from mailer.content.segments import segment_key
 from mailer.render.renderer import CompiledVariant
+from mailer.taxonomy import AUDIENCES, REGIONS
 
 SCREEN_WIDTHS = (600, 375)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -78,9 +80,10 @@ def write_preview(settings: Settings, theme: str, region: str | None = None,
     if not manifest_path.exists():
         raise PreviewError(f"{manifest_path} not found: run `mailer build {theme}` first")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    for value, known, what in ((region, REGIONS, "region"), (audience, AUDIENCES, "audience")):
-        if value and value not in known:
-            raise PreviewError(f"unknown {what} {value!r} (known: {', '.join(known)})")
+    problems = [taxonomy.problem(what, value) for what, value in
+                (("region", region), ("audience", audience)) if value]
+    if any(problems):
+        raise PreviewError("; ".join(p for p in problems if p))
     chosen = segment_key(region or next(iter(REGIONS)), audience or next(iter(AUDIENCES)))
     target = settings.out / "preview" / theme
     if target.exists():

@@ -12,12 +12,36 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from mailer import taxonomy
 from mailer.config import ConfigError, Settings, load_settings
 from mailer.db import SchemaError, get_engine, session_scope
 
 
 class UserError(click.ClickException):
     """An error the user can fix; printed without a traceback, exit code 1."""
+
+
+class Term(click.ParamType):
+    """A region, audience or topic slug, checked by the one taxonomy check (with suggestions)."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.name = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        problem = taxonomy.problem(self.what, value)
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.what.upper()
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(slug) for slug in taxonomy.VOCABULARIES[self.what]
+                if slug.startswith(incomplete)]
 
 
 def settings() -> Settings:

@@ -8,9 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailer.cli.common import UserError, friendly, settings
+from mailer.cli.common import Term, UserError, friendly, settings
 from mailer.content.loader import ContentError, load_mailing
-from mailer.content.segments import REGIONS
 from mailer.db import SchemaError
 from mailer.partners.publications import FetchReport, PartnerError, add_publication, fetch_all, suggest
 
@@ -60,7 +59,7 @@ def fetch_command() -> None:
 @click.option("--url", required=True, help="Address of the publication on the partner's site.")
 @click.option("--date", "published", type=click.DateTime(["%Y-%m-%d"]), help="Publication date.")
 @click.option("--theme", "themes", multiple=True, help="Theme it belongs to (repeatable).")
-@click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
+@click.option("--region", "regions", multiple=True, type=Term("region"),
               help="Only of interest to this region (repeatable); none = every region.")
 @friendly(PartnerError, SchemaError)
 def add_command(organisation: str, title: str, url: str, published: dt.datetime | None,

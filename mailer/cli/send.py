@@ -16,18 +16,17 @@ from rich.table import Table
 from sqlmodel import select
 
 from mailer.cli.build import build_errors
-from mailer.cli.common import database, database_session, friendly, settings
+from mailer.cli.common import Term, database, database_session, friendly, settings
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS
 from mailer.models import Send
 from mailer.send import runner as sending
 from mailer.send.report import html_report, send_report
 from mailer.transport.transports import DeliveryError
 
-region_option = click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
+region_option = click.option("--region", "regions", multiple=True, type=Term("region"),
                              help="Only this region (repeatable; default: every region).")
 audience_option = click.option("--audience", "audiences", multiple=True,
-                               type=click.Choice(list(AUDIENCES)),
+                               type=Term("audience"),
                                help="Only this audience (repeatable; default: every audience).")
 rate_option = click.option("--rate", type=float,
                            help="At most this many messages per second (overrides smtp_rate).")

@@ -16,9 +16,9 @@ import httpx
 import yaml
 from sqlmodel import Session, select
 
+from mailer import taxonomy
 from mailer.config import Settings
 from mailer.content.loader import Block, Mailing, PartnerItem, yaml_problem
-from mailer.content.segments import REGIONS
 from mailer.db import session_scope
 from mailer.models import PartnerFeed, PartnerPublication, utcnow
 from mailer.partners.feeds import Entry, fetch_feed
@@ -81,9 +81,9 @@ def load_partners(content_dir: Path) -> list[Partner]:
         if not isinstance(item, dict) or not item.get("name") or not item.get("website"):
             raise PartnerError(f"{path}: partners[{n}] needs at least a name and a website")
         regions = tuple(item.get("regions") or ())
-        unknown = [r for r in regions if r not in REGIONS]
-        if unknown:
-            raise PartnerError(f"{path}: partners[{n}] ({item['name']}): unknown region(s) {unknown}")
+        problems = taxonomy.problems("region", regions)
+        if problems:
+            raise PartnerError(f"{path}: partners[{n}] ({item['name']}): {'; '.join(problems)}")
         partners.append(Partner(str(item["name"]), str(item.get("abbreviation") or item["name"]),
                                 str(item["website"]), str(item.get("feed") or ""), regions))
     return partners
@@ -96,7 +96,7 @@ def _contains(text: str, word: str) -> bool:
 def regions_named(*texts: str) -> tuple[str, ...]:
     """Regions a publication names in its title, summary or categories."""
     found = []
-    for slug, name in REGIONS.items():
+    for slug, name in taxonomy.REGIONS.items():
         names = (name, *REGION_ALIASES.get(slug, ()))
         if any(_contains(text, n) for text in texts for n in names):
             found.append(slug)
@@ -227,9 +227,9 @@ def add_publication(settings: Settings, organisation: str, title: str, url: str,
     if not title.strip():
         raise PartnerError("title must not be empty")
     regions = tuple(regions)
-    unknown = [r for r in regions if r not in REGIONS]
-    if unknown:
-        raise PartnerError(f"unknown region(s) {unknown} (known: {', '.join(REGIONS)})")
+    problems = taxonomy.problems("region", regions)
+    if problems:
+        raise PartnerError("; ".join(problems))
     entry = Entry(url, " ".join(title.split()), "", published, ())
     with session_scope(settings, write=True) as session:
         outcome = _store(session, organisation, "hand", entry, regions)

@@ -24,16 +24,11 @@ from premailer import Premailer
 
 from mailer.config import Settings
 from mailer.content.loader import Block, Mailing
-from mailer.content.segments import REGIONS, TOPIC_NAMES
 from mailer.render.plaintext import markdown_to_text
+from mailer.taxonomy import KINDS, label
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
 SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
-KIND_LABELS = {
-    "update": "Update",
-    "verdieping": "Thematische verdieping",
-    "verbeteractiviteit": "Verbeteractiviteit in de praktijk",
-}
 _MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
            "september", "oktober", "november", "december")
 _DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
@@ -166,7 +161,7 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
         plaintext=markdown_to_text,
         dutch_date=dutch_date,
         dutch_datetime=dutch_datetime,
-        region_name=lambda slug: REGIONS.get(slug, slug),
+        region_name=lambda slug: label("region", slug),
     )
     env.globals["slot"] = slot
     return env
@@ -195,8 +190,8 @@ class Renderer:
             "show_toc": self.mailing.kind != "update" and len(blocks) > 1,
             "has_bundle": self.mailing.kind != "update",
             "heading": self.mailing.title,
-            "kind_label": KIND_LABELS.get(self.mailing.kind, ""),
-            "topic_name": TOPIC_NAMES.get(self.mailing.topic, self.mailing.topic),
+            "kind_label": KINDS.get(self.mailing.kind, ""),
+            "topic_name": label("topic", self.mailing.topic),
             "settings": self.settings,
             "urls": self.urls,
         }

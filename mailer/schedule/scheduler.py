@@ -29,10 +29,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from mailer import taxonomy
 from mailer.build.builder import BuildError, build
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
-from mailer.content.segments import AUDIENCES, REGIONS, unknown_slugs
 from mailer.db import get_engine, session_scope
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.render.renderer import RenderError
@@ -122,8 +122,8 @@ def check_requests(settings: Settings, requests: Sequence[Request], now: dt.date
     built: dict[str, list[str]] = {}
     found = []
     for request in requests:
-        problems = (unknown_slugs("region", request.regions, REGIONS)
-                    + unknown_slugs("audience", request.audiences, AUDIENCES))
+        problems = (taxonomy.problems("region", request.regions)
+                    + taxonomy.problems("audience", request.audiences))
         if request.due_at <= now:
             problems.append(f"{local_time(request.due_at, settings.timezone)} is in the past "
                             f"(now: {local_time(now, settings.timezone)})")

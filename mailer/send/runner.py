@@ -33,9 +33,10 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
+from mailer import taxonomy
 from mailer.build.builder import anonymous_links, build, source_hash
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
+from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
@@ -91,9 +92,9 @@ def current_manifest(settings: Settings, theme: str) -> dict:
 def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
              ) -> tuple[list[str], list[str]]:
     regions, audiences = list(regions or []), list(audiences or [])
-    unknown = [r for r in regions if r not in REGIONS] + [a for a in audiences if a not in AUDIENCES]
-    if unknown:
-        raise SendError(f"unknown region or audience: {', '.join(unknown)}")
+    problems = taxonomy.problems("region", regions) + taxonomy.problems("audience", audiences)
+    if problems:
+        raise SendError("; ".join(problems))
     return regions, audiences
 
 
@@ -135,7 +136,7 @@ class Letter:
         self.online_url = online_url
         self.greeting, self.greeting_named = mail.greeting, mail.greeting_named
         self.factory = MessageFactory(settings, subject=mail.subject, list_slug=mail.topic,
-                                      list_name=TOPIC_NAMES[mail.topic], send_id=mail.send_id,
+                                      list_name=taxonomy.TOPICS[mail.topic], send_id=mail.send_id,
                                       test=mail.test)
 
     def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,

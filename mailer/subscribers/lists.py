@@ -19,13 +19,12 @@ from typing import TextIO
 
 from sqlmodel import Session, col, select
 
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer import taxonomy
 from mailer.models import TEXT_MAX, Subscriber, Subscription, Suppression, utcnow
 from mailer.subscribers.subscriptions import (
     email_problem,
     hash_address,
     normalise_email,
-    resolve_slug,
     text_problem,
 )
 
@@ -109,17 +108,15 @@ def _parse_row(raw: dict, region: str | None, audience: str | None, topic: str) 
         if problem:
             problems.append(problem)
     slugs = {}
-    for key, default, known in (("region", region, REGIONS), ("audience", audience, AUDIENCES)):
+    for key, default in (("region", region), ("audience", audience)):
         given = value.get(key, "")[: TEXT_MAX + 1] or default or ""
-        slugs[key] = resolve_slug(given, known) if given else None
+        slugs[key] = taxonomy.resolve(key, given) if given else None
         if not given:
             problems.append(f"no {key} (fill the column or pass --{key})")
         elif slugs[key] is None:
-            problems.append(f"unknown {key} {given!r}")
+            problems.append(taxonomy.problem(key, given))
     topics = tuple(t for t in re.split(r"[\s,]+", value.get("topics", "")) if t) or (topic,)
-    unknown_topics = [t[: TEXT_MAX + 1] for t in topics if t not in TOPIC_NAMES]
-    if unknown_topics:
-        problems.append(f"unknown topic(s) {', '.join(map(repr, unknown_topics))}")
+    problems += taxonomy.problems("topic", topics)
     if problems:
         return "; ".join(problems)
     return Row(email, value.get("name", ""), value.get("organisation", ""),
@@ -130,11 +127,10 @@ def read_list(path: Path, region: str | None = None, audience: str | None = None
               topic: str = "updates", progress: Callable[[int], None] | None = None
               ) -> tuple[list[Row], list[str]]:
     """Validate a whole file: the good rows, and "line N: reason" for each bad one."""
-    for key, given, known in (("region", region, REGIONS), ("audience", audience, AUDIENCES)):
-        if given and given not in known:
-            raise ListImportError(f"unknown --{key} {given!r} (known: {', '.join(known)})")
-    if topic not in TOPIC_NAMES:
-        raise ListImportError(f"unknown --topic {topic!r} (known: {', '.join(TOPIC_NAMES)})")
+    found = [taxonomy.problem(key, given) for key, given in
+             (("region", region), ("audience", audience), ("topic", topic)) if given is not None]
+    if any(found):
+        raise ListImportError("; ".join(p for p in found if p))
     rows: list[Row] = []
     rejected: list[str] = []
     seen: dict[str, int] = {}
@@ -302,7 +298,7 @@ def export_list(session: Session, out: TextIO) -> int:
         subs = _subscriptions(session, [p.id for p in batch])  # type: ignore[misc]
         for person in batch:
             topics = " ".join(
-                t for t in TOPIC_NAMES
+                t for t in taxonomy.TOPICS
                 if (s := subs.get((person.id, t))) and s.status == "active"  # type: ignore[arg-type]
             )
             writer.writerow([person.email, person.name, person.organisation, person.region,

@@ -21,7 +21,7 @@ from sqlalchemy import exists, func, or_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer import taxonomy
 from mailer.models import (
     EMAIL_MAX,
     TEXT_MAX,
@@ -74,15 +74,6 @@ def text_problem(label: str, value: str) -> str | None:
     return None
 
 
-def resolve_slug(value: str, known: dict[str, str]) -> str | None:
-    """A region or audience given as slug or as its display name, in any case."""
-    wanted = value.strip().lower()
-    for slug, name in known.items():
-        if wanted in (slug, name.lower()):
-            return slug
-    return None
-
-
 def hash_address(email: str) -> str:
     return hashlib.sha256(HASH_SALT + normalise_email(email).encode()).hexdigest()
 
@@ -104,12 +95,11 @@ class Profile:
             problem = text_problem(key, getattr(self, key))
             if problem:
                 found[key] = problem
-        if self.region not in REGIONS:
-            found["region"] = f"unknown region {self.region!r}"
-        if self.audience not in AUDIENCES:
-            found["audience"] = f"unknown audience {self.audience!r}"
-        unknown = [t for t in self.topics if t not in TOPIC_NAMES]
-        if unknown or (require_topics and not self.topics):
+        for key in ("region", "audience"):
+            problem = taxonomy.problem(key, getattr(self, key))
+            if problem:
+                found[key] = problem
+        if taxonomy.problems("topic", self.topics) or (require_topics and not self.topics):
             found["topics"] = "choose at least one known topic"
         return found
 
@@ -151,7 +141,7 @@ def subscriptions_of(session: Session, subscriber_id: int) -> dict[str, Subscrip
 
 def active_topics(session: Session, subscriber_id: int) -> list[str]:
     subs = subscriptions_of(session, subscriber_id)
-    return [t for t in TOPIC_NAMES if t in subs and subs[t].status == "active"]
+    return [t for t in taxonomy.TOPICS if t in subs and subs[t].status == "active"]
 
 
 def request_subscription(
@@ -221,7 +211,7 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
     now = utcnow()
     wanted = set(topics)
     existing = subscriptions_of(session, subscriber.id)  # type: ignore[arg-type]
-    for topic in TOPIC_NAMES:
+    for topic in taxonomy.TOPICS:
         row = existing.get(topic)
         if topic in wanted:
             if row is None:

@@ -41,11 +41,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.models import utcnow
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
+from mailer.taxonomy import AUDIENCES, REGIONS, TOPICS
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -143,7 +143,7 @@ def confirmation_message(settings: Settings, env: Environment, email: str,
     message["Message-ID"] = make_msgid(domain=settings.list_domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(env.get_template("web/subscriptions/bevestigingsmail.txt.j2").render(
-        profile=profile, url=url, settings=settings, topic_names=TOPIC_NAMES,
+        profile=profile, url=url, settings=settings, topic_names=TOPICS,
         regions=REGIONS, audiences=AUDIENCES,
     ))
     return message
@@ -162,7 +162,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         html = env.get_template(f"web/subscriptions/{name}.html.j2").render(
             settings=settings, home_url="/aanmelden", csrf=csrf, regions=REGIONS,
-            audiences=AUDIENCES, topic_names=TOPIC_NAMES, **context,
+            audiences=AUDIENCES, topic_names=TOPICS, **context,
         )
         response = HTMLResponse(html, status_code=status)
         if CSRF_COOKIE not in request.cookies:
@@ -257,9 +257,9 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     async def unsubscribe(request: Request) -> Response:
         subscriber_id = token_id(request, "unsubscribe")
         topic = request.query_params.get("onderwerp") or None
-        if topic is not None and topic not in TOPIC_NAMES:
+        if topic is not None and topic not in TOPICS:
             raise PageError(404, *BROKEN_LINK)
-        what = TOPIC_NAMES[topic] if topic else "alle mailings van Veiligheid voorop"
+        what = TOPICS[topic] if topic else "alle mailings van Veiligheid voorop"
         if request.method == "GET":
             person = await db(subs.get_subscriber, subscriber_id)
             return page(request, "afmelden", what=what, topic=topic,
