@@ -31,9 +31,11 @@ from mailer.schedule.scheduler import (
 class PlanByDefault(click.Group):
     """A group whose first argument, when it names no subcommand, is the THEME of `add`."""
 
+    default_command = "add"
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["add", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
