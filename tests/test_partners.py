@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +30,7 @@ class FeedHandler(BaseHTTPRequestHandler):
     """Serves the fixtures: RSS with ETag, Atom, a malformed feed, a slow one and a huge one."""
 
     requests: list[str] = []
+    release = threading.Event()
 
     def log_message(self, *args: object) -> None:
         pass
@@ -38,7 +38,7 @@ class FeedHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         FeedHandler.requests.append(self.path)
         if self.path == "/slow.rss":
-            time.sleep(2)
+            FeedHandler.release.wait(10)  # slower than the client's timeout, until the test ends
         if self.path == "/om.rss" and self.headers.get("If-None-Match") == ETAG:
             self.send_response(304)
             self.end_headers()
@@ -72,7 +72,9 @@ def feed_server() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     FeedHandler.requests = []
+    FeedHandler.release.clear()
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    FeedHandler.release.set()
     server.shutdown()
     server.server_close()
 

@@ -35,6 +35,7 @@ from sqlmodel import Session, col, select
 
 from mailer import taxonomy
 from mailer.build.builder import anonymous_links, build, source_hash
+from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
@@ -277,8 +278,10 @@ class _Breaker:
 class _Worker:
     """One process's part in delivering a send; `name` marks the rows it claimed."""
 
-    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport):
+    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport,
+                 clock: Clock):
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
+        self.clock = clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         mail = Mail(send.id, send.subject, send.topic, send.greeting,  # type: ignore[arg-type]
                     send.greeting_named)
@@ -297,7 +300,7 @@ class _Worker:
             status = session.exec(select(Send.status).where(Send.id == self.send.id)).one()
             if status != "running":
                 return status, [], 0
-            now = utcnow()
+            now = self.clock.now()
             due = (select(Delivery.id)
                    .where(Delivery.send_id == self.send.id, Delivery.status == "pending",
                           or_(col(Delivery.next_attempt_at).is_(None),
@@ -347,7 +350,7 @@ class _Worker:
     def record(self, outcomes: Sequence[_Outcome]) -> int:
         """The batch's results in one transaction, one UPDATE for everything that was sent;
         returns how many rows reached a final status."""
-        now = utcnow()
+        now = self.clock.now()
         sent = [o.claimed.delivery_id for o in outcomes if o.error is None]
         others = [self._failure(o, now) for o in outcomes if o.error is not None]
         with session_scope(self.engine, write=True) as session:
@@ -374,7 +377,7 @@ class _Worker:
     def idle(self) -> float | None:
         """Nothing was due: seconds to wait for a retry or another worker's batch, or None
         when the send is finished (then it is marked done)."""
-        now = utcnow()
+        now = self.clock.now()
         with session_scope(self.engine, write=True) as session:
             _requeue(session, self.send.id,  # type: ignore[arg-type]
                      now - dt.timedelta(seconds=self.settings.send_claim_timeout))
@@ -411,7 +414,7 @@ class _Worker:
                     wait = self.idle()
                     if wait is None:
                         return
-                    stop.wait(wait)
+                    self.clock.wait(wait, stop)
                     continue
                 outcomes = list(pool.map(self.deliver, batch))
                 finished += self.record(outcomes)
@@ -474,11 +477,11 @@ def summary(settings: Settings, send_id: int) -> SendSummary:
 
 
 def _deliver(settings: Settings, send: Send, transport: Transport | None,
-             progress: Progress | None, stop: threading.Event | None) -> SendSummary:
+             progress: Progress | None, stop: threading.Event | None, clock: Clock) -> SendSummary:
     own = transport is None
     transport = transport or transport_from_settings(settings)
     try:
-        _Worker(settings, get_engine(settings), send, transport).run(
+        _Worker(settings, get_engine(settings), send, transport, clock).run(
             progress, stop or threading.Event())
     finally:
         if own:
@@ -487,8 +490,8 @@ def _deliver(settings: Settings, send: Send, transport: Transport | None,
 
 
 def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
-             progress: Progress | None = None, stop: threading.Event | None = None
-             ) -> SendSummary:
+             progress: Progress | None = None, stop: threading.Event | None = None,
+             clock: Clock = SYSTEM) -> SendSummary:
     """Start or resume a send and deliver every pending recipient.
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
@@ -500,12 +503,12 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
         return summary(settings, send_id)
     with session_scope(settings, write=True) as session:
         _requeue(session, send_id, None)
-    return _deliver(settings, send, transport, progress, stop)
+    return _deliver(settings, send, transport, progress, stop, clock)
 
 
 def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
-         progress: Progress | None = None, stop: threading.Event | None = None
-         ) -> list[SendSummary]:
+         progress: Progress | None = None, stop: threading.Event | None = None,
+         clock: Clock = SYSTEM) -> list[SendSummary]:
     """Deliver the pending rows of running sends (or of one) beside other workers.
 
     Other workers' fresh claims are left alone; claims older than `send_claim_timeout` are
@@ -522,7 +525,7 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
     for send in sends:
         if stop.is_set():
             break
-        results.append(_deliver(settings, send, transport, progress, stop))
+        results.append(_deliver(settings, send, transport, progress, stop, clock))
     return results
 
 

@@ -8,10 +8,12 @@ carry them are read months later.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
@@ -30,21 +32,33 @@ class ExpiredToken(TokenError):
     """Genuine but older than allowed."""
 
 
-def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
+class _ClockSigner(TimestampSigner):
+    """itsdangerous' timestamp signer, reading the time from our Clock."""
+
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock.now().timestamp())
+
+
+def _serializer(settings: Settings, purpose: str, clock: Clock) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(settings.secret_key, salt=f"mailer.{purpose}")
+    return URLSafeTimedSerializer(settings.secret_key, salt=f"mailer.{purpose}",
+                                  signer=_ClockSigner, signer_kwargs={"clock": clock})
 
 
-def make_token(settings: Settings, subscriber_id: int, purpose: str) -> str:
-    return _serializer(settings, purpose).dumps(subscriber_id)
+def make_token(settings: Settings, subscriber_id: int, purpose: str, clock: Clock = SYSTEM) -> str:
+    return _serializer(settings, purpose, clock).dumps(subscriber_id)
 
 
-def read_token(settings: Settings, token: str, purpose: str) -> int:
+def read_token(settings: Settings, token: str, purpose: str, clock: Clock = SYSTEM) -> int:
     """The subscriber id in a token; confirm tokens expire after 48 hours."""
     max_age = CONFIRM_MAX_AGE if purpose == "confirm" else None
     try:
-        value = _serializer(settings, purpose).loads(token, max_age=max_age)
+        value = _serializer(settings, purpose, clock).loads(token, max_age=max_age)
     except SignatureExpired as exc:
         raise ExpiredToken("the link has expired") from exc
     except BadSignature as exc:
