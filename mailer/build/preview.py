@@ -6,7 +6,6 @@ points public image URLs at the local copies, so it works offline from the file 
 
 from __future__ import annotations
 
-import html as html_lib
 import json
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 from mailer import taxonomy
 from mailer.config import Settings
 from mailer.content.segments import segment_key
-from mailer.render.renderer import CompiledVariant
+from mailer.render.renderer import CompiledVariant, jinja_environment
 from mailer.taxonomy import AUDIENCES, REGIONS
 
 SCREEN_WIDTHS = (600, 375)
@@ -37,39 +36,18 @@ def sample_slots(manifest: dict, settings: Settings) -> dict[str, str]:
     }
 
 
-def _page(theme: str, manifest: dict, chosen: str, texts: dict[str, str]) -> str:
+def _page(settings: Settings, theme: str, manifest: dict, chosen: str,
+          texts: dict[str, str]) -> str:
     options = []
     for key, seg in manifest["segments"].items():
         region, audience = key.split("/")
-        label = f"{REGIONS[region]} · {AUDIENCES[audience]} ({seg['variant']}, {seg['bytes'] / 1024:.0f} KB)"
-        selected = " selected" if key == chosen else ""
-        options.append(f'<option value="{seg["variant"]}"{selected}>{html_lib.escape(label)}</option>')
-    first = manifest["segments"][chosen]["variant"]
-    pres = "\n".join(
-        f'<pre id="text-{name}" hidden>{html_lib.escape(text)}</pre>' for name, text in texts.items()
-    )
-    return f"""<!doctype html>
-<html lang="nl"><head><meta charset="utf-8"><title>Voorbeeld: {html_lib.escape(manifest["title"])}</title>
-<style>
- body {{ margin: 0; font: 14px Arial, sans-serif; background: #e9edf0; }}
- header {{ padding: 10px 16px; background: #00567a; color: #fff; }}
- .panes {{ display: flex; gap: 16px; padding: 16px; align-items: flex-start; }}
- iframe {{ width: 640px; height: 85vh; border: 1px solid #b8c2c9; background: #fff; }}
- pre {{ flex: 1; white-space: pre-wrap; background: #fff; padding: 12px; border: 1px solid #b8c2c9;
-        max-height: 85vh; overflow: auto; margin: 0; }}
-</style></head><body>
-<header><strong>Voorbeeld {html_lib.escape(theme)}</strong> · segment:
-<select id="segment">{"".join(options)}</select></header>
-<div class="panes"><iframe id="mail" src="{first}.html" title="HTML-versie"></iframe>{pres}</div>
-<script>
- const pick = document.getElementById('segment');
- function show() {{
-   document.getElementById('mail').src = pick.value + '.html';
-   document.querySelectorAll('pre').forEach(p => p.hidden = p.id !== 'text-' + pick.value);
- }}
- pick.addEventListener('change', show); show();
-</script></body></html>
-"""
+        options.append({"variant": seg["variant"], "selected": key == chosen,
+                        "label": f"{REGIONS[region]} · {AUDIENCES[audience]} "
+                                 f"({seg['variant']}, {seg['bytes'] / 1024:.0f} KB)"})
+    template = jinja_environment(settings.templates, autoescape=True).get_template(
+        "web/preview.html.j2")
+    return template.render(title=manifest["title"], theme=theme, options=options, texts=texts,
+                           first=manifest["segments"][chosen]["variant"])
 
 
 def write_preview(settings: Settings, theme: str, region: str | None = None,
@@ -101,7 +79,7 @@ def write_preview(settings: Settings, theme: str, region: str | None = None,
         html, texts[name] = compiled.fill(slots)
         (target / f"{name}.html").write_text(html.replace(public, f"../../{theme}/"), encoding="utf-8")
     index = target / "index.html"
-    index.write_text(_page(theme, manifest, chosen, texts), encoding="utf-8")
+    index.write_text(_page(settings, theme, manifest, chosen, texts), encoding="utf-8")
     written = [index]
     if screenshot:
         written += take_screenshots(target / f"{manifest['segments'][chosen]['variant']}.html", target)

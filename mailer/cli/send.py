@@ -180,7 +180,8 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     Example:
       mailer sends show 3 --html report.html
     """
-    report = send_report(_settings(None), send_id)
+    config = _settings(None)
+    report = send_report(config, send_id)
     console = Console()
     send = report.send
     console.print(f"Send {send.id}: {send.theme} ({send.subject}) to topic {send.topic}; "
@@ -194,7 +195,7 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     for error, n in report.errors:
         console.print(f"{n:>6}  {error}")
     if html_file:
-        html_file.write_text(html_report(report), encoding="utf-8")
+        html_file.write_text(html_report(config, report), encoding="utf-8")
         console.print(f"Wrote {html_file}")
 
 
