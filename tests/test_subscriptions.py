@@ -11,7 +11,6 @@ from mailer.subscribers.subscriptions import (
     Profile,
     active_topics,
     confirm,
-    email_problem,
     erase,
     hash_address,
     is_suppressed,
@@ -25,22 +24,6 @@ from mailer.subscribers.subscriptions import (
 from tests.conftest import add_subscriber
 
 PROFILE = Profile("Anouk Jansen", "Veilig Thuis", "limburg", "netwerk", ("updates", "verdiepingen"))
-
-
-@pytest.mark.parametrize("address", [
-    "", "plain", "a@b", "a@@example.org", "a b@example.org", "a@example.org\r\nBcc: x@evil.org",
-    "a@example.org, b@example.org", "<a@example.org>", '"a"@example.org', "a@-example.org",
-    ".a@example.org", "a..b@example.org", "a@example.org\n", "ä@example.org",
-    "a@" + "x" * 250 + ".org", "x" * 65 + "@example.org",
-])
-def test_bad_addresses_are_refused(address):
-    assert email_problem(address) is not None
-
-
-@pytest.mark.parametrize("address", ["a@example.org", "anouk.jansen+ovv@sub.example.org",
-                                     "o'brien@example.org"])
-def test_good_addresses_pass(address):
-    assert email_problem(address) is None
 
 
 def test_hash_is_stable_and_ignores_case_and_space():

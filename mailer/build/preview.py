@@ -14,7 +14,7 @@ from pathlib import Path
 from mailer import taxonomy
 from mailer.config import Settings
 from mailer.content.segments import segment_key
-from mailer.render.renderer import CompiledVariant, jinja_environment
+from mailer.render.renderer import SAMPLE_NAME, CompiledVariant, greeting, jinja_environment
 from mailer.taxonomy import AUDIENCES, REGIONS
 
 SCREEN_WIDTHS = (600, 375)
@@ -27,9 +27,8 @@ class PreviewError(Exception):
 
 def sample_slots(manifest: dict, settings: Settings) -> dict[str, str]:
     base = settings.public_base_url.rstrip("/")
-    named = manifest.get("greeting_named") or manifest.get("greeting") or ""
     return {
-        "greeting": named.replace("{naam}", "Jan Jansen"),
+        "greeting": greeting(manifest["greeting"], manifest["greeting_named"], SAMPLE_NAME),
         "unsubscribe_url": f"{base}/afmelden/voorbeeld",
         "preferences_url": f"{base}/voorkeuren/voorbeeld",
         "webversion_url": manifest["public_url"],

@@ -98,6 +98,14 @@ class Urls:
         return f"{self.base}/{self.theme}/online/{name}.html"
 
 
+SAMPLE_NAME = "Anna de Vries"  # whom previews and test sends greet
+
+
+def greeting(anonymous: str, named: str, name: str) -> str:
+    """The greeting slot: `named` with {naam} filled in when the name is known, else `anonymous`."""
+    return named.replace("{naam}", name) if name and named else anonymous
+
+
 def slot_value(value: str, html: bool) -> str:
     """A slot value as it goes into the HTML (escaped) or the text part (as is)."""
     return html_lib.escape(value, quote=True) if html else value

@@ -40,7 +40,7 @@ from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
-from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.render.renderer import SAMPLE_NAME, CompiledVariant, greeting, slot_value
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import preferences_url, unsubscribe_url
@@ -53,7 +53,6 @@ FINAL = ("sent", "failed", "skipped", "bounced")
 PERMANENT_WINDOW = 50
 PERMANENT_SHARE = 0.2
 CONNECTION_FAILURES = 10
-SAMPLE_NAME = "Anna de Vries"  # the name test sends greet
 
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
@@ -142,9 +141,8 @@ class Letter:
 
     def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
                 preferences: str) -> Outgoing:
-        greeting = (self.greeting_named.replace("{naam}", name)
-                    if name and self.greeting_named else self.greeting)
-        slots = {"greeting": greeting, "unsubscribe_url": unsubscribe,
+        slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
+                 "unsubscribe_url": unsubscribe,
                  "preferences_url": preferences, "webversion_url": self.online_url}
         return self.factory.build_encoded(
             address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),

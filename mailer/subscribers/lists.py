@@ -19,12 +19,10 @@ from typing import TextIO
 
 from sqlmodel import Session, col, select
 
-from mailer import taxonomy
+from mailer import addresses, taxonomy
 from mailer.models import TEXT_MAX, Subscriber, Subscription, Suppression, utcnow
 from mailer.subscribers.subscriptions import (
-    email_problem,
     hash_address,
-    normalise_email,
     text_problem,
 )
 
@@ -101,8 +99,8 @@ def _parse_row(raw: dict, region: str | None, audience: str | None, topic: str) 
     if raw.get("\0extra"):
         return "more fields than the header has columns"
     value = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k != "\0extra"}
-    email = normalise_email(value.get("email", ""))
-    problems = [p for p in (email_problem(email),) if p]
+    email = addresses.normalise(value.get("email", ""))
+    problems = [p for p in (addresses.problem(email),) if p]
     for key in ("name", "organisation"):
         problem = text_problem(key, value.get(key, ""))
         if problem:

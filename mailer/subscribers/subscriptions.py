@@ -21,9 +21,8 @@ from sqlalchemy import exists, func, or_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from mailer import taxonomy
+from mailer import addresses, taxonomy
 from mailer.models import (
-    EMAIL_MAX,
     TEXT_MAX,
     Subscriber,
     Subscription,
@@ -36,9 +35,6 @@ CONFIRM_RESEND_AFTER = dt.timedelta(minutes=15)
 # erased address on key rotation). Nobody can read an address back from the table.
 HASH_SALT = b"mailer.suppression.v1:"
 
-_LOCAL = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-EMAIL_RE = re.compile(rf"{_LOCAL}@{_DOMAIN}", re.ASCII)
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
 
 
@@ -48,21 +44,6 @@ class NotFound(Exception):
 
 class AlreadyConfirmed(Exception):
     """A confirmation link that was already used, or has nothing left to confirm."""
-
-
-def normalise_email(value: str) -> str:
-    return value.strip().lower()
-
-
-def email_problem(email: str) -> str | None:
-    """Why a normalised address cannot be used, or None. Rejects anything header-unsafe."""
-    if not email:
-        return "no email address"
-    if len(email) > EMAIL_MAX:
-        return f"email address longer than {EMAIL_MAX} characters"
-    if not EMAIL_RE.fullmatch(email) or len(email.partition("@")[0]) > 64:
-        return f"not a valid email address: {email!r}"
-    return None
 
 
 def text_problem(label: str, value: str) -> str | None:
@@ -75,7 +56,7 @@ def text_problem(label: str, value: str) -> str | None:
 
 
 def hash_address(email: str) -> str:
-    return hashlib.sha256(HASH_SALT + normalise_email(email).encode()).hexdigest()
+    return hashlib.sha256(HASH_SALT + addresses.normalise(email).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -127,7 +108,7 @@ def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
 
 
 def find_by_email(session: Session, email: str) -> Subscriber:
-    email = normalise_email(email)
+    email = addresses.normalise(email)
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
     if subscriber is None:
         raise NotFound(f"no subscriber with address {email}")
@@ -152,7 +133,7 @@ def request_subscription(
     A new address gets a pending subscriber; an existing one only keeps the request aside. None
     means a confirmation went to this address less than CONFIRM_RESEND_AFTER ago.
     """
-    email = normalise_email(email)
+    email = addresses.normalise(email)
     now = utcnow()
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
     if subscriber is None:

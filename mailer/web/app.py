@@ -40,6 +40,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailer import addresses
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.models import utcnow
@@ -209,10 +210,10 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             return page(request, "aanmelden", values={"topics": ["updates"]}, errors={})
         form = await read_form(request)
         values = _profile_values(form)
-        email = subs.normalise_email(str(form.get("email", "")))[:400]
+        email = addresses.normalise(str(form.get("email", "")))[:400]
         profile = _profile(values)
         errors = {k: FIELD_ERRORS[k] for k in profile.problems()}
-        if subs.email_problem(email):
+        if addresses.problem(email):
             errors["email"] = FIELD_ERRORS["email"]
         if errors:
             return page(request, "aanmelden", 400, values={**values, "email": email}, errors=errors)
