@@ -114,7 +114,7 @@ def test_calendar_apply_plans_each_entry_once(project, calendar):
     second = mailer("calendar", "apply")
     assert second.output.endswith("0 planned, 2 already planned, 1 in the past.\n")
     assert [(s.calendar_key, s.audiences, s.note) for s in schedules(project)] == [
-        ("stalking-oost", "", ""), ("stalking-rest", "netwerk,werkveld", "een week later")]
+        ("stalking-oost", [], ""), ("stalking-rest", ["netwerk", "werkveld"], "een week later")]
 
     calendar((project.content / "calendar.yaml").read_text().replace(soon, later))
     changed = mailer("calendar", "apply").output

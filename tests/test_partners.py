@@ -113,11 +113,11 @@ def test_fetch_stores_good_feeds_and_reports_bad_ones(site: Settings, feed_serve
     rows = stored(site)
     assert len(rows) == 4
     om = rows["https://www.om.nl/actueel/nieuws/2026/11/02/aanpak-stalking"]
-    assert om.organisation == "Openbaar Ministerie" and om.regions == "oost-nederland"
-    assert om.categories == "Huiselijk geweld" and str(om.published) == "2026-11-02"
+    assert om.organisation == "Openbaar Ministerie" and om.regions == ["oost-nederland"]
+    assert om.categories == ["Huiselijk geweld"] and str(om.published) == "2026-11-02"
     assert rows["https://www.veiligthuis.nl/publicaties/rotterdam-stalking"].regions == \
-        "rotterdam-zuid-holland-zuid"
-    assert rows["https://www.veiligthuis.nl/publicaties/factsheet-stalking"].regions == ""
+        ["rotterdam-zuid-holland-zuid"]
+    assert rows["https://www.veiligthuis.nl/publicaties/factsheet-stalking"].regions == []
 
 
 def test_second_fetch_with_unchanged_etag_stores_nothing_new(site: Settings, feed_server: str) -> None:
@@ -189,7 +189,7 @@ def test_add_by_hand_validates(site: Settings) -> None:
                            themes=["stalking"], regions=["limburg"]) == "new"
     assert add_publication(site, "Openbaar Ministerie", "Titel 2", "https://www.om.nl/x", None) == "updated"
     row = stored(site)["https://www.om.nl/x"]
-    assert (row.title, row.themes, row.regions) == ("Titel 2", "stalking", "")
+    assert (row.title, row.themes, row.regions) == ("Titel 2", ["stalking"], [])
 
 
 def test_atom_feed_lists_every_mailing_and_article_with_stable_ids(project: Settings) -> None:

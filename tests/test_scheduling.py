@@ -116,7 +116,7 @@ def test_a_schedule_fires_at_its_time_and_once(site):
     assert fire_at(site, schedule_id, DUE, starts) == "done"
     assert fire_at(site, schedule_id, DUE, starts, worker="w2") == "not due"
     assert starts.ids == [schedule_id]
-    assert starts.schedules[0].region_list == ["oost-nederland"]
+    assert starts.schedules[0].regions == ["oost-nederland"]
     assert stored(site, schedule_id).status == "done"
 
 

@@ -40,8 +40,8 @@ class PlanByDefault(click.Group):
 
 
 def _segments(schedule: Schedule) -> str:
-    regions = ", ".join(schedule.region_list) or "every region"
-    audiences = ", ".join(schedule.audience_list) or "every audience"
+    regions = ", ".join(schedule.regions) or "every region"
+    audiences = ", ".join(schedule.audiences) or "every audience"
     return f"{regions}; {audiences}"
 
 

@@ -158,7 +158,7 @@ def list_command(limit: int) -> None:
         rows = session.exec(select(Send).order_by(Send.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
     table = Table("id", "theme", "topic", "segment", "status", "created (UTC)")
     for send in rows:
-        segment = f"{send.regions or 'all'} / {send.audiences or 'all'}"
+        segment = f"{','.join(send.regions) or 'all'} / {','.join(send.audiences) or 'all'}"
         table.add_row(str(send.id), send.theme, send.topic, segment, send.status,
                       f"{send.created_at:%Y-%m-%d %H:%M}")
     console = Console()

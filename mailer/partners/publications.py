@@ -131,12 +131,8 @@ def score(theme: str, keywords: list[str], title: str, summary: str, categories:
     return points, reasons
 
 
-def _split(value: str) -> list[str]:
-    return [v for v in value.split("|") if v]
-
-
-def _join(values: Iterable[str]) -> str:
-    return "|".join(dict.fromkeys(v for v in values if v))
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v))
 
 
 @dataclass(frozen=True)
@@ -157,8 +153,8 @@ def _store(session: Session, organisation: str, source: str, entry: Entry,
     row = session.exec(select(PartnerPublication).where(PartnerPublication.url == entry.url)).first()
     values = {
         "organisation": organisation, "title": entry.title[:500], "summary": entry.summary,
-        "published": entry.published, "categories": _join(entry.categories),
-        "regions": _join(regions or regions_named(entry.title, entry.summary, *entry.categories)),
+        "published": entry.published, "categories": _unique(entry.categories),
+        "regions": _unique(regions or regions_named(entry.title, entry.summary, *entry.categories)),
         "source": source,
     }
     if row is None:
@@ -234,7 +230,7 @@ def add_publication(settings: Settings, organisation: str, title: str, url: str,
     with session_scope(settings, write=True) as session:
         outcome = _store(session, organisation, "hand", entry, regions)
         row = session.exec(select(PartnerPublication).where(PartnerPublication.url == url)).one()
-        row.themes = _join([*_split(row.themes), *themes])
+        row.themes = _unique([*row.themes, *themes])
         session.add(row)
     return "new" if outcome == "new" else "updated"
 
@@ -251,10 +247,10 @@ def _rank(rows: Iterable[PartnerPublication], mailing: Mailing, limit: int, toda
     found = []
     for row in rows:
         points, reasons = score(mailing.theme, keywords, row.title, row.summary,
-                                _split(row.categories), _split(row.themes), row.published,
+                                row.categories, row.themes, row.published,
                                 today, window_days)
         if points > 0:
-            regions = tuple(_split(row.regions))
+            regions = tuple(row.regions)
             if regions:
                 reasons.append(f"regional: {', '.join(regions)}")
             found.append(Suggestion(row.url, row.organisation, row.title, row.published,
@@ -286,7 +282,7 @@ def partner_items(settings: Settings, mailing: Mailing) -> tuple[PartnerItem, ..
     items = []
     for url in urls[: max(config.max, len(config.chosen))]:
         row = rows[url]
-        regions = frozenset(_split(row.regions)) or None
+        regions = frozenset(row.regions) or None
         items.append(PartnerItem(row.organisation, row.title, row.url, row.published, row.summary,
                                  regions))
     return tuple(items)

@@ -138,8 +138,8 @@ def plan(settings: Settings, requests: Sequence[Request], now: dt.datetime) -> l
     """Store checked requests as planned schedules, all or none."""
     with session_scope(settings, write=True) as session:
         schedules = [
-            Schedule(theme=r.theme, due_at=r.due_at, regions=",".join(dict.fromkeys(r.regions)),
-                     audiences=",".join(dict.fromkeys(r.audiences)), calendar_key=r.calendar_key,
+            Schedule(theme=r.theme, due_at=r.due_at, regions=list(dict.fromkeys(r.regions)),
+                     audiences=list(dict.fromkeys(r.audiences)), calendar_key=r.calendar_key,
                      note=r.note, created_at=now, updated_at=now)
             for r in requests
         ]
@@ -165,7 +165,7 @@ def count_recipients(session: Session, settings: Settings, schedule: Schedule) -
         topic = load_mailing(settings.content, schedule.theme, settings.root).topic
     except ContentError:
         return None
-    return recipient_count(session, topic, schedule.region_list, schedule.audience_list)
+    return recipient_count(session, topic, schedule.regions, schedule.audiences)
 
 
 def overview(settings: Settings, now: dt.datetime) -> list[Overview]:
@@ -321,8 +321,8 @@ def start_send(settings: Settings, stop: threading.Event, schedule: Schedule) ->
     """The default starter: create the schedule's send once, then run (or resume) it."""
     send_id = schedule.send_id
     if send_id is None:
-        send_id = create_send(settings, schedule.theme, schedule.region_list or None,
-                              schedule.audience_list or None, planned_for=schedule.due_at)
+        send_id = create_send(settings, schedule.theme, schedule.regions or None,
+                              schedule.audiences or None, planned_for=schedule.due_at)
         record_send(settings, schedule.id or 0, send_id)
     result = run_send(settings, send_id, stop=stop)
     if result.status == "paused":  # too many errors: a person looks first, the scheduler does not retry

@@ -163,16 +163,12 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
     manifest = current_manifest(settings, theme)
     with session_scope(settings, write=True) as session:
         send = Send(theme=theme, topic=manifest["topic"], subject=manifest["subject"],
-                    regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
+                    regions=chosen_regions, audiences=chosen_audiences,
                     planned_for=planned_for, source_hash=manifest["source_hash"],
                     greeting=manifest["greeting"], greeting_named=manifest["greeting_named"])
         session.add(send)
         session.flush()
         return send.id  # type: ignore[return-value]
-
-
-def _split(value: str) -> list[str]:
-    return [v for v in value.split(",") if v]
 
 
 def _get(session: Session, send_id: int, lock: bool = False) -> Send:
@@ -207,7 +203,7 @@ def start_send(settings: Settings, send_id: int) -> Send:
 
 
 def _snapshot(settings: Settings, session: Session, send: Send, manifest: dict) -> None:
-    regions, audiences = _split(send.regions), _split(send.audiences)
+    regions, audiences = send.regions, send.audiences
     variants = _variants_of(manifest, regions, audiences)
     for name in sorted(set(variants.values())):
         html, text, online_url = _read_variant(settings, send.theme, manifest, name)
