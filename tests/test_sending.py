@@ -66,8 +66,8 @@ def test_a_segment_limits_the_recipients_and_freezes_its_variants(send_settings:
     people(send_settings, 2)
     people(send_settings, 2, "noord-holland", "werkveld", "n")
     send_id = sending.create_send(send_settings, "stalking", ["noord-holland"], ["werkveld"])
-    sending.start_send(send_settings, send_id)
-    sending.start_send(send_settings, send_id)  # idempotent
+    sending.snapshot_send(send_settings, send_id)
+    sending.snapshot_send(send_settings, send_id)  # idempotent
     rows = deliveries(send_settings, send_id)
     assert {(d.region, d.audience, d.status) for d in rows.values()} == {
         ("noord-holland", "werkveld", "pending")}
@@ -86,7 +86,7 @@ def test_unknown_segments_are_refused(send_settings: Settings) -> None:
 def test_who_left_after_the_start_is_skipped_at_delivery_time(send_settings: Settings) -> None:
     ids = people(send_settings, 5)
     send_id = sending.create_send(send_settings, "stalking")
-    sending.start_send(send_settings, send_id)
+    sending.snapshot_send(send_settings, send_id)
     with session_scope(send_settings, write=True) as session:
         unsubscribe(session, ids[0], "verdiepingen")
         unsubscribe(session, ids[1])
@@ -218,7 +218,7 @@ def claimed_by_a_dead_worker(settings: Settings, ids: list[int], at: dt.datetime
 def test_a_worker_takes_over_claims_only_once_they_are_stale(send_settings: Settings) -> None:
     ids = people(send_settings, 4)
     send_id = sending.create_send(send_settings, "stalking")
-    sending.start_send(send_settings, send_id)
+    sending.snapshot_send(send_settings, send_id)
     clock = FakeClock(step=60)  # every wait for other workers lets a minute pass
     start = clock.now()
     claimed_by_a_dead_worker(send_settings, ids[:2], start)
@@ -233,7 +233,7 @@ def test_a_worker_takes_over_claims_only_once_they_are_stale(send_settings: Sett
 def test_a_resume_requeues_rows_left_sending_by_a_dead_process(send_settings: Settings) -> None:
     ids = people(send_settings, 4)
     send_id = sending.create_send(send_settings, "stalking")
-    sending.start_send(send_settings, send_id)
+    sending.snapshot_send(send_settings, send_id)
     clock = FakeClock()
     claimed_by_a_dead_worker(send_settings, ids[:2], clock.now())
     transport = MemoryTransport()

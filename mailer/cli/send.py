@@ -129,7 +129,7 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
         send_id = sending.create_send(config, theme, regions, audiences)
     console.print(f"Send {send_id} of {theme} created.")
     if queue:
-        sending.start_send(config, send_id)
+        sending.snapshot_send(config, send_id)
         _print_summary(sending.summary(config, send_id), console)
         return
     _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)

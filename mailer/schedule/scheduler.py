@@ -317,7 +317,7 @@ def record_send(settings: Settings, schedule_id: int, send_id: int) -> None:
                      .values(send_id=send_id, updated_at=utcnow()))
 
 
-def start_send(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
+def send_schedule(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
     """The default starter: create the schedule's send once, then run (or resume) it."""
     send_id = schedule.send_id
     if send_id is None:
@@ -384,7 +384,7 @@ class Scheduler:
         self.settings = settings
         self.stop = threading.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.start_send = start or functools.partial(start_send, settings, self.stop)
+        self.starter = start or functools.partial(send_schedule, settings, self.stop)
         self.clock = clock
         self.tick_seconds = tick_seconds
         store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)
@@ -408,7 +408,7 @@ class Scheduler:
             _active = None
 
     def fire(self, schedule_id: int) -> str:
-        return fire(self.settings, schedule_id, self.start_send, now=self.clock(), worker=self.worker,
+        return fire(self.settings, schedule_id, self.starter, now=self.clock(), worker=self.worker,
                     stop=self.stop)
 
     def tick(self) -> None:

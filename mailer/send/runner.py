@@ -115,8 +115,8 @@ def _read_variant(settings: Settings, theme: str, manifest: dict, name: str
 
 
 @dataclass(frozen=True)
-class Mail:
-    """What every recipient of a send shares: subject, topic and greetings."""
+class MessageCommon:
+    """What every message of a send shares: subject, topic and greetings."""
 
     send_id: int | str
     subject: str
@@ -126,18 +126,20 @@ class Mail:
     test: bool = False
 
 
-class Letter:
-    """One variant of one send, compiled once; `message` fills in one recipient's copy."""
+class MessageTemplate:
+    """The messages of one variant of a send: headers and bodies prepared once (with the
+    MessageFactory); `message` fills in one recipient's copy, an Outgoing message."""
 
-    def __init__(self, settings: Settings, mail: Mail, html: str, text: str, online_url: str):
+    def __init__(self, settings: Settings, common: MessageCommon, html: str, text: str,
+                 online_url: str):
         compiled = CompiledVariant(html, text)
         self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
         self.text = EncodedBody(compiled.text_parts)
         self.online_url = online_url
-        self.greeting, self.greeting_named = mail.greeting, mail.greeting_named
-        self.factory = MessageFactory(settings, subject=mail.subject, list_slug=mail.topic,
-                                      list_name=taxonomy.TOPICS[mail.topic], send_id=mail.send_id,
-                                      test=mail.test)
+        self.greeting, self.greeting_named = common.greeting, common.greeting_named
+        self.factory = MessageFactory(settings, subject=common.subject, list_slug=common.topic,
+                                      list_name=taxonomy.TOPICS[common.topic],
+                                      send_id=common.send_id, test=common.test)
 
     def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
                 preferences: str) -> Outgoing:
@@ -179,7 +181,7 @@ def _get(session: Session, send_id: int, lock: bool = False) -> Send:
     return send
 
 
-def start_send(settings: Settings, send_id: int) -> Send:
+def snapshot_send(settings: Settings, send_id: int) -> Send:
     """Snapshot the recipients (once) and mark the send running; a paused send runs again,
     a finished one is left as it is.
 
@@ -277,12 +279,12 @@ class _Worker:
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
         self.clock = clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        mail = Mail(send.id, send.subject, send.topic, send.greeting,  # type: ignore[arg-type]
-                    send.greeting_named)
+        common = MessageCommon(send.id, send.subject, send.topic,  # type: ignore[arg-type]
+                               send.greeting, send.greeting_named)
         with session_scope(engine) as session:
             rows = session.exec(select(SendVariant).where(SendVariant.send_id == send.id))
-            self.letters = {row.name: Letter(settings, mail, row.html, row.text, row.online_url)
-                            for row in rows}
+            self.templates = {row.name: MessageTemplate(settings, common, row.html, row.text,
+                                                        row.online_url) for row in rows}
 
     def claim(self) -> tuple[str, list[_Claimed], int]:
         """The send's status, up to `send_batch` due rows now marked as ours, and how many
@@ -331,9 +333,9 @@ class _Worker:
 
     def deliver(self, item: _Claimed) -> _Outcome:
         """Build and send one message; runs in the pool's threads."""
-        letter = self.letters[item.variant]
+        template = self.templates[item.variant]
         try:
-            self.transport.send(letter.message(
+            self.transport.send(template.message(
                 recipient_id=item.subscriber_id, address=item.address, name=item.name,
                 unsubscribe=unsubscribe_url(self.settings, item.subscriber_id, self.send.topic),
                 preferences=preferences_url(self.settings, item.subscriber_id)))
@@ -492,7 +494,7 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
     in "sending" by an earlier process: run it when that process is gone (to add workers to a
     running send, use `work`). `stop` is checked between batches.
     """
-    send = start_send(settings, send_id)
+    send = snapshot_send(settings, send_id)
     if send.status == "done":
         return summary(settings, send_id)
     with session_scope(settings, write=True) as session:
@@ -583,16 +585,18 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
-    mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"], manifest["topic"],
-                manifest["greeting"], manifest["greeting_named"], test=True)
+    common = MessageCommon(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"],
+                           manifest["topic"], manifest["greeting"], manifest["greeting_named"],
+                           test=True)
     own = transport is None
     transport = transport or transport_from_settings(settings)
     sent = []
     try:
         for name in names:
-            letter = Letter(settings, mail, *_read_variant(settings, theme, manifest, name))
+            template = MessageTemplate(settings, common,
+                                       *_read_variant(settings, theme, manifest, name))
             for n, address in enumerate(addresses, 1):
-                transport.send(letter.message(
+                transport.send(template.message(
                     recipient_id=f"{name}-{n}", address=address, name=SAMPLE_NAME,
                     unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
                 sent.append((address, name))
