@@ -40,7 +40,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailer import addresses
+from mailer import addresses, taxonomy
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.models import utcnow
@@ -258,7 +258,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     async def unsubscribe(request: Request) -> Response:
         subscriber_id = token_id(request, "unsubscribe")
         topic = request.query_params.get("onderwerp") or None
-        if topic is not None and topic not in TOPICS:
+        if topic is not None and taxonomy.problem("topic", topic):
             raise PageError(404, *BROKEN_LINK)
         what = TOPICS[topic] if topic else "alle mailings van Veiligheid voorop"
         if request.method == "GET":
