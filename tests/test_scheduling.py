@@ -28,6 +28,7 @@ from mailer.schedule.scheduler import (
 )
 from mailer.send.runner import create_send, run_send, summary
 from tests.conftest import REPO, add_subscriber
+from tests.fake_clock import FakeClock
 
 DUE = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # 09:00 in Amsterdam
 BEFORE = DUE - dt.timedelta(days=3)
@@ -122,14 +123,14 @@ def test_a_schedule_fires_at_its_time_and_once(site):
 
 def test_a_planned_send_survives_a_restart_of_the_scheduler(site):
     schedule_id = planned(site)
-    first = Scheduler(site, Starts(), clock=lambda: BEFORE)
+    first = Scheduler(site, Starts(), clock=FakeClock(BEFORE))
     first.aps.start(paused=True)
     first.tick()
     first.aps.shutdown()
     engine_for(site.resolved_database_url).dispose()  # as after a restart of the machine
 
     starts = Starts()
-    second = Scheduler(site, starts, clock=lambda: DUE)
+    second = Scheduler(site, starts, clock=FakeClock(DUE))
     second.aps.start(paused=True)
     [job] = second.aps.get_jobs()
     assert job.id == f"schedule-{schedule_id}" and job.next_run_time == DUE

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from mailer import taxonomy
 from mailer.build.builder import BuildError, build
+from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.db import get_engine, session_scope
@@ -380,7 +381,7 @@ class Scheduler:
 
     def __init__(self, settings: Settings, start: Starter | None = None, *,
                  tick_seconds: float = TICK_SECONDS,
-                 clock: Callable[[], dt.datetime] = utcnow):
+                 clock: Clock = SYSTEM):
         self.settings = settings
         self.stop = threading.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -408,12 +409,12 @@ class Scheduler:
             _active = None
 
     def fire(self, schedule_id: int) -> str:
-        return fire(self.settings, schedule_id, self.starter, now=self.clock(), worker=self.worker,
+        return fire(self.settings, schedule_id, self.starter, now=self.clock.now(), worker=self.worker,
                     stop=self.stop)
 
     def tick(self) -> None:
         """Renew this worker's leases and bring the job store in line with the table."""
-        now = self.clock()
+        now = self.clock.now()
         renew_leases(self.settings, self.worker, now)
         wanted = wanted_jobs(self.settings, now)
         stored = {job.id: job for job in self.aps.get_jobs(jobstore="default")}
