@@ -19,8 +19,9 @@ from pathlib import Path
 from mailer.build.builder import build
 from mailer.config import load_settings
 from mailer.content.loader import load_mailing
-from mailer.content.segments import REGIONS, select_blocks
+from mailer.content.segments import select_blocks
 from mailer.render.renderer import Renderer
+from mailer.taxonomy import REGIONS
 
 REPO = Path(__file__).resolve().parents[1]
 

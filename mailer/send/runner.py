@@ -40,8 +40,9 @@ from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
-from mailer.render.renderer import SAMPLE_NAME, CompiledVariant, greeting, slot_value
+from mailer.render.renderer import CompiledVariant, greeting, slot_value
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
+from mailer.send.testers import tester_names
 from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import preferences_url, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
@@ -578,9 +579,11 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
               transport: Transport | None = None) -> list[tuple[str, str]]:
     """Each distinct variant of the segment to each address, subject marked "[TEST]".
 
-    Nothing is recorded against subscribers; the greeting uses a sample name and the links
-    point at the general unsubscribe and sign-up pages. Returns (address, variant) pairs sent.
+    Nothing is recorded against subscribers; the links point at the general unsubscribe and
+    sign-up pages. An address may be "Name <address>"; the greeting uses that name, else the
+    tester's name as a subscriber, else the neutral greeting. Returns (address, variant) pairs.
     """
+    testers = tester_names(settings, addresses)
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
@@ -595,9 +598,9 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
         for name in names:
             template = MessageTemplate(settings, common,
                                        *_read_variant(settings, theme, manifest, name))
-            for n, address in enumerate(addresses, 1):
+            for n, (address, tester) in enumerate(testers, 1):
                 transport.send(template.message(
-                    recipient_id=f"{name}-{n}", address=address, name=SAMPLE_NAME,
+                    recipient_id=f"{name}-{n}", address=address, name=tester,
                     unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
                 sent.append((address, name))
     finally:
