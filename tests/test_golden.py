@@ -25,17 +25,16 @@ def _squash(text: str) -> str:
 
 
 class _Normaliser(HTMLParser):
-    """One tag, text run or comment per line, indented by depth; attributes sorted,
-    whitespace collapsed, CSS one rule per line."""
+    """One tag, text run or comment per line, attributes sorted, whitespace collapsed, CSS one
+    rule per line. Not indented: a wrapper added around the body changes two lines, not all."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
         self.lines: list[str] = []
-        self.depth = 0
         self.in_style = False
 
     def emit(self, text: str) -> None:
-        self.lines.append("  " * self.depth + text)
+        self.lines.append(text)
 
     def handle_decl(self, decl: str) -> None:
         self.emit(f"<!{decl.lower()}>")
@@ -43,18 +42,10 @@ class _Normaliser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         shown = "".join(f' {k}="{_squash(v or "")}"' for k, v in sorted(attrs))
         self.emit(f"<{tag}{shown}>")
-        if tag not in VOID:
-            self.depth += 1
         self.in_style = tag == "style"
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in VOID:
-            self.depth -= 1
 
     def handle_endtag(self, tag: str) -> None:
         if tag not in VOID:
-            self.depth = max(self.depth - 1, 0)
             self.emit(f"</{tag}>")
         self.in_style = False
 
