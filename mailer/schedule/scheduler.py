@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
@@ -391,19 +390,27 @@ class Scheduler:
         store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)
         self.aps = BackgroundScheduler(
             timezone=dt.UTC,
-            jobstores={"default": store, "local": MemoryJobStore()},
+            jobstores={"default": store},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
         )
 
     def run(self) -> None:
-        """Fire due schedules until `stop` is set; then let running sends stop between batches."""
+        """Fire due schedules until `stop` is set; then let running sends stop between batches.
+
+        The tick runs here, not as an APScheduler job: APScheduler's shutdown holds its job
+        store lock while it waits for running jobs, so a tick job caught in `get_jobs` at that
+        moment would wait for the lock forever and the process would never exit.
+        """
         global _active
         _active = self
         self.aps.start()
-        self.aps.add_job(self.tick, "interval", seconds=self.tick_seconds, id="tick",
-                         jobstore="local", next_run_time=utcnow())
         try:
-            self.stop.wait()
+            while not self.stop.is_set():
+                try:
+                    self.tick()
+                except Exception:  # as APScheduler did for the tick job: log, try next time
+                    log.exception("scheduler tick failed; trying again")
+                self.clock.wait(self.tick_seconds, self.stop)
         finally:
             self.aps.shutdown(wait=True)
             _active = None
