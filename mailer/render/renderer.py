@@ -93,7 +93,7 @@ class Urls:
         return f"{self.base}/{self.theme}/online/{name}.html"
 
 
-SAMPLE_NAME = "Anna de Vries"  # whom the preview greets
+SAMPLE_NAME = "Jan Jansen"  # whom the preview greets
 
 
 def greeting(anonymous: str, named: str, name: str) -> str:
