@@ -53,10 +53,6 @@ VOCABULARIES: dict[str, dict[str, str]] = {
 }
 
 
-class UnknownTerm(ValueError):
-    """A slug that is not in its vocabulary; the message names the nearest known ones."""
-
-
 def problem(what: str, value: object) -> str | None:
     """Why `value` is not a known `what` ("region", "audience", "topic", "kind"), or None."""
     known = VOCABULARIES[what]
@@ -71,13 +67,6 @@ def problem(what: str, value: object) -> str | None:
 def problems(what: str, values: Iterable[object]) -> list[str]:
     """One problem per value of `values` that is not a known `what`."""
     return [p for p in (problem(what, v) for v in values) if p]
-
-
-def check(what: str, values: Iterable[object]) -> None:
-    """Raise UnknownTerm naming every value that is not a known `what`."""
-    found = problems(what, values)
-    if found:
-        raise UnknownTerm("; ".join(found))
 
 
 def resolve(what: str, value: str) -> str | None:
