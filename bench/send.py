@@ -99,9 +99,9 @@ def bare_loop(settings: Settings, messages: int) -> float:
     from mailer.send.runner import MessageCommon, MessageTemplate
 
     manifest = sending.current_manifest(settings, "stalking")
-    name = manifest["segments"]["limburg/netwerk"]["variant"]
-    common = MessageCommon(0, manifest["subject"], manifest["topic"], manifest["greeting"],
-                           manifest["greeting_named"])
+    name = manifest.segments["limburg/netwerk"].variant
+    common = MessageCommon(0, manifest.subject, manifest.topic, manifest.greeting,
+                           manifest.greeting_named)
     template = MessageTemplate(settings, common,
                                *sending._read_variant(settings, "stalking", manifest, name))
     url = f"{settings.public_base_url}/afmelden/x"

@@ -7,6 +7,7 @@ server answers there, the PostgreSQL tests are skipped with that reason.
 
 from __future__ import annotations
 
+import mailbox
 import os
 import shutil
 import socket
@@ -16,9 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, make_url
 from sqlmodel import Session
 
+from mailer.cli.main import main
 from mailer.config import Settings, load_settings
 from mailer.db import engine_for, get_engine, session_scope
 from mailer.transport.transports import MemoryTransport
@@ -184,6 +187,29 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPTestServer]:
     indirect=True)`."""
     with SMTPTestServer(**getattr(request, "param", {})) as server:
         yield server
+
+
+@pytest.fixture
+def run(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """`mailer …` through click in `send_settings`' project, with two subscribers of
+    verdiepingen in Limburg."""
+    for key, value in {"MAILER_ROOT": str(send_settings.root),
+                       "MAILER_DATABASE_URL": send_settings.database_url,
+                       "MAILER_SECRET_KEY": send_settings.secret_key,
+                       "MAILER_PUBLIC_BASE_URL": send_settings.public_base_url}.items():
+        monkeypatch.setenv(key, value)
+    with session_scope(send_settings, write=True) as session:
+        add_subscriber(session, "jan@example.org", "limburg", "netwerk", ("verdiepingen",), "Jan")
+        add_subscriber(session, "els@example.org", "limburg", "beleidsmakers", ("verdiepingen",))
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def outbox(settings: Settings) -> list[mailbox.MaildirMessage]:
+    return list(mailbox.Maildir(settings.root / "out" / "outbox").values())
 
 
 @pytest.fixture(scope="module")

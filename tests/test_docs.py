@@ -35,17 +35,26 @@ def words(code: str) -> list[str]:
         return code.split()
 
 
+CTX = click.Context(main)
+
+
+def sub(group: click.Group, name: str) -> click.Command | None:
+    """A command of a group, through click's API (the top group imports its commands lazily)."""
+    return group.get_command(CTX, name) if name in group.list_commands(CTX) else None
+
+
 def resolve(group: click.Group, tokens: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
     """(command path, the rest) for tokens after `group`; None when they name no command."""
     path: tuple[str, ...] = ()
     command: click.Command = group
     while isinstance(command, click.Group) and tokens:
         name = tokens[0]
-        if name in command.commands:
-            path, command, tokens = (*path, name), command.commands[name], tokens[1:]
+        found = sub(command, name)
+        if found is not None:
+            path, command, tokens = (*path, name), found, tokens[1:]
         elif getattr(command, "default_command", None) and not name.startswith("-"):
             default = command.default_command  # type: ignore[attr-defined]
-            path, command = (*path, default), command.commands[default]
+            path, command = (*path, default), sub(command, default)  # type: ignore[assignment]
         else:
             return None
     if isinstance(command, click.Group) and path:
@@ -83,14 +92,14 @@ def documented() -> tuple[dict[tuple[str, ...], set[str]], list[str]]:
                 found.setdefault(path, set()).update(t.split("=")[0] for t in rest
                                                      if t.lstrip("[").startswith("-"))
                 if len(path) > 1:
-                    context = [(main.commands[path[0]], path[:1])]  # type: ignore[list-item]
+                    context = [(sub(main, path[0]), path[:1])]  # type: ignore[list-item]
     return found, unknown
 
 
 def commands(command: click.Command = main, path: tuple[str, ...] = ()):
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from commands(sub, (*path, name))
+        for name in command.list_commands(CTX):
+            yield from commands(sub(command, name), (*path, name))  # type: ignore[arg-type]
     else:
         yield path, command
 

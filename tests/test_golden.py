@@ -24,9 +24,19 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
+def _attribute(name: str, value: str | None) -> str:
+    """An attribute as shown; a style as `property:value; …`, however the inliner spaced it."""
+    value = _squash(value or "")
+    if name == "style":
+        declarations = (d.partition(":") for d in value.split(";") if d.strip())
+        value = "; ".join(f"{prop.strip()}:{val.strip()}" for prop, _, val in declarations)
+    return f' {name}="{value}"'
+
+
 class _Normaliser(HTMLParser):
     """One tag, text run or comment per line, attributes sorted, whitespace collapsed, CSS one
-    rule per line. Not indented: a wrapper added around the body changes two lines, not all."""
+    rule per line, style attributes spaced alike. Not indented: a wrapper added around the body
+    changes two lines of the diff, not all."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
@@ -40,7 +50,7 @@ class _Normaliser(HTMLParser):
         self.emit(f"<!{decl.lower()}>")
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        shown = "".join(f' {k}="{_squash(v or "")}"' for k, v in sorted(attrs))
+        shown = "".join(_attribute(k, v) for k, v in sorted(attrs))
         self.emit(f"<{tag}{shown}>")
         self.in_style = tag == "style"
 

@@ -67,7 +67,8 @@ def test_killed_at_any_point_a_resume_reaches_everyone_and_doubles_only_what_was
         for address in early:
             suppress(session, address, "unsubscribed")
 
-    kill_after(mailer(send_settings, smtp_server, "send", "stalking"), smtp_server, 1)
+    kill_after(mailer(send_settings, smtp_server, "send", "stalking", "--offline", "--force",
+                      "--reason", "test content", "--by", "tester"), smtp_server, 1)
     kills = 1
     for received in (500, 1100):
         if received == 1100:  # people who leave while the send is under way

@@ -6,17 +6,18 @@ points public image URLs at the local copies, so it works offline from the file 
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 from mailer import taxonomy
+from mailer.build.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.segments import segment_key
-from mailer.render.renderer import SAMPLE_NAME, CompiledVariant, greeting, jinja_environment
+from mailer.render.renderer import CompiledVariant, greeting, jinja_environment
 from mailer.taxonomy import AUDIENCES, REGIONS
 
+SAMPLE_READER = "Jan Jansen"  # whom previews and checks greet
 SCREEN_WIDTHS = (600, 375)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
@@ -25,38 +26,38 @@ class PreviewError(Exception):
     """The preview cannot be made (no build, unknown segment, no browser for screenshots)."""
 
 
-def sample_slots(manifest: dict, settings: Settings) -> dict[str, str]:
+def sample_slots(manifest: Manifest, settings: Settings) -> dict[str, str]:
     base = settings.public_base_url.rstrip("/")
     return {
-        "greeting": greeting(manifest["greeting"], manifest["greeting_named"], SAMPLE_NAME),
+        "greeting": greeting(manifest.greeting, manifest.greeting_named, SAMPLE_READER),
         "unsubscribe_url": f"{base}/afmelden/voorbeeld",
         "preferences_url": f"{base}/voorkeuren/voorbeeld",
-        "webversion_url": manifest["public_url"],
+        "webversion_url": manifest.public_url,
     }
 
 
-def _page(settings: Settings, theme: str, manifest: dict, chosen: str,
+def _page(settings: Settings, theme: str, manifest: Manifest, chosen: str,
           texts: dict[str, str]) -> str:
     options = []
-    for key, seg in manifest["segments"].items():
+    for key, seg in manifest.segments.items():
         region, audience = key.split("/")
-        options.append({"variant": seg["variant"], "selected": key == chosen,
+        options.append({"variant": seg.variant, "selected": key == chosen,
                         "label": f"{REGIONS[region]} · {AUDIENCES[audience]} "
-                                 f"({seg['variant']}, {seg['bytes'] / 1024:.0f} KB)"})
+                                 f"({seg.variant}, {seg.bytes / 1024:.0f} KB)"})
     template = jinja_environment(settings.templates, autoescape=True).get_template(
         "web/preview.html.j2")
-    return template.render(title=manifest["title"], theme=theme, options=options, texts=texts,
-                           first=manifest["segments"][chosen]["variant"])
+    return template.render(title=manifest.title, theme=theme, options=options, texts=texts,
+                           first=manifest.segments[chosen].variant)
 
 
 def write_preview(settings: Settings, theme: str, region: str | None = None,
                   audience: str | None = None, screenshot: bool = False) -> list[Path]:
     """Write out/preview/<theme>/index.html (and screenshots); return the files written."""
     built = settings.out / theme
-    manifest_path = built / "manifest.json"
-    if not manifest_path.exists():
-        raise PreviewError(f"{manifest_path} not found: run `mailer build {theme}` first")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = read_manifest(built)
+    except ManifestError as exc:
+        raise PreviewError(str(exc)) from exc
     problems = [taxonomy.problem(what, value) for what, value in
                 (("region", region), ("audience", audience)) if value]
     if any(problems):
@@ -67,21 +68,21 @@ def write_preview(settings: Settings, theme: str, region: str | None = None,
         shutil.rmtree(target)
     target.mkdir(parents=True)
     slots = sample_slots(manifest, settings)
-    public = manifest["public_url"].rsplit("/", 1)[0] + "/"
+    public = manifest.public_url.rsplit("/", 1)[0] + "/"
     texts: dict[str, str] = {}
-    for seg in manifest["segments"].values():
-        name = seg["variant"]
+    for seg in manifest.segments.values():
+        name = seg.variant
         if name in texts:
             continue
-        compiled = CompiledVariant((built / seg["html"]).read_text(encoding="utf-8"),
-                                   (built / seg["text"]).read_text(encoding="utf-8"))
+        compiled = CompiledVariant((built / seg.html).read_text(encoding="utf-8"),
+                                   (built / seg.text).read_text(encoding="utf-8"))
         html, texts[name] = compiled.fill(slots)
         (target / f"{name}.html").write_text(html.replace(public, f"../../{theme}/"), encoding="utf-8")
     index = target / "index.html"
     index.write_text(_page(settings, theme, manifest, chosen, texts), encoding="utf-8")
     written = [index]
     if screenshot:
-        written += take_screenshots(target / f"{manifest['segments'][chosen]['variant']}.html", target)
+        written += take_screenshots(target / f"{manifest.segments[chosen].variant}.html", target)
     return written
 
 

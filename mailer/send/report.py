@@ -15,6 +15,7 @@ from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Delivery, Send
 from mailer.render.renderer import jinja_environment
+from mailer.send.approval import describe
 from mailer.send.runner import SendError
 
 STATUSES = ("pending", "sending", "sent", "failed", "skipped", "bounced")
@@ -32,6 +33,11 @@ class SendReport:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def approval(self) -> str:
+        """Who created and who approved the send, and when."""
+        return describe(self.send)
 
 
 def send_report(settings: Settings, send_id: int, top_errors: int = 10) -> SendReport:

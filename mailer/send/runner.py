@@ -19,13 +19,12 @@ permanent ones (5xx) are recorded with the server's answer. Too many of either p
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import socket
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -34,13 +33,16 @@ from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, lite
 from sqlmodel import Session, col, select
 
 from mailer import taxonomy
-from mailer.build.builder import anonymous_links, build, source_hash
+from mailer.build.builder import build
+from mailer.build.manifest import Manifest
+from mailer.build.writer import anonymous_links
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, greeting, slot_value
+from mailer.send import approval
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.send.testers import tester_names
 from mailer.subscribers.subscriptions import recipients, recipients_query
@@ -79,15 +81,10 @@ class SendSummary:
 # --- the build a send is made from ---------------------------------------------------------
 
 
-def current_manifest(settings: Settings, theme: str) -> dict:
-    """The manifest of `out/<theme>`, built first when missing or older than its sources."""
-    path = settings.out / theme / "manifest.json"
-    if path.exists():
-        manifest = json.loads(path.read_text("utf-8"))
-        if manifest["source_hash"] == source_hash(settings, theme):
-            return manifest
-    build(settings, theme)
-    return json.loads(path.read_text("utf-8"))
+def current_manifest(settings: Settings, theme: str) -> Manifest:
+    """The manifest of `out/<theme>`, built first when missing or older than what it reads
+    (content, templates, settings, partner publications)."""
+    return build(settings, theme).manifest
 
 
 def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
@@ -99,20 +96,20 @@ def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
     return regions, audiences
 
 
-def _variants_of(manifest: dict, regions: list[str], audiences: list[str]
+def _variants_of(manifest: Manifest, regions: list[str], audiences: list[str]
                  ) -> dict[tuple[str, str], str]:
     """(region, audience) → variant name for the chosen segments."""
-    return {(r, a): manifest["segments"][segment_key(r, a)]["variant"]
+    return {(r, a): manifest.segments[segment_key(r, a)].variant
             for r, a in all_segments(regions, audiences)}
 
 
-def _read_variant(settings: Settings, theme: str, manifest: dict, name: str
+def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
                   ) -> tuple[str, str, str]:
     """HTML, text and web-version URL of one built variant."""
-    entry = next(s for s in manifest["segments"].values() if s["variant"] == name)
+    entry = manifest.variant(name)
     folder = settings.out / theme
-    return ((folder / entry["html"]).read_text("utf-8"), (folder / entry["text"]).read_text("utf-8"),
-            entry["online_url"])
+    return ((folder / entry.html).read_text("utf-8"), (folder / entry.text).read_text("utf-8"),
+            entry.online_url)
 
 
 @dataclass(frozen=True)
@@ -157,18 +154,21 @@ class MessageTemplate:
 
 def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = None,
                 audiences: Iterable[str] | None = None, *,
-                planned_for: dt.datetime | None = None) -> int:
+                planned_for: dt.datetime | None = None,
+                record: Mapping[str, object] | None = None) -> int:
     """Plan a send of THEME to the segment (default: everyone); builds first if stale.
 
-    Nobody is chosen yet: the recipients are snapshotted when the send starts.
+    Nobody is chosen yet: the recipients are snapshotted when the send starts. `record` sets
+    the columns that say who asked for it (created_by, approval, forced_*).
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = current_manifest(settings, theme)
     with session_scope(settings, write=True) as session:
-        send = Send(theme=theme, topic=manifest["topic"], subject=manifest["subject"],
+        send = Send(theme=theme, topic=manifest.topic, subject=manifest.subject,
                     regions=chosen_regions, audiences=chosen_audiences,
-                    planned_for=planned_for, source_hash=manifest["source_hash"],
-                    greeting=manifest["greeting"], greeting_named=manifest["greeting_named"])
+                    planned_for=planned_for, source_hash=manifest.source_hash,
+                    greeting=manifest.greeting, greeting_named=manifest.greeting_named,
+                    **(record or {}))
         session.add(send)
         session.flush()
         return send.id  # type: ignore[return-value]
@@ -195,6 +195,8 @@ def snapshot_send(settings: Settings, send_id: int) -> Send:
     if send.status == "done":
         return send
     manifest = current_manifest(settings, send.theme) if send.snapshot_at is None else None
+    if manifest is not None and (held := approval.problem(settings, send, manifest.source_hash)):
+        raise SendError(f"send {send_id} does not start: {held}")
     with session_scope(settings, write=True) as session:
         send = _get(session, send_id, lock=True)  # PostgreSQL: one snapshot, however many start
         if send.snapshot_at is None and manifest is not None:
@@ -205,14 +207,14 @@ def snapshot_send(settings: Settings, send_id: int) -> Send:
         return send
 
 
-def _snapshot(settings: Settings, session: Session, send: Send, manifest: dict) -> None:
+def _snapshot(settings: Settings, session: Session, send: Send, manifest: Manifest) -> None:
     regions, audiences = send.regions, send.audiences
     variants = _variants_of(manifest, regions, audiences)
     for name in sorted(set(variants.values())):
         html, text, online_url = _read_variant(settings, send.theme, manifest, name)
         session.add(SendVariant(send_id=send.id, name=name, html=html,  # type: ignore[arg-type]
                                 text=text, online_url=online_url))
-    people = recipients_query(manifest["topic"], regions, audiences).order_by(None).subquery()
+    people = recipients_query(manifest.topic, regions, audiences).order_by(None).subquery()
     variant = case(*[(and_(people.c.region == region, people.c.audience == audience), name)
                      for (region, audience), name in variants.items()])
     columns = ["send_id", "subscriber_id", "region", "audience", "variant", "status", "attempts",
@@ -220,9 +222,9 @@ def _snapshot(settings: Settings, session: Session, send: Send, manifest: dict) 
     rows = select(literal(send.id), people.c.id, people.c.region, people.c.audience, variant,
                   literal("pending"), literal(0), literal(""), literal("")).order_by(people.c.id)
     session.execute(insert(Delivery).from_select(columns, rows))
-    send.topic, send.subject = manifest["topic"], manifest["subject"]
-    send.greeting, send.greeting_named = manifest["greeting"], manifest["greeting_named"]
-    send.source_hash, send.snapshot_at = manifest["source_hash"], utcnow()
+    send.topic, send.subject = manifest.topic, manifest.subject
+    send.greeting, send.greeting_named = manifest.greeting, manifest.greeting_named
+    send.source_hash, send.snapshot_at = manifest.source_hash, utcnow()
 
 
 # --- delivering ----------------------------------------------------------------------------
@@ -569,7 +571,7 @@ def dry_run(settings: Settings, theme: str, regions: Iterable[str] | None = None
     manifest = current_manifest(settings, theme)
     variants = _variants_of(manifest, chosen_regions, chosen_audiences)
     with session_scope(settings) as session:
-        for person in recipients(session, manifest["topic"], chosen_regions, chosen_audiences):
+        for person in recipients(session, manifest.topic, chosen_regions, chosen_audiences):
             yield (person.email, segment_key(person.region, person.audience),
                    variants[person.region, person.audience])
 
@@ -588,9 +590,8 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
-    common = MessageCommon(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"],
-                           manifest["topic"], manifest["greeting"], manifest["greeting_named"],
-                           test=True)
+    common = MessageCommon(f"test-{utcnow():%Y%m%d%H%M%S}", manifest.subject, manifest.topic,
+                           manifest.greeting, manifest.greeting_named, test=True)
     own = transport is None
     transport = transport or transport_from_settings(settings)
     sent = []
