@@ -36,7 +36,7 @@ from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
 from mailer.send.dkimkeys import generate_key  # noqa: E402
-from mailer.send.runner import Letter, Mail  # noqa: E402
+from mailer.send.runner import MessageCommon, MessageTemplate  # noqa: E402
 from mailer.transport.transports import Outgoing  # noqa: E402
 from tests.conftest import REPO, bulk_subscribers  # noqa: E402
 from tests.smtp_server import free_port  # noqa: E402
@@ -60,12 +60,11 @@ def serve(port: int, ready: multiprocessing.synchronize.Event, count: multiproce
 
 
 def project(root: Path, dkim: bool) -> Settings:
-    for name in ("content", "templates"):
-        target = root / name
-        if not target.exists():
-            import shutil
+    target = root / "content"
+    if not target.exists():
+        import shutil
 
-            shutil.copytree(REPO / name, target)
+        shutil.copytree(REPO / "content", target)
     settings = Settings(root=root, secret_key="bench", smtp_security="none")
     if dkim:
         key = root / "dkim.pem"
@@ -96,24 +95,25 @@ def full_send(settings: Settings, recipients: int, run: str, memory: bool = Fals
     return seconds, peak
 
 
-def letter(settings: Settings) -> Letter:
+def message_template(settings: Settings) -> MessageTemplate:
     """The limburg/netwerk variant of the stalking mailing, ready to fill per recipient."""
     manifest = sending.current_manifest(settings, "stalking")
     name = manifest.segments["limburg/netwerk"].variant
-    mail = Mail(1, "0123456789abcdef", manifest.subject, manifest.topic, manifest.greeting,
-                manifest.greeting_named)
-    return Letter(settings, mail, *sending._read_variant(settings, "stalking", manifest, name))
+    common = MessageCommon(1, "0123456789abcdef", manifest.subject, manifest.topic,
+                           manifest.greeting, manifest.greeting_named)
+    return MessageTemplate(settings, common,
+                           *sending._read_variant(settings, "stalking", manifest, name))
 
 
-def one_message(letter: Letter, n: int) -> Outgoing:
+def one_message(template: MessageTemplate, n: int) -> Outgoing:
     url = f"https://nieuws.veiligheidvoorop.nl/afmelden/IjEi.aGVsbG8{n}"
-    return letter.message(recipient_id=n, address=f"r{n}@example.org", name=f"Ontvanger {n}",
-                          unsubscribe=url, preferences=url, token=f"IjEi.aGVsbG8{n}")
+    return template.message(recipient_id=n, address=f"r{n}@example.org", name=f"Ontvanger {n}",
+                            unsubscribe=url, preferences=url, token=f"IjEi.aGVsbG8{n}")
 
 
 def build_cost(settings: Settings, messages: int) -> float:
     """Microseconds the sender spends on one message: slots, headers, encoding, signing."""
-    filled = letter(settings)
+    filled = message_template(settings)
     start = time.perf_counter()
     for n in range(messages):
         one_message(filled, n)
@@ -122,7 +122,7 @@ def build_cost(settings: Settings, messages: int) -> float:
 
 def bare_loop(settings: Settings, messages: int) -> float:
     """Seconds to send one pre-built message `messages` times over one smtplib connection."""
-    message = one_message(letter(settings), 1)
+    message = one_message(message_template(settings), 1)
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port) as conn:
         start = time.perf_counter()
         for _ in range(messages):

@@ -26,7 +26,7 @@ from mailer.build.builder import build  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
 from mailer.send.dkimkeys import generate_key  # noqa: E402
-from mailer.send.runner import Letter, Mail  # noqa: E402
+from mailer.send.runner import MessageCommon, MessageTemplate  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 _SCORE = re.compile(rb"^X-Spam-Status: \w+, score=(-?[\d.]+).*?tests=(.*?)(?:autolearn|version)",
@@ -35,8 +35,7 @@ _SCORE = re.compile(rb"^X-Spam-Status: \w+, score=(-?[\d.]+).*?tests=(.*?)(?:aut
 
 def messages(root: Path, theme: str) -> dict[str, bytes]:
     """Variant name → the message its first recipient gets, as the send builds it."""
-    for name in ("content", "templates"):
-        shutil.copytree(REPO / name, root / name)
+    shutil.copytree(REPO / "content", root / "content")
     key = root / "dkim.pem"
     generate_key(key)
     settings = replace(Settings(root=root, database_url=f"sqlite:///{root}/spam.db"),
@@ -44,13 +43,14 @@ def messages(root: Path, theme: str) -> dict[str, bytes]:
                        dkim_key_file=str(key))
     build(settings, theme)
     manifest = sending.current_manifest(settings, theme)
-    mail = Mail(1, "0123456789abcdef", manifest.subject, manifest.topic, manifest.greeting,
-                manifest.greeting_named)
+    common = MessageCommon(1, "0123456789abcdef", manifest.subject, manifest.topic,
+                           manifest.greeting, manifest.greeting_named)
     found = {}
     for name in sorted({s.variant for s in manifest.segments.values()}):
-        letter = Letter(settings, mail, *sending._read_variant(settings, theme, manifest, name))
+        template = MessageTemplate(settings, common,
+                                   *sending._read_variant(settings, theme, manifest, name))
         url = f"{settings.public_base_url}/afmelden/IjEi.aGVsbG8"
-        found[name] = letter.message(
+        found[name] = template.message(
             recipient_id=1, address="j.jansen@veiligthuis-voorbeeld.nl", name="Jan Jansen",
             unsubscribe=f"{url}?onderwerp={manifest.topic}",
             preferences=f"{settings.public_base_url}/voorkeuren/IjEi.aGVsbG8",

@@ -12,11 +12,12 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Received:
     sender: str
     recipients: tuple[str, ...]
     data: bytes
+    connection: int = 0  # which connection: numbered in the order they were opened
 
 
 def free_port() -> int:
@@ -58,8 +60,35 @@ class _Handler:
         if fault == "451":
             return "451 4.3.0 Temporary local problem, try again later"
         self.server.accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos),
-                                    bytes(envelope.original_content or envelope.content)))
+                                    bytes(envelope.original_content or envelope.content),
+                                    server.connection))
         return "250 2.0.0 OK: queued"
+
+
+class _TrackedSMTP(SMTP):
+    """aiosmtpd's protocol, telling the test server when a client connects and leaves."""
+
+    def __init__(self, test_server: SMTPTestServer, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.test_server, self.connection = test_server, 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.connection == 0:  # not again after STARTTLS
+            self.connection = self.test_server.opened(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.test_server.closed(self)
+        super().connection_lost(error)
+
+
+class _Controller(Controller):
+    def __init__(self, test_server: SMTPTestServer, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.test_server = test_server
+
+    def factory(self) -> SMTP:
+        return _TrackedSMTP(self.test_server, self.handler, **self.SMTP_kwargs)
 
 
 class SMTPTestServer:
@@ -83,7 +112,46 @@ class SMTPTestServer:
         self._messages: list[Received] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        self._opened = 0
+        self._open: set[_TrackedSMTP] = set()
+        self._controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port)
+
+    def opened(self, protocol: _TrackedSMTP) -> int:
+        with self._lock:
+            self._opened += 1
+            self._open.add(protocol)
+            return self._opened
+
+    def closed(self, protocol: _TrackedSMTP) -> None:
+        with self._lock:
+            self._open.discard(protocol)
+
+    @property
+    def connections_opened(self) -> int:
+        """How many connections were opened so far (the controller's own check included)."""
+        with self._lock:
+            return self._opened
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def close_connections(self) -> None:
+        """Hang up on every client, as a server does with idle connections; returns once done."""
+        with self._lock:
+            transports = [p.transport for p in self._open if p.transport is not None]
+        for transport in transports:
+            self._controller.loop.call_soon_threadsafe(transport.close)
+        self.wait_until(lambda: self.open_connections == 0, "connections still open")
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+        """Wait for something the server's thread does; fails with `what` after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(what)
+            time.sleep(0.01)
 
     def draw_fault(self) -> str:
         """Which fault, if any, the next DATA meets; recorded in `faults`."""

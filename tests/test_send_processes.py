@@ -105,7 +105,7 @@ def test_two_workers_share_one_send_on_postgresql(send_settings: Settings,
     bulk_subscribers(send_settings, total)
     settings = replace(send_settings, smtp_host=smtp_server.host, smtp_port=smtp_server.port)
     send_id = sending.create_send(settings, "stalking")
-    sending.start_send(settings, send_id)
+    sending.snapshot_send(settings, send_id)
     workers = [mailer(settings, smtp_server, "sends", "work", str(send_id), "--rate", "300")
                for _ in range(2)]
     for worker in workers:

@@ -10,8 +10,8 @@ from email.message import EmailMessage
 
 from sqlmodel import Session
 
+from mailer import taxonomy
 from mailer.config import Settings
-from mailer.content.segments import TOPIC_NAMES
 from mailer.subscribers.subscriptions import NotFound, unsubscribe
 from mailer.subscribers.tokens import TokenError, read_token
 
@@ -31,7 +31,7 @@ def unsubscribe_request(settings: Settings, message: EmailMessage) -> tuple[str,
 
 def unsubscribe_by_mail(settings: Settings, session: Session, topic: str, token: str) -> str:
     """Apply one unsubscribe mail; returns what was done, for the report."""
-    if not token or topic not in TOPIC_NAMES:
+    if not token or topic not in taxonomy.TOPICS:
         return "unsubscribe mail without a valid topic and token: nothing changed"
     try:
         public_id = unsubscribe(session, read_token(settings, token, "unsubscribe"), topic)

@@ -27,16 +27,18 @@ from flufl.bounce import all_failures
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from mailer import addresses
 from mailer.bounces.classify import Kind, Verdict, classify
 from mailer.bounces.mailto import unsubscribe_by_mail, unsubscribe_request
 from mailer.bounces.suppressions import record_bounce
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
+from mailer.errors import FileError, user_file
 from mailer.models import Delivery, Subscriber
 from mailer.send.identity import Reference, install_id, parse_bounce_address, parse_message_id
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_AT_WORD = re.compile(r"[^\s<>()\[\]\",;:]+@[^\s<>()\[\]\",;:]+")  # candidates, checked below
 _MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
@@ -84,8 +86,10 @@ class BounceHandler:
     """Applies findings to the database. Only bounces of our own deliveries count; each is
     recorded once, so reading the same mailbox again changes nothing."""
 
-    def __init__(self, settings: Settings, session: Session, engine: Engine):
+    def __init__(self, settings: Settings, session: Session, engine: Engine,
+                 soft_limit: int | None = None):
         self.settings, self.session = settings, session
+        self.soft_limit = soft_limit or settings.bounce_soft_limit
         self.install = install_id(engine)
 
     def process(self, source: str, message: EmailMessage) -> Processed:
@@ -105,7 +109,7 @@ class BounceHandler:
         verdict = Verdict(finding.kind, finding.status, finding.reason)
         key = hashlib.sha256(f"dsn\0{delivery.id}\0{finding.kind}".encode()).hexdigest()
         action = record_bounce(self.session, key=key, address=subscriber.email, verdict=verdict,
-                               delivery_id=delivery.id, soft_limit=self.settings.bounce_soft_limit)
+                               delivery_id=delivery.id, soft_limit=self.soft_limit)
         if action != "already recorded":
             delivery.status, delivery.error = "bounced", f"{finding.status} {finding.reason}"
             delivery.answer_class, delivery.enhanced_code = finding.kind, finding.status[:12]
@@ -123,7 +127,7 @@ class BounceHandler:
         if reference is None:
             return None
         row = self._delivery(reference)
-        if row is None or (verp is None and row[1].email.lower() != finding.address):
+        if row is None or (verp is None and addresses.normalise(row[1].email) != finding.address):
             return None
         return row
 
@@ -137,6 +141,8 @@ class BounceHandler:
 
 def read_messages(path: Path) -> Iterator[tuple[str, EmailMessage]]:
     """(source name, message) from a Maildir, a plain folder of messages, or an mbox file."""
+    if not path.exists():
+        raise FileError(f"cannot read {path}: no such file or folder")
     if path.is_dir():
         folders = [path / sub for sub in ("new", "cur") if (path / sub).is_dir()] or [path]
         for folder in folders:
@@ -158,8 +164,8 @@ def _parse(data: bytes) -> EmailMessage:
 def findings_in(message: EmailMessage, source: str) -> tuple[list[Finding], str]:
     """The findings in one message, or none and why it is not a bounce."""
     original = _original_message_id(message)
-    envelope = tuple(a.lower() for header in _ENVELOPE_HEADERS
-                     for a in _ADDRESS.findall(" ".join(map(str, message.get_all(header, [])))))
+    envelope = tuple(a for header in _ENVELOPE_HEADERS
+                     for a in _addresses_in(" ".join(map(str, message.get_all(header, [])))))
     reports = [part for part in message.walk()
                if part.get_content_type() == "message/delivery-status"]
     if reports:
@@ -183,9 +189,15 @@ def _from_report(report: EmailMessage, source: str, original: str | None,
             continue  # delayed, delivered, relayed: not (yet) a bounce
         reason = " ".join(str(block.get("Diagnostic-Code", "")).split()).removeprefix("smtp;")
         verdict = classify(reason.strip(), status)
-        address = recipient.rpartition(";")[2].strip().strip("<>").lower()
+        address = addresses.normalise(recipient.rpartition(";")[2].strip().strip("<>"))
         yield Finding(source, address, verdict.kind, verdict.enhanced,
                       verdict.answer or verdict.enhanced, original, envelope)
+
+
+def _addresses_in(text: str) -> list[str]:
+    """The valid addresses in free text, normalised, in order."""
+    found = (addresses.normalise(word.strip(".'")) for word in _AT_WORD.findall(text))
+    return [a for a in found if addresses.problem(a) is None]
 
 
 def _from_plain_text(message: EmailMessage, source: str, original: str | None,
@@ -199,7 +211,7 @@ def _from_plain_text(message: EmailMessage, source: str, original: str | None,
     reason = next((line for line in lines if verdict.enhanced and verdict.enhanced in line),
                   next((line for line in lines
                         if any(w in line.lower() for w in _SOFT_WORDS)), "")) or verdict.answer[:200]
-    found = [(a.decode(errors="replace").lower(), a in temporary)
+    found = [(addresses.normalise(a.decode(errors="replace")), a in temporary)
              for a in sorted(temporary | permanent)]
     return [Finding(source, address, "soft" if later else verdict.kind, verdict.enhanced, reason,
                     original, envelope) for address, later in found]
@@ -239,12 +251,14 @@ def _original_message_id(message: EmailMessage) -> str | None:
     return None
 
 
-def process(settings: Settings, path: Path, dry_run: bool = False) -> list[Processed]:
+def process(settings: Settings, path: Path, dry_run: bool = False,
+            soft_limit: int | None = None) -> list[Processed]:
     """Classify every message under `path` and apply it: bounces of our deliveries by class,
-    mails to the unsubscribe address by their token. `dry_run` reports and keeps nothing."""
+    mails to the unsubscribe address by their token. `dry_run` reports and keeps nothing;
+    `soft_limit` overrides the bounce_soft_limit setting."""
     engine = get_engine(settings)
-    with session_scope(engine, write=True) as session:
-        handler = BounceHandler(settings, session, engine)
+    with session_scope(engine, write=True) as session, user_file(path):
+        handler = BounceHandler(settings, session, engine, soft_limit)
         results = [handler.process(source, message) for source, message in read_messages(path)]
         if dry_run:
             session.rollback()

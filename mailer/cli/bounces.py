@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mailer.bounces.processing import process
-from mailer.cli.common import database, friendly, settings
+from mailer.cli.common import database, settings
 
 
 @click.group()
@@ -22,15 +22,17 @@ def bounces() -> None:
 
 
 @bounces.command("process")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report only; record nothing.")
-@friendly(OSError)
-def process_command(path: Path, dry_run: bool) -> None:
+@click.option("--soft-limit", type=int,
+              help="Soft bounces after which an address is suppressed (default: the "
+                   "bounce_soft_limit setting, 3).")
+def process_command(path: Path, dry_run: bool, soft_limit: int | None) -> None:
     """Read bounces and unsubscribe mails from a Maildir, a folder of .eml files or an mbox.
 
     Bounces are classed by RFC 3463: hard (the address does not exist) suppresses it, soft
-    suppresses after the bounce_soft_limit setting (3), blocked (policy, reputation:
-    our problem) suppresses nobody. Only bounces of a message we sent to that address count
+    suppresses after --soft-limit, blocked (policy, reputation: our problem) suppresses
+    nobody. Only bounces of a message we sent to that address count
     (by the VERP bounce address or our Message-ID); others are reported as unmatched. Mails
     to the List-Unsubscribe mailto address unsubscribe the person whose token the subject
     carries. Reading the same mail again changes nothing.
@@ -41,7 +43,7 @@ def process_command(path: Path, dry_run: bool) -> None:
     """
     config = settings()
     database(config)  # a clean message when the database is missing or outdated
-    results = process(config, path, dry_run=dry_run)
+    results = process(config, path, dry_run=dry_run, soft_limit=soft_limit)
     for result in results:
         if result.ignored:
             click.echo(f"{result.source}: ignored ({result.ignored})")

@@ -1,4 +1,4 @@
-"""What every command shares: settings from the context, and errors that end with exit code 1.
+"""What every command shares: the settings and the database of the current project.
 
 The database layer is imported only by the commands that open the database, so that `mailer
 build` starts without SQLAlchemy.
@@ -6,59 +6,51 @@ build` starts without SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AbstractContextManager
-from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from mailer.config import ConfigError, Settings, load_settings
+from mailer import taxonomy
+from mailer.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlmodel import Session
 
 
-class UserError(click.ClickException):
-    """An error the user can fix; printed without a traceback, exit code 1."""
+class Term(click.ParamType):
+    """A region, audience or topic slug, checked by the one taxonomy check (with suggestions)."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.name = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        problem = taxonomy.problem(self.what, value)
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.what.upper()
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(slug) for slug in taxonomy.VOCABULARIES[self.what]
+                if slug.startswith(incomplete)]
 
 
 def settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
-
-
-def friendly(*errors: type[Exception]) -> Callable:
-    """Turn the given library exceptions into a clean message and exit code 1."""
-
-    def wrap(func: Callable) -> Callable:
-        @wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return func(*args, **kwargs)
-            except errors as exc:
-                raise UserError(str(exc)) from exc
-
-        return run
-
-    return wrap
+    return load_settings()
 
 
 def database(config: Settings) -> Engine:
     """The configured database, created at the current schema when new."""
-    from sqlalchemy.exc import OperationalError
+    from mailer.db import get_engine
 
-    from mailer.db import SchemaError, get_engine
-
-    try:
-        return get_engine(config)
-    except SchemaError as exc:
-        raise UserError(str(exc)) from exc
-    except OperationalError as exc:
-        raise UserError(f"cannot open the database {config.database_url}: {exc.orig}") from exc
+    return get_engine(config)
 
 
 def database_session(write: bool = False) -> AbstractContextManager[Session]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mailer.cli.common import settings
+from mailer.errors import MailerError
 from mailer.send.doctor import diagnose, dns_records
 
 MARKS = {"ok": "ok     ", "warning": "WARNING", "error": "ERROR  "}
@@ -33,7 +34,7 @@ def doctor_command(no_dns: bool) -> None:
         click.echo(f"  {kind:<5} {name}.  IN TXT  \"{value}\"")
     errors = sum(c.level == "error" for c in found)
     if errors:
-        raise click.ClickException(f"{errors} problem(s) to fix before a real send")
+        raise MailerError(f"{errors} problem(s) to fix before a real send")
 
 
 COMMANDS = [doctor_command]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from mailer.build.archive import ArchiveError, publish
-from mailer.cli.common import friendly, settings
+from mailer.build.archive import publish
+from mailer.cli.common import settings
+from mailer.errors import user_file
 
 
 @click.command("publish")
 @click.argument("theme")
-@friendly(ArchiveError, OSError)
 def publish_command(theme: str) -> None:
     """Add the built mailing THEME to the archive and the feed without sending it.
 
@@ -23,10 +23,11 @@ def publish_command(theme: str) -> None:
     Example:
       mailer build stalking && mailer publish stalking
     """
-    if publish(settings(), theme, "published by hand"):
-        click.echo(f"{theme} is now in the archive and the feed.")
-    else:
-        click.echo(f"{theme} was already published.")
+    config = settings()
+    with user_file(config.out, "write"):
+        done = publish(config, theme, "published by hand")
+    click.echo(f"{theme} is now in the archive and the feed." if done
+               else f"{theme} was already published.")
 
 
 COMMANDS = [publish_command]

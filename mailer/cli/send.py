@@ -15,22 +15,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import select
 
-from mailer.check.readiness import NotReady, release
+from mailer.check.readiness import release
 from mailer.cli.build import build_errors
-from mailer.cli.common import database, database_session, friendly, settings
-from mailer.config import ConfigError, Settings
-from mailer.content.segments import AUDIENCES, REGIONS
+from mailer.cli.common import Term, database, database_session, settings
+from mailer.config import Settings
+from mailer.errors import user_file
 from mailer.models import Send
 from mailer.send import approval
 from mailer.send import runner as sending
-from mailer.send.approval import ApprovalError
 from mailer.send.report import html_report, send_report
-from mailer.transport.transports import DeliveryError, security_warning
+from mailer.transport.transports import security_warning
 
-region_option = click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
+region_option = click.option("--region", "regions", multiple=True, type=Term("region"),
                              help="Only this region (repeatable; default: every region).")
 audience_option = click.option("--audience", "audiences", multiple=True,
-                               type=click.Choice(list(AUDIENCES)),
+                               type=Term("audience"),
                                help="Only this audience (repeatable; default: every audience).")
 by_option = click.option("--by", help="Your name, recorded as who did this (default: $USER).")
 rate_option = click.option("--rate", type=float,
@@ -115,7 +114,6 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
               help="Send although readiness checks fail (needs --reason; both are recorded).")
 @click.option("--reason", help="Why the send must go out despite failing checks (with --force).")
 @click.option("--offline", is_flag=True, help="Skip the link check of the readiness checks.")
-@friendly(sending.SendError, DeliveryError, NotReady, ApprovalError, ConfigError)
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
                  test_addresses: tuple[str, ...], queue: bool, rate: float | None, by: str | None,
                  force: bool, reason: str | None, offline: bool) -> None:
@@ -166,7 +164,7 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                       f"`mailer sends approve {send_id} --by NAME`, then `mailer sends resume {send_id}`.")
         return
     if queue:
-        sending.start_send(config, send_id)
+        sending.snapshot_send(config, send_id)
         _print_summary(sending.summary(config, send_id), console)
         return
     _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)
@@ -195,7 +193,7 @@ def list_command(limit: int) -> None:
         rows = session.exec(select(Send).order_by(Send.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
     table = Table("id", "theme", "topic", "segment", "status", "created (UTC)")
     for send in rows:
-        segment = f"{send.regions or 'all'} / {send.audiences or 'all'}"
+        segment = f"{','.join(send.regions) or 'all'} / {','.join(send.audiences) or 'all'}"
         table.add_row(str(send.id), send.theme, send.topic, segment, send.status,
                       f"{send.created_at:%Y-%m-%d %H:%M}")
     console = Console()
@@ -209,7 +207,6 @@ def list_command(limit: int) -> None:
 @click.argument("send_id", type=int)
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a one-page HTML report with a chart to this file.")
-@friendly(sending.SendError, OSError)
 def show_command(send_id: int, html_file: Path | None) -> None:
     """Counts per delivery status and per region/audience of one send.
 
@@ -217,7 +214,8 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     Example:
       mailer sends show 3 --html report.html
     """
-    report = send_report(_settings(None), send_id)
+    config = _settings(None)
+    report = send_report(config, send_id)
     console = Console()
     send = report.send
     console.print(f"Send {send.id}: {send.theme} ({send.subject}) to topic {send.topic}; "
@@ -240,14 +238,14 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     if report.alarm:
         console.print(f"[red]{report.alarm}[/red]", soft_wrap=True)
     if html_file:
-        html_file.write_text(html_report(report), encoding="utf-8")
+        with user_file(html_file, "write"):
+            html_file.write_text(html_report(config, report), encoding="utf-8")
         console.print(f"Wrote {html_file}")
 
 
 @sends.command("approve")
 @click.argument("send_id", type=int)
 @by_option
-@friendly(ApprovalError)
 def approve_command(send_id: int, by: str | None) -> None:
     """Approve send ID for the content as it is now (four eyes: not by its creator).
 
@@ -264,7 +262,6 @@ def approve_command(send_id: int, by: str | None) -> None:
 
 @sends.command("pause")
 @click.argument("send_id", type=int)
-@friendly(sending.SendError)
 def pause_command(send_id: int) -> None:
     """Pause a send; the batch in flight finishes.
 
@@ -279,7 +276,6 @@ def pause_command(send_id: int) -> None:
 @sends.command("resume")
 @click.argument("send_id", type=int)
 @rate_option
-@friendly(sending.SendError, DeliveryError, ConfigError)
 def resume_command(send_id: int, rate: float | None) -> None:
     """Start, resume or finish a send after a pause, a crash or a kill.
 
@@ -298,7 +294,6 @@ def resume_command(send_id: int, rate: float | None) -> None:
 
 @sends.command("cancel")
 @click.argument("send_id", type=int)
-@friendly(sending.SendError)
 def cancel_command(send_id: int) -> None:
     """Call off a send before any message has left (afterwards: pause).
 
@@ -313,7 +308,6 @@ def cancel_command(send_id: int) -> None:
 @sends.command("work")
 @click.argument("send_id", type=int, required=False)
 @rate_option
-@friendly(sending.SendError, DeliveryError, ConfigError)
 def work_command(send_id: int | None, rate: float | None) -> None:
     """Deliver pending messages of running sends (or of one), beside other workers.
 

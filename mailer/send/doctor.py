@@ -17,6 +17,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from mailer.config import Settings
+from mailer.errors import MailerError
 from mailer.send.dkimkeys import public_der, record_value
 from mailer.send.signing import load_key
 from mailer.transport.transports import security_warning
@@ -153,7 +154,7 @@ def dns_records(settings: Settings) -> dict[str, tuple[str, str]]:
 Lookup = Callable[[str], list[str]]
 
 
-class DnsUnreachable(Exception):
+class DnsUnreachable(MailerError):
     """No usable DNS here: the published records cannot be read."""
 
 

@@ -19,7 +19,9 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
+from mailer import addresses
 from mailer.config import Settings
+from mailer.errors import MailerError
 from mailer.send.encoding import quoted_printable
 from mailer.send.identity import bounce_address, message_id, test_message_id
 from mailer.send.signing import DkimSigner
@@ -28,14 +30,13 @@ from mailer.transport.transports import Outgoing
 # Line breaks of every kind and other control characters: in a header they could start a new
 # header line (header injection), so a display name never keeps them.
 _CONTROL = {code: " " for code in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]}
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _URL = re.compile(r"https://[!-~]+")  # visible ASCII only: no space, CR, LF
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]*")  # itsdangerous' URL-safe alphabet
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.header_encoding = QP  # readable encoded words: =?utf-8?q?Jos=C3=A9?=
 
 
-class MessageError(ValueError):
+class MessageError(MailerError, ValueError):
     """A recipient value that cannot be put into a message safely; the recipient is skipped."""
 
 
@@ -46,8 +47,9 @@ def clean_name(name: str) -> str:
 
 def format_address(name: str, address: str) -> str:
     """`Name <address>` for a header: names quoted or RFC 2047-encoded, addresses checked."""
-    if not _ADDRESS.fullmatch(address):
-        raise MessageError(f"not a usable address: {address!r}")
+    problem = addresses.problem(address)
+    if problem:
+        raise MessageError(problem)
     name = clean_name(name)
     if name.isascii():
         return formataddr((name, address))

@@ -32,17 +32,20 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
+from mailer import taxonomy
 from mailer.bounces.classify import Verdict, classify
 from mailer.bounces.suppressions import record_bounce
 from mailer.build.archive import publish
 from mailer.build.builder import build
 from mailer.build.manifest import Manifest
 from mailer.build.writer import anonymous_links
-from mailer.config import ConfigError, Settings
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
+from mailer.clock import SYSTEM, Clock
+from mailer.config import Settings
+from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
+from mailer.errors import ConfigError, MailerError
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
-from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.render.renderer import CompiledVariant, greeting, slot_value
 from mailer.send import approval
 from mailer.send.encoding import EncodedBody
 from mailer.send.identity import install_id
@@ -67,7 +70,7 @@ BLOCK_SHARE = 0.05
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
 
-class SendError(Exception):
+class SendError(MailerError):
     """A send that cannot be created, run or changed as asked."""
 
 
@@ -97,9 +100,9 @@ def current_manifest(settings: Settings, theme: str) -> Manifest:
 def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
              ) -> tuple[list[str], list[str]]:
     regions, audiences = list(regions or []), list(audiences or [])
-    unknown = [r for r in regions if r not in REGIONS] + [a for a in audiences if a not in AUDIENCES]
-    if unknown:
-        raise SendError(f"unknown region or audience: {', '.join(unknown)}")
+    problems = taxonomy.problems("region", regions) + taxonomy.problems("audience", audiences)
+    if problems:
+        raise SendError("; ".join(problems))
     return regions, audiences
 
 
@@ -120,8 +123,8 @@ def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
 
 
 @dataclass(frozen=True)
-class Mail:
-    """What every recipient of a send shares: subject, topic and greetings."""
+class MessageCommon:
+    """What every message of a send shares: subject, topic and greetings."""
 
     send_id: int
     install: str
@@ -132,24 +135,26 @@ class Mail:
     test: bool = False
 
 
-class Letter:
-    """One variant of one send, compiled once; `message` fills in one recipient's copy."""
+class MessageTemplate:
+    """The messages of one variant of a send: headers and bodies prepared once (with the
+    MessageFactory); `message` fills in one recipient's copy, an Outgoing message."""
 
-    def __init__(self, settings: Settings, mail: Mail, html: str, text: str, online_url: str):
+    def __init__(self, settings: Settings, common: MessageCommon, html: str, text: str,
+                 online_url: str):
         compiled = CompiledVariant(html, text)
         self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
         self.text = EncodedBody(compiled.text_parts)
         self.online_url = online_url
-        self.greeting, self.greeting_named = mail.greeting, mail.greeting_named
-        self.factory = MessageFactory(settings, subject=mail.subject, list_slug=mail.topic,
-                                      list_name=TOPIC_NAMES[mail.topic], send_id=mail.send_id,
-                                      install=mail.install, test=mail.test)
+        self.greeting, self.greeting_named = common.greeting, common.greeting_named
+        self.factory = MessageFactory(settings, subject=common.subject, list_slug=common.topic,
+                                      list_name=taxonomy.TOPICS[common.topic],
+                                      send_id=common.send_id, install=common.install,
+                                      test=common.test)
 
     def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
                 preferences: str, token: str = "") -> Outgoing:
-        greeting = (self.greeting_named.replace("{naam}", name)
-                    if name and self.greeting_named else self.greeting)
-        slots = {"greeting": greeting, "unsubscribe_url": unsubscribe,
+        slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
+                 "unsubscribe_url": unsubscribe,
                  "preferences_url": preferences, "webversion_url": self.online_url}
         return self.factory.build_encoded(
             address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
@@ -172,7 +177,7 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
     manifest = current_manifest(settings, theme)
     with session_scope(settings, write=True) as session:
         send = Send(theme=theme, topic=manifest.topic, subject=manifest.subject,
-                    regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
+                    regions=chosen_regions, audiences=chosen_audiences,
                     planned_for=planned_for, source_hash=manifest.source_hash,
                     greeting=manifest.greeting, greeting_named=manifest.greeting_named,
                     **(record or {}))
@@ -181,19 +186,15 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
         return send.id  # type: ignore[return-value]
 
 
-def _split(value: str) -> list[str]:
-    return [v for v in value.split(",") if v]
-
-
 def _get(session: Session, send_id: int, lock: bool = False) -> Send:
     query = select(Send).where(Send.id == send_id)
     send = session.exec(query.with_for_update() if lock else query).first()
     if send is None:
-        raise SendError(f"no send with id {send_id}")
+        raise SendError(f"no send with id {send_id}; `mailer sends list` shows the sends")
     return send
 
 
-def start_send(settings: Settings, send_id: int) -> Send:
+def snapshot_send(settings: Settings, send_id: int) -> Send:
     """Snapshot the recipients (once) and mark the send running; a paused send runs again,
     a finished one is left as it is.
 
@@ -221,7 +222,7 @@ def start_send(settings: Settings, send_id: int) -> Send:
 
 
 def _snapshot(settings: Settings, session: Session, send: Send, manifest: Manifest) -> None:
-    regions, audiences = _split(send.regions), _split(send.audiences)
+    regions, audiences = send.regions, send.audiences
     variants = _variants_of(manifest, regions, audiences)
     for name in sorted(set(variants.values())):
         html, text, online_url = _read_variant(settings, send.theme, manifest, name)
@@ -308,15 +309,17 @@ class _Breaker:
 class _Worker:
     """One process's part in delivering a send; `name` marks the rows it claimed."""
 
-    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport):
+    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport,
+                 clock: Clock):
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
+        self.clock = clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        mail = Mail(send.id, install_id(engine), send.subject,  # type: ignore[arg-type]
-                    send.topic, send.greeting, send.greeting_named)
+        common = MessageCommon(send.id, install_id(engine), send.subject,  # type: ignore[arg-type]
+                               send.topic, send.greeting, send.greeting_named)
         with session_scope(engine) as session:
             rows = session.exec(select(SendVariant).where(SendVariant.send_id == send.id))
-            self.letters = {row.name: Letter(settings, mail, row.html, row.text, row.online_url)
-                            for row in rows}
+            self.templates = {row.name: MessageTemplate(settings, common, row.html, row.text,
+                                                        row.online_url) for row in rows}
 
     def claim(self) -> tuple[str, list[_Claimed], int]:
         """The send's status, up to `send_batch` due rows now marked as ours, and how many
@@ -328,7 +331,7 @@ class _Worker:
             status = session.exec(select(Send.status).where(Send.id == self.send.id)).one()
             if status != "running":
                 return status, [], 0
-            now = utcnow()
+            now = self.clock.now()
             due = (select(Delivery.id)
                    .where(Delivery.send_id == self.send.id, Delivery.status == "pending",
                           or_(col(Delivery.next_attempt_at).is_(None),
@@ -367,10 +370,10 @@ class _Worker:
 
     def deliver(self, item: _Claimed) -> _Outcome:
         """Build and send one message; runs in the pool's threads."""
-        letter = self.letters[item.variant]
+        template = self.templates[item.variant]
         token = make_token(self.settings, item.public_id, "unsubscribe")
         try:
-            self.transport.send(letter.message(
+            self.transport.send(template.message(
                 recipient_id=item.public_id, address=item.address, name=item.name,
                 unsubscribe=unsubscribe_url(self.settings, item.public_id, self.send.topic,
                                             token),
@@ -386,7 +389,7 @@ class _Worker:
         A final refusal counts as a bounce of its class at once: a 5.1.1 at RCPT suppresses
         the address now, not after a bounce message that may never come.
         """
-        now = utcnow()
+        now = self.clock.now()
         sent = [o.claimed.delivery_id for o in outcomes if o.error is None]
         failed = [o for o in outcomes if o.error is not None]
         others = [self._failure(o, now) for o in failed]
@@ -423,7 +426,7 @@ class _Worker:
     def idle(self) -> float | None:
         """Nothing was due: seconds to wait for a retry or another worker's batch, or None
         when the send is finished (then it is marked done)."""
-        now = utcnow()
+        now = self.clock.now()
         with session_scope(self.engine, write=True) as session:
             _requeue(session, self.send.id,  # type: ignore[arg-type]
                      now - dt.timedelta(seconds=self.settings.send_claim_timeout))
@@ -460,7 +463,7 @@ class _Worker:
                     wait = self.idle()
                     if wait is None:
                         return
-                    stop.wait(wait)
+                    self.clock.wait(wait, stop)
                     continue
                 try:
                     outcomes = list(pool.map(self.deliver, batch))
@@ -528,11 +531,11 @@ def summary(settings: Settings, send_id: int) -> SendSummary:
 
 
 def _deliver(settings: Settings, send: Send, transport: Transport | None,
-             progress: Progress | None, stop: threading.Event | None) -> SendSummary:
+             progress: Progress | None, stop: threading.Event | None, clock: Clock) -> SendSummary:
     own = transport is None
     transport = transport or transport_from_settings(settings)
     try:
-        _Worker(settings, get_engine(settings), send, transport).run(
+        _Worker(settings, get_engine(settings), send, transport, clock).run(
             progress, stop or threading.Event())
     finally:
         if own:
@@ -541,25 +544,25 @@ def _deliver(settings: Settings, send: Send, transport: Transport | None,
 
 
 def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
-             progress: Progress | None = None, stop: threading.Event | None = None
-             ) -> SendSummary:
+             progress: Progress | None = None, stop: threading.Event | None = None,
+             clock: Clock = SYSTEM) -> SendSummary:
     """Start or resume a send and deliver every pending recipient.
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
     in "sending" by an earlier process: run it when that process is gone (to add workers to a
     running send, use `work`). `stop` is checked between batches.
     """
-    send = start_send(settings, send_id)
+    send = snapshot_send(settings, send_id)
     if send.status == "done":
         return summary(settings, send_id)
     with session_scope(settings, write=True) as session:
         _requeue(session, send_id, None)
-    return _deliver(settings, send, transport, progress, stop)
+    return _deliver(settings, send, transport, progress, stop, clock)
 
 
 def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
-         progress: Progress | None = None, stop: threading.Event | None = None
-         ) -> list[SendSummary]:
+         progress: Progress | None = None, stop: threading.Event | None = None,
+         clock: Clock = SYSTEM) -> list[SendSummary]:
     """Deliver the pending rows of running sends (or of one) beside other workers.
 
     Other workers' fresh claims are left alone; claims older than `send_claim_timeout` are
@@ -576,7 +579,7 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
     for send in sends:
         if stop.is_set():
             break
-        results.append(_deliver(settings, send, transport, progress, stop))
+        results.append(_deliver(settings, send, transport, progress, stop, clock))
     return results
 
 
@@ -642,16 +645,17 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
-    mail = Mail(0, install_id(get_engine(settings)), manifest.subject, manifest.topic,
-                manifest.greeting, manifest.greeting_named, test=True)
+    common = MessageCommon(0, install_id(get_engine(settings)), manifest.subject,
+                           manifest.topic, manifest.greeting, manifest.greeting_named, test=True)
     own = transport is None
     transport = transport or transport_from_settings(settings)
     sent = []
     try:
         for name in names:
-            letter = Letter(settings, mail, *_read_variant(settings, theme, manifest, name))
+            template = MessageTemplate(settings, common,
+                                       *_read_variant(settings, theme, manifest, name))
             for n, (address, tester) in enumerate(testers, 1):
-                transport.send(letter.message(
+                transport.send(template.message(
                     recipient_id=f"{name}-{n}", address=address, name=tester,
                     unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
                 sent.append((address, name))

@@ -26,7 +26,9 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 
-from mailer.config import SECURITY_MODES, ConfigError, Settings
+from mailer.config import Settings
+from mailer.config_checks import SECURITY_MODES
+from mailer.errors import ConfigError, MailerError
 
 
 class InsecureServer(ConfigError):
@@ -36,7 +38,7 @@ class InsecureServer(ConfigError):
     """
 
 
-class DeliveryError(Exception):
+class DeliveryError(MailerError):
     """A message could not be delivered. `permanent` says whether retrying can help."""
 
     def __init__(self, message: str, permanent: bool, code: int | None = None):

@@ -28,11 +28,10 @@ from collections.abc import AsyncIterator, Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, StrictUndefined
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.applications import Starlette
@@ -45,11 +44,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from mailer import addresses, taxonomy
 from mailer.config import Settings
 from mailer.content.brand import load_brand
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
+from mailer.errors import MailerError
 from mailer.models import Subscriber, utcnow
+from mailer.render.overrides import OverridableLoader
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import (
     Claim,
@@ -59,11 +60,11 @@ from mailer.subscribers.tokens import (
     read_token,
     unsubscribe_url,
 )
+from mailer.taxonomy import AUDIENCES, REGIONS, TOPICS
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 from mailer.web import ratelimit
 from mailer.web.privacy import privacy_statement
 
-PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CSRF_COOKIE = "mailer_csrf"
 HONEYPOT = "website"
 MAX_BODY = 64 * 1024
@@ -112,7 +113,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
-class PageError(Exception):
+class PageError(MailerError):
     """Ends a request with a Dutch message page."""
 
     def __init__(self, status: int, heading: str, text: str):
@@ -127,10 +128,9 @@ def housekeeping(session: Session, settings: Settings) -> None:
 
 
 def template_environment(settings: Settings) -> Environment:
-    """The project's templates, overridable per site in settings.templates."""
+    """The package's templates, overridable per site in settings.templates."""
     return Environment(
-        loader=ChoiceLoader([FileSystemLoader(settings.templates),
-                             FileSystemLoader(PROJECT_TEMPLATES)]),
+        loader=OverridableLoader(settings.templates),
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -150,7 +150,7 @@ def confirmation_message(settings: Settings, env: Environment, email: str,
     message["Message-ID"] = make_msgid(domain=settings.list_domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(env.get_template("web/subscriptions/bevestigingsmail.txt.j2").render(
-        profile=profile, url=url, settings=settings, topic_names=TOPIC_NAMES,
+        profile=profile, url=url, settings=settings, topic_names=TOPICS,
         regions=REGIONS, audiences=AUDIENCES,
     ))
     return message
@@ -169,7 +169,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         html = env.get_template(f"web/subscriptions/{name}.html.j2").render(
             settings=settings, home_url="/aanmelden", csrf=csrf, regions=REGIONS,
-            audiences=AUDIENCES, topic_names=TOPIC_NAMES, **context,
+            audiences=AUDIENCES, topic_names=TOPICS, **context,
         )
         response = HTMLResponse(html, status_code=status)
         if CSRF_COOKIE not in request.cookies:
@@ -227,10 +227,10 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             return page(request, "aanmelden", values={"topics": ["updates"]}, errors={})
         form = await read_form(request)
         values = _profile_values(form)
-        email = subs.normalise_email(str(form.get("email", "")))[:400]
+        email = addresses.normalise(str(form.get("email", "")))[:400]
         profile = _profile(values)
         errors = {k: FIELD_ERRORS[k] for k in profile.problems()}
-        if subs.email_problem(email):
+        if addresses.problem(email):
             errors["email"] = FIELD_ERRORS["email"]
         if errors:
             return page(request, "aanmelden", 400, values={**values, "email": email}, errors=errors)
@@ -291,12 +291,12 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     async def unsubscribe(request: Request) -> Response:
         token = claim(request, "unsubscribe")
         topic = request.query_params.get("onderwerp") or None
-        if topic is not None and topic not in TOPIC_NAMES:
+        if topic is not None and taxonomy.problem("topic", topic):
             raise PageError(404, *BROKEN_LINK)
-        what = TOPIC_NAMES[topic] if topic else "alle mailings van Veiligheid voorop"
+        what = TOPICS[topic] if topic else "alle mailings van Veiligheid voorop"
         if _safe(request):
             person, active = await db(subs.profile_of, token)
-            remaining = [TOPIC_NAMES[t] for t in active if topic and t != topic]
+            remaining = [TOPICS[t] for t in active if topic and t != topic]
             return page(request, "afmelden", what=what, topic=topic, remaining=remaining,
                         already=person.status == "unsubscribed")
         form = await read_form(request, csrf=False)
