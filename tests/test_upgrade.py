@@ -9,7 +9,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlmodel import select
 
-from mailer.db import MIGRATIONS, _alembic_config, current_revision, engine_for, head_revision, session_scope
+from mailer.db import _alembic_config, current_revision, engine_for, head_revision, session_scope
 from mailer.models import PartnerPublication, Schedule, Send, Subscriber, Subscription, Suppression
 
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
@@ -51,8 +51,13 @@ def upgrade(engine: sa.Engine, revision: str) -> None:
         command.upgrade(_alembic_config(conn), revision)
 
 
+def scripts() -> ScriptDirectory:
+    """The migrations as the library finds them (package data)."""
+    return ScriptDirectory.from_config(_alembic_config(None))
+
+
 def revisions() -> list[str]:
-    return [r.revision for r in reversed(list(ScriptDirectory(str(MIGRATIONS)).walk_revisions()))]
+    return [r.revision for r in reversed(list(scripts().walk_revisions()))]
 
 
 def fill_while_upgrading(engine: sa.Engine, until: str | None = None) -> None:
@@ -92,7 +97,7 @@ def test_rows_written_at_every_old_revision_survive_the_upgrade_to_head(settings
 
 def test_the_list_conversion_can_be_undone(settings):
     engine = engine_for(settings.resolved_database_url)
-    list_change = next(r for r in ScriptDirectory(str(MIGRATIONS)).walk_revisions()
+    list_change = next(r for r in scripts().walk_revisions()
                        if r.path.endswith("_json_lists.py"))
     fill_while_upgrading(engine, until=list_change.revision)
     with engine.begin() as conn:
