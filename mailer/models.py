@@ -95,6 +95,10 @@ class Send(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     snapshot_at: dt.datetime | None = Field(default=None)
     finished_at: dt.datetime | None = Field(default=None)
+    # The worker holding the send on SQLite (host:pid:tag), since when, and its last sign of life.
+    lease_holder: str = Field(default="", max_length=TEXT_MAX)
+    lease_since: dt.datetime | None = Field(default=None)
+    lease_renewed_at: dt.datetime | None = Field(default=None)
 
 
 class SendVariant(SQLModel, table=True):

@@ -140,11 +140,11 @@ LISTS_DIR = REPO / "lists"
 @pytest.fixture
 def send_settings(settings: Settings) -> Settings:
     """`settings` with the real content and templates in its root, https links (as a message
-    needs) and quick retries."""
+    needs) and quick retries and back-offs."""
     for name in ("content", "templates"):
         shutil.copytree(REPO / name, settings.root / name)
     return replace(settings, public_base_url="https://testserver", send_retry_seconds=0.01,
-                   send_batch=5)
+                   send_connection_retry_seconds=0.01, send_batch=5)
 
 
 @pytest.fixture

@@ -12,21 +12,22 @@ This is the one place where mailings go out; the scheduler only calls `create_se
 - whether someone may still be mailed (unsubscribed, suppressed, erased) is checked when their
   row is claimed, not when the send was planned.
 
-Temporary failures (4xx, dropped connections, timeouts) come back later with a doubling back-off;
-permanent ones (5xx) are recorded with the server's answer. Too many of either pause the send.
+A recipient's temporary failures (4xx) come back later with a doubling back-off; permanent ones
+(5xx) are recorded with the server's answer. Trouble with the connection (greeting, TLS, login,
+421, drops) is nobody's attempt: the send backs off as a whole and pauses when it lasts
+(mailer.send.outcomes). Too many permanent failures pause the send too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
 import threading
-import uuid
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -39,18 +40,19 @@ from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segment
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.send import lease
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
+from mailer.send.outcomes import ConnectionWatch, Verdict, classify
 from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import preferences_url, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 
 FINAL = ("sent", "failed", "skipped", "bounced")
 # The send pauses itself when, of the last PERMANENT_WINDOW attempts, more than PERMANENT_SHARE
-# failed permanently (a list or a server gone bad), or after CONNECTION_FAILURES connection
-# failures in a row (the server is down: retrying everyone would only burn their attempts).
+# failed permanently (a list or a server gone bad).
 PERMANENT_WINDOW = 50
 PERMANENT_SHARE = 0.2
-CONNECTION_FAILURES = 10
+LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this often
 SAMPLE_NAME = "Anna de Vries"  # the name test sends greet
 
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
@@ -242,30 +244,22 @@ class _Claimed:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     claimed: _Claimed
+    verdict: Verdict
     error: DeliveryError | MessageError | None = None
-
-    @property
-    def permanent(self) -> bool:
-        """Retrying cannot help: a 5xx answer, or a recipient value no message can carry."""
-        return isinstance(self.error, MessageError) or (self.error is not None
-                                                       and self.error.permanent)
 
 
 class _Breaker:
-    """Says when errors mean that going on would only do harm."""
+    """Says when recipients' permanent failures mean that going on would only do harm."""
 
     def __init__(self) -> None:
         self.recent: deque[bool] = deque(maxlen=PERMANENT_WINDOW)
-        self.connection_failures = 0
 
     def feed(self, outcome: _Outcome) -> str:
         """A reason to pause, or ""."""
-        error, permanent = outcome.error, outcome.permanent
+        if outcome.verdict in (Verdict.CONNECTION, Verdict.UNTRIED):
+            return ""  # nobody's attempt; ConnectionWatch looks after these
+        permanent, error = outcome.verdict is Verdict.FAILED, outcome.error
         self.recent.append(permanent)
-        connection = isinstance(error, DeliveryError) and not error.permanent and error.code is None
-        self.connection_failures = self.connection_failures + 1 if connection else 0
-        if self.connection_failures >= CONNECTION_FAILURES:
-            return f"{self.connection_failures} connection failures in a row; last: {error}"
         failed = sum(self.recent)
         if len(self.recent) == PERMANENT_WINDOW and failed > PERMANENT_SHARE * PERMANENT_WINDOW:
             return (f"{failed} of the last {PERMANENT_WINDOW} attempts failed permanently; "
@@ -276,9 +270,11 @@ class _Breaker:
 class _Worker:
     """One process's part in delivering a send; `name` marks the rows it claimed."""
 
-    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport):
+    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport,
+                 name: str):
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.name = name
+        self.halt = threading.Event()  # the connection failed: leave the rest of the batch
         mail = Mail(send.id, send.subject, send.topic, send.greeting,  # type: ignore[arg-type]
                     send.greeting_named)
         with session_scope(engine) as session:
@@ -296,6 +292,8 @@ class _Worker:
             status = session.exec(select(Send.status).where(Send.id == self.send.id)).one()
             if status != "running":
                 return status, [], 0
+            if not lease.renew(session, self.send.id, self.name):  # type: ignore[arg-type]
+                return "taken over", [], 0
             now = utcnow()
             due = (select(Delivery.id)
                    .where(Delivery.send_id == self.send.id, Delivery.status == "pending",
@@ -333,6 +331,8 @@ class _Worker:
 
     def deliver(self, item: _Claimed) -> _Outcome:
         """Build and send one message; runs in the pool's threads."""
+        if self.halt.is_set():
+            return _Outcome(item, Verdict.UNTRIED)
         letter = self.letters[item.variant]
         try:
             self.transport.send(letter.message(
@@ -340,15 +340,18 @@ class _Worker:
                 unsubscribe=unsubscribe_url(self.settings, item.subscriber_id, self.send.topic),
                 preferences=preferences_url(self.settings, item.subscriber_id)))
         except (DeliveryError, MessageError) as exc:
-            return _Outcome(item, exc)
-        return _Outcome(item)
+            outcome = _Outcome(item, classify(exc), exc)
+            if outcome.verdict is Verdict.CONNECTION:
+                self.halt.set()
+            return outcome
+        return _Outcome(item, Verdict.SENT)
 
     def record(self, outcomes: Sequence[_Outcome]) -> int:
         """The batch's results in one transaction, one UPDATE for everything that was sent;
         returns how many rows reached a final status."""
         now = utcnow()
-        sent = [o.claimed.delivery_id for o in outcomes if o.error is None]
-        others = [self._failure(o, now) for o in outcomes if o.error is not None]
+        sent = [o.claimed.delivery_id for o in outcomes if o.verdict is Verdict.SENT]
+        others = [self._failure(o, now) for o in outcomes if o.verdict is not Verdict.SENT]
         with session_scope(self.engine, write=True) as session:
             if sent:
                 session.execute(update(Delivery).where(
@@ -362,8 +365,10 @@ class _Worker:
     def _failure(self, outcome: _Outcome, now: dt.datetime) -> dict:
         error, attempts = outcome.error, outcome.claimed.attempts + 1
         row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
-               "code": getattr(error, "code", None), "error": str(error)}
-        if outcome.permanent:
+               "code": getattr(error, "code", None), "error": str(error or "")}
+        if outcome.verdict in (Verdict.CONNECTION, Verdict.UNTRIED):  # nobody's attempt
+            return {**row, "status": "pending", "attempts": outcome.claimed.attempts}
+        if outcome.verdict is Verdict.FAILED:
             return {**row, "status": "failed"}
         if attempts >= self.settings.send_max_attempts:
             return {**row, "status": "failed", "error": f"gave up after {attempts} attempts: {error}"}
@@ -375,8 +380,9 @@ class _Worker:
         when the send is finished (then it is marked done)."""
         now = utcnow()
         with session_scope(self.engine, write=True) as session:
-            _requeue(session, self.send.id,  # type: ignore[arg-type]
-                     now - dt.timedelta(seconds=self.settings.send_claim_timeout))
+            _requeue_abandoned(session, self.send.id,  # type: ignore[arg-type]
+                               now - dt.timedelta(seconds=self.settings.send_claim_timeout))
+            lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
             pending, sending, soonest = session.exec(
                 select(func.count().filter(Delivery.status == "pending"),
                        func.count().filter(Delivery.status == "sending"),
@@ -392,9 +398,20 @@ class _Worker:
             ).values(status="done", finished_at=now))
             return None
 
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Sit out a back-off, renewing the lease meanwhile; `stop` ends it at once."""
+        deadline = time.monotonic() + seconds
+        while not stop.wait(min(max(deadline - time.monotonic(), 0), LEASE_WAIT)):
+            if time.monotonic() >= deadline:
+                return
+            with session_scope(self.engine, write=True) as session:
+                lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
+
     def run(self, progress: Progress | None, stop: threading.Event) -> None:
         """Claim, send and record batches until the send is done, paused, cancelled or stopped."""
         breaker = _Breaker()
+        connection = ConnectionWatch(self.settings.send_connection_retry_seconds,
+                                     self.settings.send_connection_patience)
         counts = _counts(self.engine, self.send.id)  # type: ignore[arg-type]
         total, finished = sum(counts.values()), sum(counts.get(s, 0) for s in FINAL)
         if progress:
@@ -407,19 +424,28 @@ class _Worker:
                     return
                 finished += skipped
                 if not batch:
+                    if skipped:  # rows were due: the next ones may be too
+                        continue
                     wait = self.idle()
                     if wait is None:
                         return
                     stop.wait(wait)
                     continue
+                self.halt.clear()
                 outcomes = list(pool.map(self.deliver, batch))
                 finished += self.record(outcomes)
                 if progress:
                     progress(finished, total)
-                reason = next(filter(None, map(breaker.feed, outcomes)), "")
+                backoff, reason = connection.after_batch(
+                    [o.verdict for o in outcomes],
+                    [o.error for o in outcomes if isinstance(o.error, DeliveryError)
+                     and o.verdict is Verdict.CONNECTION])
+                reason = reason or next(filter(None, map(breaker.feed, outcomes)), "")
                 if reason:
                     pause_send(self.settings, self.send.id, reason)  # type: ignore[arg-type]
                     return
+                if backoff:
+                    self.wait(backoff, stop)
 
 
 def _why_not(subscriber_id: int | None, person: str | None, subscription: str | None,
@@ -457,6 +483,19 @@ def _requeue(session: Session, send_id: int, claimed_before: dt.datetime | None)
     return session.execute(query.values(status="pending", worker="")).rowcount  # type: ignore[attr-defined]
 
 
+def _requeue_abandoned(session: Session, send_id: int, claimed_before: dt.datetime) -> None:
+    """Take over the claims of workers that died: those silent since `claimed_before`, and at
+    once those of processes on this machine that are gone."""
+    _requeue(session, send_id, claimed_before)
+    workers = session.exec(select(Delivery.worker).distinct().where(
+        Delivery.send_id == send_id, Delivery.status == "sending")).all()
+    dead = [name for name in workers if lease.gone(name)]
+    if dead:
+        session.execute(update(Delivery).where(
+            Delivery.send_id == send_id, Delivery.status == "sending",
+            col(Delivery.worker).in_(dead)).values(status="pending", worker=""))
+
+
 def _counts(engine: Engine, send_id: int) -> dict[str, int]:
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery.status, func.count())
@@ -473,16 +512,27 @@ def summary(settings: Settings, send_id: int) -> SendSummary:
 
 
 def _deliver(settings: Settings, send: Send, transport: Transport | None,
-             progress: Progress | None, stop: threading.Event | None) -> SendSummary:
+             progress: Progress | None, stop: threading.Event | None, name: str) -> SendSummary:
     own = transport is None
     transport = transport or transport_from_settings(settings)
     try:
-        _Worker(settings, get_engine(settings), send, transport).run(
+        _Worker(settings, get_engine(settings), send, transport, name).run(
             progress, stop or threading.Event())
     finally:
         if own:
             transport.close()
     return summary(settings, send.id)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _holding(settings: Settings, send_id: int) -> Iterator[str]:
+    """This worker's name, holding the send's lease (SQLite) for the block."""
+    name = lease.worker_name()
+    try:
+        with lease.holding(get_engine(settings), send_id, name, settings.send_claim_timeout):
+            yield name
+    except lease.LeaseHeld as exc:
+        raise SendError(str(exc)) from None
 
 
 def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
@@ -492,14 +542,16 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
     in "sending" by an earlier process: run it when that process is gone (to add workers to a
-    running send, use `work`). `stop` is checked between batches.
+    running send, use `work`; on SQLite the lease refuses a second worker). `stop` is checked
+    between batches.
     """
-    send = start_send(settings, send_id)
-    if send.status == "done":
-        return summary(settings, send_id)
-    with session_scope(settings, write=True) as session:
-        _requeue(session, send_id, None)
-    return _deliver(settings, send, transport, progress, stop)
+    with _holding(settings, send_id) as name:
+        send = start_send(settings, send_id)
+        if send.status == "done":
+            return summary(settings, send_id)
+        with session_scope(settings, write=True) as session:
+            _requeue(session, send_id, None)
+        return _deliver(settings, send, transport, progress, stop, name)
 
 
 def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
@@ -521,7 +573,8 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
     for send in sends:
         if stop.is_set():
             break
-        results.append(_deliver(settings, send, transport, progress, stop))
+        with _holding(settings, send.id) as name:  # type: ignore[arg-type]
+            results.append(_deliver(settings, send, transport, progress, stop, name))
     return results
 
 
