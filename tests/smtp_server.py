@@ -2,21 +2,34 @@
 
 Imported by the delivery tests, the send-loop tests and the send benchmark, so it lives in a module
 of its own rather than inside conftest. Faults are drawn from a seeded generator: the same run of
-messages meets the same faults every time.
+messages meets the same faults every time. Answers about the session are scripted: a greeting
+per connection (421, 554 …), a required login (535 for a wrong password, 530 without one) and
+required STARTTLS with a self-signed certificate (530 without it, a TLS failure with it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import socket
+import ssl
+import tempfile
 import threading
 import time
+import warnings
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,57 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def self_signed_context(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1: encryption
+    works, but a client that checks certificates (as ours does) refuses it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+class _ScriptedSMTP(SMTP):
+    """aiosmtpd's server whose greeting can be replaced by a scripted answer, after which it
+    hangs up, as a busy or unwilling relay does."""
+
+    def __init__(self, server: SMTPTestServer, *args: Any, **kwargs: Any):
+        with warnings.catch_warnings():  # a login without TLS, on loopback, on purpose
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            super().__init__(*args, **kwargs)
+        self.test_server = server
+        self.greeted = False
+
+    async def push(self, status: str) -> None:
+        if not self.greeted:
+            self.greeted = True
+            answer = self.test_server.next_greeting()
+            if answer:
+                await super().push(answer)
+                assert self.transport is not None
+                self.transport.close()
+                return
+        await super().push(status)
+
+
+class _Controller(Controller):
+    def __init__(self, server: SMTPTestServer, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.test_server = server
+
+    def factory(self) -> SMTP:
+        return _ScriptedSMTP(self.test_server, self.handler, **self.SMTP_kwargs)
 
 
 class _Handler:
@@ -65,11 +129,15 @@ class SMTPTestServer:
 
     `temporary` is the share of messages answered with `temporary_code` (421 closes the
     connection, 451 keeps it), `drop` the share whose connection is cut during DATA, and
-    `reject` the addresses refused with 550 at RCPT.
+    `reject` the addresses refused with 550 at RCPT. `greetings` are answered, one per new
+    connection, instead of the 220 greeting (then the server hangs up); then `greeting` to every
+    connection, unless it is "" (set it to refuse all, clear it to heal). `login` (user,
+    password) requires that login; `starttls` requires TLS first.
     """
 
     def __init__(self, temporary: float = 0.0, temporary_code: int = 451, drop: float = 0.0,
-                 reject: Iterable[str] = (), seed: int = 0):
+                 reject: Iterable[str] = (), seed: int = 0, greetings: Iterable[str] = (),
+                 login: tuple[str, str] | None = None, starttls: bool = False):
         if temporary_code not in (421, 451):
             raise ValueError("temporary_code must be 421 or 451")
         self.temporary, self.temporary_code, self.drop = temporary, temporary_code, drop
@@ -79,7 +147,39 @@ class SMTPTestServer:
         self._messages: list[Received] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        self.greetings = deque(greetings)
+        self._started = False
+        self.greeting = ""  # answered to every connection once `greetings` ran out; "" = 220
+        self.refused_greetings = 0
+        options: dict[str, Any] = {}
+        if login:
+            options.update(auth_required=True, auth_require_tls=False,
+                           authenticator=self._authenticator(login))
+        if starttls:
+            self._tls_folder = tempfile.TemporaryDirectory()
+            options.update(require_starttls=True,
+                           tls_context=self_signed_context(Path(self._tls_folder.name)))
+        self._controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port,
+                                       **options)
+
+    @staticmethod
+    def _authenticator(login: tuple[str, str]) -> Any:
+        expected = LoginPassword(login[0].encode(), login[1].encode())
+
+        def check(server: Any, session: Any, envelope: Any, mechanism: str,
+                  data: Any) -> AuthResult:
+            return AuthResult(success=data == expected, handled=False)
+
+        return check
+
+    def next_greeting(self) -> str:
+        """The scripted answer for a new connection, or "" for the usual 220."""
+        with self._lock:
+            if not self._started:  # the controller's own check that the server is up
+                return ""
+            answer = self.greetings.popleft() if self.greetings else self.greeting
+            self.refused_greetings += bool(answer)
+            return answer
 
     def draw_fault(self) -> str:
         """Which fault, if any, the next DATA meets; recorded in `faults`."""
@@ -112,6 +212,7 @@ class SMTPTestServer:
 
     def start(self) -> SMTPTestServer:
         self._controller.start()
+        self._started = True
         return self
 
     def stop(self) -> None:
