@@ -19,12 +19,12 @@ from mailer.schedule.scheduler import (
     Scheduler,
     cancel,
     check_requests,
+    create_scheduled_send,
     fire,
     move,
     overview,
     parse_when,
     plan,
-    record_send,
 )
 from mailer.send.runner import create_send, run_send, summary
 from tests.conftest import REPO, add_subscriber
@@ -246,7 +246,7 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
     stop = threading.Event()
 
     def create_only(schedule: Schedule) -> None:
-        record_send(site, schedule.id, create_send(site, schedule.theme))
+        create_scheduled_send(site, schedule)
         stop.set()
 
     assert fire_at(site, waiting, DUE, create_only, stop=stop) == "interrupted"
@@ -256,8 +256,7 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
     assert summary(site, send_id).status == "cancelled"
 
     def crash_after_one_message(schedule: Schedule) -> None:
-        send_id = create_send(site, schedule.theme)
-        record_send(site, schedule.id, send_id)
+        send_id = create_scheduled_send(site, schedule)
         halt = threading.Event()
 
         def after_the_first(done: int, total: int) -> None:

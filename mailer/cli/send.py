@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS
 from mailer.models import Send
 from mailer.send import runner as sending
+from mailer.send.preflight import PreflightError
 from mailer.send.report import html_report, send_report
 from mailer.transport.transports import DeliveryError
 
@@ -29,6 +31,8 @@ region_option = click.option("--region", "regions", multiple=True, type=click.Ch
 audience_option = click.option("--audience", "audiences", multiple=True,
                                type=click.Choice(list(AUDIENCES)),
                                help="Only this audience (repeatable; default: every audience).")
+PAUSED_EXIT = 3  # the send ended paused (too many errors, or a mail server that needs a person)
+
 rate_option = click.option("--rate", type=float,
                            help="At most this many messages per second (overrides smtp_rate).")
 
@@ -71,11 +75,14 @@ def _deliver(run: Callable[..., object], console: Console) -> None:
         task = bar.add_task("send", total=None)
         result = run(progress=lambda done, total: bar.update(task, completed=done, total=total),
                      stop=stop)
-    for summary in result if isinstance(result, list) else [result]:
+    summaries = result if isinstance(result, list) else [result]
+    for summary in summaries:
         _print_summary(summary, console)
     if stop.is_set():
         console.print("Stopped on request; the batch in flight was recorded. "
                       "Carry on with `mailer sends resume ID`.")
+    elif any(summary.status == "paused" for summary in summaries):
+        sys.exit(PAUSED_EXIT)
 
 
 def _print_summary(summary: sending.SendSummary, console: Console) -> None:
@@ -97,14 +104,16 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
 @click.option("--queue", is_flag=True,
               help="Snapshot the recipients and leave delivering to `mailer sends work`.")
 @rate_option
-@friendly(sending.SendError, DeliveryError)
+@friendly(sending.SendError, DeliveryError, PreflightError)
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
                  test_addresses: tuple[str, ...], queue: bool, rate: float | None) -> None:
     """Send the built mailing THEME to every subscriber of its topic in the segment.
 
-    Builds first when out/THEME is stale, records one delivery per recipient, then delivers
-    with a progress bar. Interrupted? `mailer sends resume ID` carries on without sending
-    anyone twice (except the few messages in flight).
+    Builds first when out/THEME is stale and checks DKIM, the smtp settings and the header
+    values before anything is recorded (also for --dry-run and --test). Then records one
+    delivery per recipient and delivers with a progress bar. Interrupted? `mailer sends resume
+    ID` carries on without sending anyone twice (except the few messages in flight). Exits
+    with 3 when the send paused itself (the reason is printed), 1 on any other problem.
 
     \b
     Example:
@@ -221,7 +230,8 @@ def resume_command(send_id: int, rate: float | None) -> None:
     """Start, resume or finish a send after a pause, a crash or a kill.
 
     Messages that were in flight when the previous process died are sent again; nobody else
-    is. Run it only when no other process is sending this send.
+    is. On SQLite a send has one worker: while another live process holds it, this refuses
+    and names it. Exits with 3 when the send paused itself.
 
     \b
     Example:

@@ -21,7 +21,6 @@ A recipient's temporary failures (4xx) come back later with a doubling back-off;
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import time
 from collections import deque
@@ -34,7 +33,7 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
-from mailer.build.builder import anonymous_links, build, source_hash
+from mailer.build.builder import anonymous_links
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
 from mailer.db import get_engine, session_scope
@@ -43,6 +42,7 @@ from mailer.render.renderer import CompiledVariant, slot_value
 from mailer.send import lease
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
+from mailer.send.preflight import current_manifest, preflight
 from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import preferences_url, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
@@ -77,17 +77,6 @@ class SendSummary:
 
 
 # --- the build a send is made from ---------------------------------------------------------
-
-
-def current_manifest(settings: Settings, theme: str) -> dict:
-    """The manifest of `out/<theme>`, built first when missing or older than its sources."""
-    path = settings.out / theme / "manifest.json"
-    if path.exists():
-        manifest = json.loads(path.read_text("utf-8"))
-        if manifest["source_hash"] == source_hash(settings, theme):
-            return manifest
-    build(settings, theme)
-    return json.loads(path.read_text("utf-8"))
 
 
 def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
@@ -156,13 +145,16 @@ class Letter:
 
 def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = None,
                 audiences: Iterable[str] | None = None, *,
-                planned_for: dt.datetime | None = None) -> int:
-    """Plan a send of THEME to the segment (default: everyone); builds first if stale.
+                planned_for: dt.datetime | None = None,
+                then: Callable[[Session, int], object] | None = None) -> int:
+    """Plan a send of THEME to the segment (default: everyone) once the preflight passed;
+    builds first if stale. `then` runs in the same transaction (the scheduler links its
+    schedule there, so no send is ever left without it).
 
     Nobody is chosen yet: the recipients are snapshotted when the send starts.
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = current_manifest(settings, theme)
+    manifest = preflight(settings, theme)
     with session_scope(settings, write=True) as session:
         send = Send(theme=theme, topic=manifest["topic"], subject=manifest["subject"],
                     regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
@@ -170,6 +162,8 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
                     greeting=manifest["greeting"], greeting_named=manifest["greeting_named"])
         session.add(send)
         session.flush()
+        if then is not None:
+            then(session, send.id)  # type: ignore[arg-type]
         return send.id  # type: ignore[return-value]
 
 
@@ -616,9 +610,10 @@ def cancel_send(settings: Settings, send_id: int) -> None:
 
 def dry_run(settings: Settings, theme: str, regions: Iterable[str] | None = None,
             audiences: Iterable[str] | None = None) -> Iterator[tuple[str, str, str]]:
-    """(address, segment, variant) of everyone a send would reach now; nothing is recorded."""
+    """(address, segment, variant) of everyone a send would reach now, after the same
+    preflight as a send; nothing is recorded."""
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = current_manifest(settings, theme)
+    manifest = preflight(settings, theme)
     variants = _variants_of(manifest, chosen_regions, chosen_audiences)
     with session_scope(settings) as session:
         for person in recipients(session, manifest["topic"], chosen_regions, chosen_audiences):
@@ -635,7 +630,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     point at the general unsubscribe and sign-up pages. Returns (address, variant) pairs sent.
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = current_manifest(settings, theme)
+    manifest = preflight(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
     mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"], manifest["topic"],
