@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from mailer.config import Settings
 from mailer.db import session_scope
-from mailer.models import Delivery, Send, SendVariant
+from mailer.models import Delivery, Send, SendVariant, Subscriber
 from mailer.send import runner as sending
 from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
 from mailer.transport.transports import DeliveryError, MemoryTransport, Outgoing
-from tests.conftest import add_subscriber
+from tests.conftest import add_subscriber, bulk_subscribers
 
 TOPIC = ("verdiepingen",)
 
@@ -280,3 +282,17 @@ def test_a_stale_build_is_rebuilt_before_the_send(send_settings: Settings) -> No
     sending.run_send(send_settings, send_id, transport=transport)
     html = transport.sent[0].email().get_body(("html",)).get_content()
     assert "Nieuw werkproces Rotterdam" in html  # now for every region, Limburg too
+
+
+def test_a_worker_claims_on_at_once_after_a_batch_of_skipped_rows(send_settings: Settings) -> None:
+    bulk_subscribers(send_settings, 405)
+    send_id = sending.create_send(send_settings, "stalking")
+    sending.start_send(send_settings, send_id)  # the snapshot
+    with session_scope(send_settings, write=True) as session:  # the first 400 left meanwhile
+        session.execute(update(Subscriber).where(~col(Subscriber.email).in_(
+            [f"r40{n}@example.org" for n in range(5)])).values(status="unsubscribed"))
+    started = time.monotonic()
+    summary = sending.run_send(send_settings, send_id, transport=MemoryTransport())
+    # 80 batches of skipped rows (send_batch 5); a 0.2 s nap after each would take 16 s
+    assert time.monotonic() - started < 8
+    assert summary.counts == {"skipped": 400, "sent": 5}
