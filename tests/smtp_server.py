@@ -39,6 +39,7 @@ class Received:
     sender: str
     recipients: tuple[str, ...]
     data: bytes
+    at: float = 0.0  # time.time() when it was accepted
 
 
 def free_port() -> int:
@@ -120,7 +121,8 @@ class _Handler:
         if fault == "451":
             return "451 4.3.0 Temporary local problem, try again later"
         self.server.accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos),
-                                    bytes(envelope.original_content or envelope.content)))
+                                    bytes(envelope.original_content or envelope.content),
+                                    time.time()))
         return "250 2.0.0 OK: queued"
 
 
@@ -128,19 +130,22 @@ class SMTPTestServer:
     """aiosmtpd on a free loopback port, collecting messages thread-safely.
 
     `temporary` is the share of messages answered with `temporary_code` (421 closes the
-    connection, 451 keeps it), `drop` the share whose connection is cut during DATA, and
-    `reject` the addresses refused with 550 at RCPT. `greetings` are answered, one per new
-    connection, instead of the 220 greeting (then the server hangs up); then `greeting` to every
-    connection, unless it is "" (set it to refuse all, clear it to heal). `login` (user,
-    password) requires that login; `starttls` requires TLS first.
+    connection, 451 keeps it; a tuple draws one of its codes each time), `drop` the share whose
+    connection is cut during DATA, and `reject` the addresses refused with 550 at RCPT.
+    `greetings` are answered, one per new connection, instead of the 220 greeting (then the
+    server hangs up); then `greeting` to every connection, unless it is "" (set it to refuse
+    all, clear it to heal). `login` (user, password) requires that login; `starttls` requires
+    TLS first.
     """
 
-    def __init__(self, temporary: float = 0.0, temporary_code: int = 451, drop: float = 0.0,
+    def __init__(self, temporary: float = 0.0, temporary_code: int | tuple[int, ...] = 451,
+                 drop: float = 0.0,
                  reject: Iterable[str] = (), seed: int = 0, greetings: Iterable[str] = (),
                  login: tuple[str, str] | None = None, starttls: bool = False):
-        if temporary_code not in (421, 451):
+        codes = temporary_code if isinstance(temporary_code, tuple) else (temporary_code,)
+        if not set(codes) <= {421, 451}:
             raise ValueError("temporary_code must be 421 or 451")
-        self.temporary, self.temporary_code, self.drop = temporary, temporary_code, drop
+        self.temporary, self.temporary_codes, self.drop = temporary, codes, drop
         self.reject = {address.lower() for address in reject}
         self.host, self.port = "127.0.0.1", free_port()
         self.faults: list[str] = []
@@ -186,8 +191,8 @@ class SMTPTestServer:
         with self._lock:
             roll = self._random.random()
             fault = ("drop" if roll < self.drop
-                     else str(self.temporary_code) if roll < self.drop + self.temporary
-                     else "")
+                     else str(self._random.choice(self.temporary_codes))
+                     if roll < self.drop + self.temporary else "")
             if fault:
                 self.faults.append(fault)
             return fault
