@@ -1,0 +1,144 @@
+"""Benchmark: one send shared by 1, 2 and 4 `mailer sends work` processes on PostgreSQL.
+
+The SMTP server (aiosmtpd, a process of its own) takes 10 ms to answer each message, as a real
+relay on a network would, so one worker with its `smtp_connections` connections is bound by
+waiting, not by CPU, and more workers should add throughput until the two cores run out. Each
+run snapshots a new send of the stalking mailing to N subscribers (not timed), starts K worker
+processes at once and times the span from the server's first accepted message to its last;
+the wall time including process start-up is printed beside it.
+
+    python bench/workers.py [--recipients 2000] [--runs 2] [--delay-ms 10]
+
+Needs PostgreSQL (MAILER_BENCH_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test);
+the benchmark works in a schema of its own and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mailer.config import Settings  # noqa: E402
+from mailer.content.segments import all_segments  # noqa: E402
+from mailer.db import engine_for  # noqa: E402
+from mailer.send import runner as sending  # noqa: E402
+from tests.conftest import REPO, bulk_subscribers  # noqa: E402
+from tests.smtp_server import free_port  # noqa: E402
+
+POSTGRES_URL = os.environ.get("MAILER_BENCH_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def serve(port: int, delay: float, ready, count, first, last) -> None:  # type: ignore[no-untyped-def]
+    """An SMTP server that answers each message after `delay` seconds; counts and notes the
+    times of the first and last message. Runs until terminated."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    class Slow:
+        async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+            await asyncio.sleep(delay)
+            now = time.time()
+            with count.get_lock():
+                count.value += 1
+                if count.value == 1:
+                    first.value = now
+                last.value = now
+            return "250 OK"
+
+    Controller(Slow(), hostname="127.0.0.1", port=port).start()
+    ready.set()
+    while True:
+        time.sleep(3600)
+
+
+def workers_run(settings: Settings, recipients: int, workers: int, counters) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Seconds from the first to the last message at the server, and wall seconds including
+    the workers' start-up, for one send delivered by `workers` processes."""
+    count, first, last = counters
+    send_id = sending.create_send(settings, "stalking")
+    sending.start_send(settings, send_id)
+    with count.get_lock():
+        count.value, first.value, last.value = 0, 0.0, 0.0
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
+           "PYTHONPATH": str(REPO), "MAILER_ROOT": str(settings.root),
+           "MAILER_DATABASE_URL": settings.database_url, "MAILER_SECRET_KEY": settings.secret_key,
+           "MAILER_SMTP_HOST": settings.smtp_host, "MAILER_SMTP_PORT": str(settings.smtp_port),
+           "MAILER_SMTP_SECURITY": "none"}
+    start = time.perf_counter()
+    processes = [subprocess.Popen([sys.executable, "-m", "mailer", "sends", "work", str(send_id)],
+                                  cwd=settings.root, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE) for _ in range(workers)]
+    for process in processes:
+        _, error = process.communicate(timeout=600)
+        assert process.returncode == 0, error.decode()
+    wall = time.perf_counter() - start
+    summary = sending.summary(settings, send_id)
+    assert summary.counts == {"sent": recipients} and count.value == recipients, (summary, count.value)
+    return last.value - first.value, wall
+
+
+@click.command()
+@click.option("--recipients", default=2_000, show_default=True)
+@click.option("--runs", default=2, show_default=True)
+@click.option("--delay-ms", default=10.0, show_default=True, help="The server's time per message.")
+def main(recipients: int, runs: int, delay_ms: float) -> None:
+    port = free_port()
+    ready = multiprocessing.Event()
+    counters = (multiprocessing.Value("q", 0), multiprocessing.Value("d", 0.0),
+                multiprocessing.Value("d", 0.0))
+    server = multiprocessing.Process(target=serve, args=(port, delay_ms / 1000, ready, *counters),
+                                     daemon=True)
+    server.start()
+    ready.wait(10)
+    schema = f"mailer_bench_{uuid.uuid4().hex[:8]}"
+    admin = engine_for(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for name in ("content", "templates"):
+                shutil.copytree(REPO / name, root / name)
+            settings = Settings(root=root, secret_key="bench", smtp_security="none",
+                                smtp_host="127.0.0.1", smtp_port=port,
+                                database_url=f"{POSTGRES_URL}{separator}"
+                                             f"options=-csearch_path%3D{schema}")
+            bulk_subscribers(settings, recipients, segments=list(all_segments()))
+            rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
+            for run in range(runs):
+                for workers in rates:
+                    span, wall = workers_run(settings, recipients, workers, counters)
+                    rates[workers].append(recipients / span)
+                    print(f"run {run + 1}, {workers} worker(s): {recipients / span:,.0f} msg/s "
+                          f"(server span {span:.2f} s; wall with start-up {wall:.2f} s, "
+                          f"{recipients / wall:,.0f} msg/s)", flush=True)
+            engine_for(settings.database_url).dispose()
+    finally:
+        server.terminate()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    median = {workers: statistics.median(values) for workers, values in rates.items()}
+    print(f"\nload average (1, 5, 15 min) at the end: {os.getloadavg()}")
+    print(f"medians of {runs} runs, {recipients:,} recipients, {delay_ms:g} ms per message at "
+          f"the server, {Settings.smtp_connections} connections per worker:")
+    for workers, rate in median.items():
+        print(f"  {workers} worker(s): {rate:,.0f} msg/s, {rate / median[1]:.2f}x one worker")
+
+
+if __name__ == "__main__":
+    main()
