@@ -148,6 +148,28 @@ def send_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def invoke(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `mailer` commands through click on `send_settings`; keyword arguments set
+    MAILER_<NAME> first (they stay set for the rest of the test)."""
+    from click.testing import CliRunner, Result
+
+    from mailer.cli.main import main
+
+    for key, value in {"MAILER_ROOT": str(send_settings.root),
+                       "MAILER_DATABASE_URL": send_settings.database_url,
+                       "MAILER_SECRET_KEY": send_settings.secret_key,
+                       "MAILER_PUBLIC_BASE_URL": send_settings.public_base_url}.items():
+        monkeypatch.setenv(key, value)
+
+    def run(*args: str, **env: str) -> Result:
+        for key, value in env.items():
+            monkeypatch.setenv(f"MAILER_{key.upper()}", value)
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A project folder with the real content and templates; commands run inside it."""
     for name in ("content", "templates"):

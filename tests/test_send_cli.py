@@ -6,28 +6,17 @@ import mailbox
 import re
 
 import pytest
-from click.testing import CliRunner, Result
 
-from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.db import session_scope
 from tests.conftest import add_subscriber
 
 
 @pytest.fixture
-def run(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for key, value in {"MAILER_ROOT": str(send_settings.root),
-                       "MAILER_DATABASE_URL": send_settings.database_url,
-                       "MAILER_SECRET_KEY": send_settings.secret_key,
-                       "MAILER_PUBLIC_BASE_URL": send_settings.public_base_url}.items():
-        monkeypatch.setenv(key, value)
+def run(invoke, send_settings: Settings):  # type: ignore[no-untyped-def]
     with session_scope(send_settings, write=True) as session:
         add_subscriber(session, "jan@example.org", "limburg", "netwerk", ("verdiepingen",), "Jan")
         add_subscriber(session, "els@example.org", "limburg", "beleidsmakers", ("verdiepingen",))
-
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
     return invoke
 
 

@@ -10,11 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import update
 from sqlmodel import col
 
-from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.models import Send, utcnow
@@ -47,7 +45,7 @@ def silent_since(settings: Settings, send_id: int, holder: str, ago: float) -> N
 
 
 def test_a_second_worker_is_refused_and_told_who_holds_the_send(
-        send_settings: Settings, send_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        send_settings: Settings, send_id: int, invoke) -> None:  # type: ignore[no-untyped-def]
     if not send_settings.database_url.startswith("sqlite"):
         pytest.skip("the lease is SQLite's; PostgreSQL: see the next test")
     sending.start_send(send_settings, send_id)
@@ -57,11 +55,8 @@ def test_a_second_worker_is_refused_and_told_who_holds_the_send(
                 rf"send {send_id} is being delivered by process {os.getpid()} on {HOST} since "
                 r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(last batch 0 s ago\); only one worker")):
             sending.run_send(send_settings, send_id, transport=MemoryTransport())
-        for key, value in {"MAILER_ROOT": str(send_settings.root),
-                           "MAILER_DATABASE_URL": send_settings.database_url}.items():
-            monkeypatch.setenv(key, value)
         for command in (["sends", "resume", str(send_id)], ["sends", "work", str(send_id)]):
-            result = CliRunner().invoke(main, command)
+            result = invoke(*command)
             assert result.exit_code == 1 and f"process {os.getpid()} on {HOST}" in result.output
         assert sending.summary(send_settings, send_id).counts == {"pending": 8}
     summary = sending.run_send(send_settings, send_id, transport=MemoryTransport())

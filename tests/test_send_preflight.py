@@ -6,10 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlmodel import func, select
 
-from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Send
@@ -19,20 +17,9 @@ from tests.smtp_server import SMTPTestServer
 
 
 @pytest.fixture
-def run(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for key, value in {"MAILER_ROOT": str(send_settings.root),
-                       "MAILER_DATABASE_URL": send_settings.database_url,
-                       "MAILER_SECRET_KEY": send_settings.secret_key,
-                       "MAILER_PUBLIC_BASE_URL": send_settings.public_base_url}.items():
-        monkeypatch.setenv(key, value)
+def run(invoke, send_settings: Settings):  # type: ignore[no-untyped-def]
     with session_scope(send_settings, write=True) as session:
         add_subscriber(session, "jan@example.org", "limburg", "netwerk", ("verdiepingen",), "Jan")
-
-    def invoke(*args: str, **env: str) -> Result:
-        for key, value in env.items():
-            monkeypatch.setenv(f"MAILER_{key.upper()}", value)
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
     return invoke
 
 
