@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -65,9 +66,11 @@ def serve(port: int, delay: float, ready, count, first, last) -> None:  # type: 
         time.sleep(3600)
 
 
-def workers_run(settings: Settings, recipients: int, workers: int, counters) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Seconds from the first to the last message at the server, and wall seconds including
-    the workers' start-up, for one send delivered by `workers` processes."""
+def workers_run(settings: Settings, recipients: int, workers: int, counters  # type: ignore[no-untyped-def]
+                ) -> tuple[float, float, float]:
+    """Seconds from the first to the last message at the server, wall seconds including the
+    workers' start-up, and the workers' CPU seconds (user + system), for one send delivered by
+    `workers` processes."""
     count, first, last = counters
     send_id = sending.create_send(settings, "stalking")
     sending.start_send(settings, send_id)
@@ -78,6 +81,7 @@ def workers_run(settings: Settings, recipients: int, workers: int, counters) -> 
            "MAILER_DATABASE_URL": settings.database_url, "MAILER_SECRET_KEY": settings.secret_key,
            "MAILER_SMTP_HOST": settings.smtp_host, "MAILER_SMTP_PORT": str(settings.smtp_port),
            "MAILER_SMTP_SECURITY": "none"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     processes = [subprocess.Popen([sys.executable, "-m", "mailer", "sends", "work", str(send_id)],
                                   cwd=settings.root, env=env, stdout=subprocess.DEVNULL,
@@ -86,9 +90,11 @@ def workers_run(settings: Settings, recipients: int, workers: int, counters) -> 
         _, error = process.communicate(timeout=600)
         assert process.returncode == 0, error.decode()
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     summary = sending.summary(settings, send_id)
     assert summary.counts == {"sent": recipients} and count.value == recipients, (summary, count.value)
-    return last.value - first.value, wall
+    return last.value - first.value, wall, cpu
 
 
 @click.command()
@@ -122,11 +128,13 @@ def main(recipients: int, runs: int, delay_ms: float) -> None:
             rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
             for run in range(runs):
                 for workers in rates:
-                    span, wall = workers_run(settings, recipients, workers, counters)
+                    span, wall, cpu = workers_run(settings, recipients, workers, counters)
                     rates[workers].append(recipients / span)
                     print(f"run {run + 1}, {workers} worker(s): {recipients / span:,.0f} msg/s "
                           f"(server span {span:.2f} s; wall with start-up {wall:.2f} s, "
-                          f"{recipients / wall:,.0f} msg/s)", flush=True)
+                          f"{recipients / wall:,.0f} msg/s; workers' CPU "
+                          f"{1000 * cpu / recipients:.2f} ms a message, {cpu / span:.2f} cores "
+                          f"busy)", flush=True)
             engine_for(settings.database_url).dispose()
     finally:
         server.terminate()
