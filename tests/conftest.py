@@ -1,20 +1,22 @@
 """Fixtures: a copy of the project per test; database tests run on SQLite and on PostgreSQL.
 
 PostgreSQL defaults to postgresql+psycopg://postgres@127.0.0.1:5432/test; set
-MAILER_TEST_POSTGRES_URL to another URL, or to the empty string to skip PostgreSQL.
+MAILER_TEST_POSTGRES_URL to another URL, or to the empty string to skip PostgreSQL. When no
+server answers there, the PostgreSQL tests are skipped with that reason.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlmodel import Session
 
 from mailer.config import Settings, load_settings
@@ -25,10 +27,26 @@ from tests.smtp_server import SMTPTestServer
 POSTGRES_URL = os.environ.get(
     "MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+def _postgres_skip_reason() -> str:
+    """Why the PostgreSQL half of the database tests cannot run here, or "" when it can."""
+    if not POSTGRES_URL:
+        return "MAILER_TEST_POSTGRES_URL is empty: PostgreSQL tests skipped"
+    url = make_url(POSTGRES_URL)
+    host, port = url.host or "127.0.0.1", url.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        return (f"no PostgreSQL server answers at {host}:{port} ({exc.strerror or exc}); start one, "
+                "or set MAILER_TEST_POSTGRES_URL to another URL (empty: skip these tests)")
+    return ""
+
+
+POSTGRES_SKIP = _postgres_skip_reason()
 BACKENDS = [
     "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.skipif(
-        not POSTGRES_URL, reason="MAILER_TEST_POSTGRES_URL is empty: PostgreSQL tests skipped")),
+    pytest.param("postgresql", marks=pytest.mark.skipif(bool(POSTGRES_SKIP), reason=POSTGRES_SKIP)),
 ]
 
 
@@ -188,3 +206,17 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPTestServer]:
     indirect=True)`."""
     with SMTPTestServer(**getattr(request, "param", {})) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """Debian's chromium under playwright, one per test module (tests.browser says more)."""
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.skip("browser test needs /usr/bin/chromium (Debian package 'chromium')")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -18,6 +18,7 @@ def test_build_prints_a_summary(project: Settings) -> None:
     assert result.exit_code == 0, result.output
     assert "30 segments, 4 distinct variants" in result.output
     assert "HTML KB" in result.output and "Wrote" in result.output
+    assert "mailer preview stalking --open" in result.output
 
 
 def test_preview_page_has_a_segment_picker(project: Settings) -> None:

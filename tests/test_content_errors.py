@@ -102,6 +102,17 @@ def test_unknown_theme_names_the_known_ones(project: Settings) -> None:
     assert "no such theme 'stalkin'" in result.output and "stalking" in result.output
 
 
+def test_no_content_folder_says_where_it_looked(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILER_ROOT", raising=False)
+    monkeypatch.delenv("MAILER_CONTENT_DIR", raising=False)
+    result = CliRunner().invoke(main, ["build", "stalking"])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'content'}: no such folder, so no themes to build. Run mailer in the project " \
+           "folder that holds content/" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+
+
 def test_markup_in_content_is_escaped(project: Settings) -> None:
     theme_file(project, "15-nieuw.md").write_text(
         BLOCK.replace('"Een artikel"', '"Zorg <script>alert(1)</script> & straf"')

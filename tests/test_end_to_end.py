@@ -5,14 +5,9 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
-import threading
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from starlette.testclient import TestClient
 
@@ -21,17 +16,9 @@ from mailer.subscribers.subscriptions import active_topics, find_by_email
 from mailer.subscribers.tokens import preferences_url
 from mailer.transport.transports import transport_from_settings
 from mailer.web.app import create_app
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, serve
 from tests.conftest import add_subscriber
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.smtp_server import free_port
 
 
 class Inbox:
@@ -82,21 +69,11 @@ def test_double_opt_in_through_a_real_smtp_server(settings, engine, smtp_server)
 @pytest.fixture
 def live_server(settings):
     """The app under uvicorn on a loopback port, in a thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(create_app(settings)) as url:
+        yield url
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="browser test needs /usr/bin/chromium "
-                    "(Debian package 'chromium')")
+@needs_chromium
 def test_change_a_topic_in_a_real_browser(settings, engine, live_server, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     with session_scope(engine) as session:

@@ -15,9 +15,9 @@ from sqlmodel import select
 from mailer.db import session_scope
 from mailer.models import Schedule, utcnow
 from mailer.schedule.scheduler import Request, plan
-from tests.conftest import POSTGRES_URL, REPO
+from tests.conftest import POSTGRES_SKIP, REPO
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL")
+pytestmark = pytest.mark.skipif(bool(POSTGRES_SKIP), reason=POSTGRES_SKIP)
 
 # A scheduler whose starter writes the schedule id to a shared log instead of sending.
 SCHEDULER = """

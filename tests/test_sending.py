@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import replace
@@ -251,12 +252,17 @@ def stop_when_idle() -> threading.Event:
 def test_a_test_send_records_nothing_and_marks_the_subject(send_settings: Settings) -> None:
     people(send_settings, 2)
     transport = MemoryTransport()
-    sent = sending.send_test(send_settings, "stalking", ["me@example.org", "you@example.org"],
+    sent = sending.send_test(send_settings, "stalking", ["me@example.org", "Sanne Bos <you@example.org>",
+                                                         "p1@example.org"],
                              ["limburg"], transport=transport)
-    assert len(sent) == 4  # two variants in Limburg (beleidsmakers get the minister's letter)
+    assert len(sent) == 6  # two variants in Limburg (beleidsmakers get the minister's letter)
     message = transport.sent[0].email()
     assert message["Subject"].startswith("[TEST] ")
-    assert "Beste Anna de Vries," in message.get_body(("plain",)).get_content()
+    greetings = [re.search(r"^Beste [^\r\n]*,", m.email().get_body(("plain",)).get_content(), re.M)[0]
+                 for m in transport.sent[:3]]
+    assert greetings == ["Beste geïnteresseerde,", "Beste Sanne Bos,", "Beste Persoon 1,"]
+    assert [m.email()["To"].addresses[0].addr_spec for m in transport.sent[:3]] == [
+        "me@example.org", "you@example.org", "p1@example.org"]
     assert message["Message-ID"].endswith(".test@veiligheidvoorop.nl>")
     with session_scope(send_settings) as session:
         assert session.exec(select(Delivery)).all() == []

@@ -174,11 +174,19 @@ def test_a_get_of_the_unsubscribe_url_changes_nothing(client, settings, engine, 
 def test_one_topic_unsubscribe_keeps_the_others(client, settings, engine, subscriber_id):
     path = unsubscribe_path(settings, subscriber_id, "verdiepingen")
     page = client.get(path)
-    assert "Thematische verdiepingen" in page.text and "Andere mailings" in page.text
+    assert "Je meldt je af voor <strong>Thematische verdiepingen</strong>. Dat gaat meteen in." in page.text
+    assert "Je blijft Updates en Verbeteractiviteiten in de praktijk ontvangen." in page.text
     response = client.post(path, data={"csrf": csrf_of(page)})
     assert response.status_code == 200 and "afgemeld" in response.text
     assert topics(engine, subscriber_id) == ["updates", "verbeteractiviteiten"]
     assert person(engine).status == "active"
+
+
+def test_leaving_the_last_topic_promises_no_other_mailings(client, settings, engine):
+    with session_scope(engine) as session:
+        only = add_subscriber(session, "enkel@example.org", topics=("verdiepingen",))
+    page = client.get(unsubscribe_path(settings, only, "verdiepingen")).text
+    assert "Je ontvangt daarna geen mailings meer van ons." in page and "Je blijft" not in page
 
 
 def test_the_unsubscribe_button_needs_its_csrf_token(client, settings, engine, subscriber_id):
@@ -257,7 +265,7 @@ def test_preferences_of_someone_who_left_offer_a_new_sign_up(client, settings, e
         unsubscribe(session, subscriber_id)
     path = preferences_path(settings, subscriber_id)
     page = client.get(path)
-    assert "Meld je opnieuw aan" in page.text and "<fieldset disabled>" in page.text
+    assert "Meld je opnieuw aan" in page.text and '<fieldset id="topics" disabled>' in page.text
     client.post(path, data={"csrf": csrf_of(page), "name": "A", "region": "limburg",
                             "audience": "netwerk", "topics": ["updates"]})
     assert topics(engine, subscriber_id) == []
@@ -295,3 +303,15 @@ def test_the_web_versions_unsubscribe_link_explains_what_to_do(client):
     response = client.get("/afmelden")
     assert response.status_code == 200
     assert "persoonlijke link onderaan elke mail" in response.text
+
+
+def test_the_privacy_statement_is_the_sites_own_when_it_wrote_one(client, settings):
+    built_in = client.get("/privacy")
+    assert built_in.status_code == 200 and "<h2>Wie is verantwoordelijk</h2>" in built_in.text
+    assert 'href="/privacy">privacyverklaring</a>' in client.get("/aanmelden").text
+    settings.content.mkdir()
+    (settings.content / "privacy.md").write_text(
+        "## Verantwoordelijke\n\nVeilig Thuis Limburg, tot 2 jaar na afmelden.\n", encoding="utf-8")
+    own = client.get("/privacy").text
+    assert "<h2>Verantwoordelijke</h2>" in own and "tot 2 jaar na afmelden" in own
+    assert "Wie is verantwoordelijk" not in own

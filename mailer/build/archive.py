@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from mailer.config import Settings
+from mailer.content.brand import load_brand
 from mailer.render.renderer import KIND_LABELS, jinja_environment
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -90,14 +91,16 @@ def write_archive(settings: Settings) -> list[Path]:
     mailings = published_mailings(out)
     env = jinja_environment(settings.templates, autoescape=True)
     template = env.get_template("web/archive.html.j2")
+    brand = load_brand(settings.content, settings.root)
     written = {out / "feed.xml": atom_feed(settings, mailings)}
     kinds = [k for k in KIND_LABELS if any(m["kind"] == k for m in mailings)]
     pages = {"index.html": (None, mailings)}
     pages.update({f"archief/{k}.html": (k, [m for m in mailings if m["kind"] == k]) for k in kinds})
     for name, (kind, listed) in pages.items():
         prefix = "../" if "/" in name else ""
-        html = template.render(settings=settings, kind=kind, kinds=kinds, labels=KIND_LABELS,
-                               mailings=listed, prefix=prefix, home_url=f"{prefix}index.html",
+        html = template.render(settings=settings, brand=brand, kind=kind, kinds=kinds,
+                               labels=KIND_LABELS, mailings=listed, prefix=prefix,
+                               home_url=f"{prefix}index.html",
                                page_title=KIND_LABELS[kind] if kind else "Archief")
         written[out / name] = html.encode("utf-8")
     for path, data in written.items():

@@ -20,6 +20,7 @@ from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing
 from mailer.content.segments import all_segments, segment_key, select_blocks
 from mailer.partners.publications import with_partner_block
+from mailer.render.events import event_calendar, has_calendar_file
 from mailer.render.renderer import CompiledVariant, Renderer
 
 WARN_BYTES = 90 * 1024
@@ -69,7 +70,8 @@ class BuildResult:
 def source_hash(settings: Settings, theme: str) -> str:
     """Fingerprint of everything a build reads, so a send can tell whether the build is stale."""
     digest = hashlib.sha256()
-    files = [settings.content / theme, settings.content / "about.md", settings.templates]
+    files = [settings.content / theme, settings.content / "about.md", settings.content / "brand.yaml",
+             settings.content / "brand", settings.templates]
     for root in files:
         paths = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for path in paths:
@@ -215,11 +217,18 @@ def _write_pages(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rend
             pages[f"{block.id}.html"] = renderer.page("article.html.j2", article=block)
     for name, html in pages.items():
         _write(tmp / name, html)
+    for block in filter(has_calendar_file, mailing.blocks):
+        page = renderer.urls.article(block.id) if block.has_page else renderer.urls.home
+        uid = f"{mailing.theme}.{block.id}@{settings.list_domain}"
+        ics = event_calendar(block, uid, settings.timezone, mailing.date, page)
+        (tmp / f"{block.id}.ics").write_bytes(ics)
     theme_dir = settings.content / mailing.theme
-    for block in mailing.blocks:
-        for person in block.people:
-            if person.photo:
-                target = tmp / person.photo
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(theme_dir / person.photo, target)
+    images = [(theme_dir, p.photo) for b in mailing.blocks for p in b.people if p.photo]
+    if mailing.header_image:
+        images.append((theme_dir, mailing.header_image.src))
+    images += [(settings.content, image.src) for image in renderer.brand.images()]
+    for folder, name in images:
+        target = tmp / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / name, target)
     return sorted(pages)

@@ -44,21 +44,27 @@ def _page(theme: str, manifest: dict, chosen: str, texts: dict[str, str]) -> str
         options.append(f'<option value="{seg["variant"]}"{selected}>{html_lib.escape(label)}</option>')
     first = manifest["segments"][chosen]["variant"]
     pres = "\n".join(
-        f'<pre id="text-{name}" hidden>{html_lib.escape(text)}</pre>' for name, text in texts.items()
+        f'<pre id="text-{name}" tabindex="0" aria-label="Tekstversie" hidden>{html_lib.escape(text)}</pre>'
+        for name, text in texts.items()
     )
     return f"""<!doctype html>
-<html lang="nl"><head><meta charset="utf-8"><title>Voorbeeld: {html_lib.escape(manifest["title"])}</title>
+<html lang="nl"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Voorbeeld: {html_lib.escape(manifest["title"])}</title>
 <style>
  body {{ margin: 0; font: 14px Arial, sans-serif; background: #e9edf0; }}
  header {{ padding: 10px 16px; background: #00567a; color: #fff; }}
- .panes {{ display: flex; gap: 16px; padding: 16px; align-items: flex-start; }}
- iframe {{ width: 640px; height: 85vh; border: 1px solid #b8c2c9; background: #fff; }}
- pre {{ flex: 1; white-space: pre-wrap; background: #fff; padding: 12px; border: 1px solid #b8c2c9;
-        max-height: 85vh; overflow: auto; margin: 0; }}
+ h1 {{ display: inline; font-size: 16px; margin: 0 8px 0 0; }}
+ select {{ max-width: 100%; font-size: 14px; }}
+ main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; align-items: flex-start; }}
+ iframe {{ width: 100%; max-width: 640px; height: 85vh; border: 1px solid #b8c2c9; background: #fff; }}
+ pre {{ flex: 1 1 320px; min-width: 0; white-space: pre; overflow: auto; background: #fff; padding: 12px;
+        border: 1px solid #b8c2c9; max-height: 85vh; margin: 0; }}
+ @media (max-width: 480px) {{ main {{ padding: 8px; }} }}
 </style></head><body>
-<header><strong>Voorbeeld {html_lib.escape(theme)}</strong> · segment:
-<select id="segment">{"".join(options)}</select></header>
-<div class="panes"><iframe id="mail" src="{first}.html" title="HTML-versie"></iframe>{pres}</div>
+<header><h1>Voorbeeld {html_lib.escape(theme)}</h1>
+<label for="segment">Segment:</label> <select id="segment">{"".join(options)}</select></header>
+<main><iframe id="mail" src="{first}.html" title="HTML-versie"></iframe>{pres}</main>
 <script>
  const pick = document.getElementById('segment');
  function show() {{

@@ -64,7 +64,10 @@ def build_command(theme: str) -> None:
     Example:
       mailer build stalking
     """
-    print_summary(run_build(theme), Console())
+    console = Console()
+    print_summary(run_build(theme), console)
+    console.print(f"To see a mail as its recipient will: mailer preview {theme} --open",
+                  highlight=False)
 
 
 @click.command("preview")

@@ -100,7 +100,9 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
 @audience_option
 @click.option("--dry-run", is_flag=True, help="List each recipient and variant; send nothing.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
-              help="Send each variant of the segment only to ADDRESS, marked [TEST] (repeatable).")
+              help="Send each variant of the segment only to ADDRESS, marked [TEST] (repeatable); "
+                   "'Name <address>' greets that name, else a subscriber's own name or the neutral "
+                   "greeting.")
 @click.option("--queue", is_flag=True,
               help="Snapshot the recipients and leave delivering to `mailer sends work`.")
 @rate_option

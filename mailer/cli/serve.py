@@ -6,14 +6,16 @@ import gc
 
 import click
 
-from mailer.cli.common import database, settings
+from mailer.cli.common import database, friendly, settings
+from mailer.content.loader import ContentError
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@friendly(ContentError)
 def serve(host: str, port: int) -> None:
-    """Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren).
+    """Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren, /privacy).
 
     Links in mails point at public_base_url; put this behind the web server that answers there.
 

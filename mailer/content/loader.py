@@ -19,13 +19,15 @@ from mailer.content.segments import AUDIENCES, KIND_TOPICS, REGIONS, unknown_slu
 BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
 BLOCK_FIELDS = {
     "type", "title", "subtitle", "lead", "people", "media", "links", "regions", "audiences",
-    "organisation", "url", "date", "event_kind", "starts", "place", "verbeteractiviteit",
+    "organisation", "url", "date", "event_kind", "starts", "ends", "place", "online",
+    "verbeteractiviteit",
     "example", "slug",
 }
 MAILING_FIELDS = {
     "kind", "title", "subject", "preheader", "date", "topic", "greeting", "greeting_named",
-    "intro", "sign_off", "bundle_title", "about", "toc", "keywords", "partners",
+    "intro", "sign_off", "bundle_title", "about", "toc", "keywords", "partners", "header_image",
 }
+IMAGE_FIELDS = {"src", "alt", "width", "url", "name"}
 PARTNERS_FIELDS = {"title", "max", "chosen", "suggest", "after"}
 PERSON_FIELDS = {"name", "role", "region", "photo", "photo_alt"}
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -77,6 +79,17 @@ class Media:
 
 
 @dataclass(frozen=True)
+class Image:
+    """A logo or header image: a file under the folder it was named in, with its alt text."""
+
+    src: str
+    alt: str
+    width: int = 0
+    url: str = ""  # where the image links to (partner logos)
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class PartnerItem:
     """One partner publication shown in a "Van onze partners" block."""
 
@@ -119,8 +132,10 @@ class Block:
     url: str = ""
     date: dt.date | None = None
     event_kind: str = ""
-    starts: dt.datetime | None = None
+    starts: dt.datetime | None = None  # event: None = "Datum volgt" (a webinar: on demand)
+    ends: dt.datetime | None = None
     place: str = ""
+    online: str = ""  # event: the link to join online
     verbeteractiviteit: str = ""
     example: bool = False
     items: tuple[PartnerItem, ...] = ()
@@ -156,6 +171,7 @@ class Mailing:
     about: Block | None = None
     keywords: tuple[str, ...] = ()
     partners: PartnersConfig | None = None
+    header_image: Image | None = None
 
     def block(self, block_id: str) -> Block:
         return next(b for b in self.blocks if b.id == block_id)
@@ -241,6 +257,19 @@ def _load_yaml(text: str, reader: _Reader) -> dict | None:
     return data
 
 
+def read_mapping_file(path: Path, root: Path, fields: set[str]) -> tuple[dict, _Reader]:
+    """A YAML file of fields (mailing.yaml, brand.yaml): refused at once on a syntax error;
+    unknown fields are noted in the returned reader, which collects the file's problems."""
+    text = path.read_text(encoding="utf-8")
+    reader = _Reader(path, root, _mapping_lines(text), 0)
+    data = _load_yaml(text, reader)
+    if data is None:
+        raise ContentError(reader.problems)
+    for key in sorted(set(data) - fields):
+        reader.fail(f"unknown field {key!r}", key)
+    return data, reader
+
+
 def split_front_matter(text: str) -> tuple[str, str] | None:
     """Return (front matter, body) of a Markdown file that starts with a `---` line."""
     lines = text.splitlines(keepends=True)
@@ -322,6 +351,26 @@ def _datetime(data: dict, key: str, r: _Reader) -> dt.datetime | None:
         return None
 
 
+def _ends(data: dict, starts: dt.datetime | None, r: _Reader) -> dt.datetime | None:
+    """An event's end: a date and time, or only a time on the day it starts."""
+    value = data.get("ends")
+    if value is None:
+        return None
+    if starts is None:
+        r.fail("field 'ends' needs 'starts' as well", "ends")
+        return None
+    if isinstance(value, int):  # YAML reads 16:30 unquoted as minutes (sexagesimal)
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    try:
+        ends = dt.datetime.combine(starts.date(), dt.time.fromisoformat(str(value)))
+    except ValueError:
+        ends = _datetime(data, "ends", r)
+    one_day = starts.time() == dt.time() and ends == starts  # an all-day event ending that day
+    if ends is not None and ends <= starts and not one_day:
+        r.fail(f"field 'ends': {value!r} is not after 'starts'", "ends")
+    return ends
+
+
 def _date(data: dict, key: str, r: _Reader, required: bool = False) -> dt.date | None:
     value = data.get(key)
     if value is None:
@@ -375,8 +424,10 @@ def load_block(path: Path, root: Path, theme_dir: Path) -> tuple[Block | None, l
         url=_url(reader.text(data, "url"), reader, "url") if data.get("url") else "",
         date=_date(data, "date", reader),
         event_kind=reader.text(data, "event_kind"),
-        starts=_datetime(data, "starts", reader),
+        starts=(starts := _datetime(data, "starts", reader)),
+        ends=_ends(data, starts, reader),
         place=reader.text(data, "place"),
+        online=_url(reader.text(data, "online"), reader, "online") if data.get("online") else "",
         verbeteractiviteit=reader.text(data, "verbeteractiviteit"),
         example=bool(data.get("example", False)),
     )
@@ -386,8 +437,6 @@ def load_block(path: Path, root: Path, theme_dir: Path) -> tuple[Block | None, l
         reader.fail("an interview shows at most two person cards", "people")
     if btype == "partner" and not (block.organisation and block.url):
         reader.fail("a partner block needs 'organisation' and 'url'", "type")
-    if btype == "event" and block.starts is None:
-        reader.fail("an event needs 'starts' (date and time)", "type")
     if btype == "links" and not block.links:
         reader.fail("a links block needs 'links'", "type")
     return (None if reader.problems else block), reader.problems
@@ -413,6 +462,27 @@ def load_about(content_dir: Path, root: Path) -> tuple[Block | None, list[Proble
         links=_links(data, reader),
     )
     return (None if reader.problems else block), reader.problems
+
+
+def read_image(raw: object, key: str, r: _Reader, folder: Path, default_width: int) -> Image | None:
+    """An image entry {src, alt, width, url, name}: the file must exist and alt must be given."""
+    field = key.split("[")[0]
+    if not isinstance(raw, dict) or not raw.get("src"):
+        r.fail(f"{key} must be a mapping with at least src and alt", field)
+        return None
+    for name in sorted(set(raw) - IMAGE_FIELDS):
+        r.fail(f"{key}: unknown field {name!r}", field)
+    src, alt = str(raw["src"]), str(raw.get("alt") or "").strip()
+    if not alt:
+        r.fail(f"{key}: image {src!r} has no alt text", field)
+    if not (folder / src).is_file():
+        r.fail(f"{key}: image file {src!r} not found", field)
+    try:
+        width = int(raw.get("width") or default_width)
+    except (TypeError, ValueError):
+        r.fail(f"{key}: width must be a whole number of pixels", field)
+        width = default_width
+    return Image(src, alt, width, str(raw.get("url") or ""), str(raw.get("name") or ""))
 
 
 def _partners_config(data: dict, r: _Reader, slugs: dict[str, Path]) -> PartnersConfig | None:
@@ -449,18 +519,16 @@ def list_themes(content_dir: Path) -> list[str]:
 def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mailing:
     """Load and validate a theme; raise ContentError listing every problem found."""
     root = root or content_dir.parent
+    if not content_dir.is_dir():
+        raise ContentError([Problem(content_dir, None, (
+            "no such folder, so no themes to build. Run mailer in the project folder that holds "
+            "content/, or point MAILER_ROOT (or content_dir in mailer.toml) at it"))])
     theme_dir = content_dir / theme
     config = theme_dir / "mailing.yaml"
     if not config.is_file():
         known = ", ".join(list_themes(content_dir)) if content_dir.is_dir() else "none"
         raise ContentError([Problem(config, None, f"no such theme {theme!r} (known: {known})")])
-    text = config.read_text(encoding="utf-8")
-    reader = _Reader(config, root, _mapping_lines(text), 0)
-    data = _load_yaml(text, reader)
-    if data is None:
-        raise ContentError(reader.problems)
-    for key in sorted(set(data) - MAILING_FIELDS):
-        reader.fail(f"unknown field {key!r}", key)
+    data, reader = read_mapping_file(config, root, MAILING_FIELDS)
     kind = reader.text(data, "kind", required=True)
     if kind and kind not in KIND_TOPICS:
         reader.fail(f"unknown mailing kind {kind!r} (known: {', '.join(KIND_TOPICS)})", "kind")
@@ -523,6 +591,8 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         about=about,
         keywords=tuple(k.lower() for k in keywords),
         partners=_partners_config(data, reader, first_file),
+        header_image=read_image(data["header_image"], "header_image", reader, theme_dir, 600)
+        if data.get("header_image") else None,
     )
     if problems:
         raise ContentError(problems)

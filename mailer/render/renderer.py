@@ -7,7 +7,6 @@ compilation and are filled later by plain string joins.
 
 from __future__ import annotations
 
-import datetime as dt
 import html as html_lib
 import logging
 import re
@@ -23,33 +22,26 @@ from mjml import mjml2html
 from premailer import Premailer
 
 from mailer.config import Settings
+from mailer.content.brand import load_brand
 from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
+from mailer.render.dates import dutch_date, dutch_datetime
+from mailer.render.events import event_when, has_calendar_file
 from mailer.render.plaintext import markdown_to_text
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
 SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
+_EMAIL_WRAPPER = re.compile(r'<div [^>]*aria-roledescription="email"')
 KIND_LABELS = {
     "update": "Update",
     "verdieping": "Thematische verdieping",
     "verbeteractiviteit": "Verbeteractiviteit in de praktijk",
 }
-_MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
-           "september", "oktober", "november", "december")
-_DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
 _md = MarkdownIt("commonmark", {"html": False})
 
 
 class RenderError(Exception):
     """A template or the MJML compiler failed; the message says which mailing and why."""
-
-
-def dutch_date(value: dt.date) -> str:
-    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
-
-
-def dutch_datetime(value: dt.datetime) -> str:
-    return f"{_DAYS[value.weekday()]} {dutch_date(value)}, {value:%H:%M} uur"
 
 
 def markdown_html(source: str, below: int = 1) -> Markup:
@@ -95,6 +87,9 @@ class Urls:
     def bundle(self, block_id: str | None = None) -> str:
         anchor = f"#{block_id}" if block_id else ""
         return f"{self.base}/{self.theme}/bundel.html{anchor}"
+
+    def calendar(self, block_id: str) -> str:
+        return f"{self.base}/{self.theme}/{block_id}.ics"
 
     def image(self, path: str) -> str:
         return f"{self.base}/{self.theme}/{path}"
@@ -152,6 +147,17 @@ def inline_css(html: str) -> str:
     return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
 
 
+def with_main_landmark(html: str) -> str:
+    """Wrap the mail's content in a main landmark, so a screen reader can jump straight to it
+    and every part of the mail sits in a landmark (axe: landmark-one-main, region)."""
+    start = _EMAIL_WRAPPER.search(html)
+    end = html.rfind("</body>")
+    if start is None or end < 0:
+        raise RenderError("compiled mail has no email wrapper <div> inside <body>")
+    return (f'{html[: start.start()]}<div role="main">{html[start.start() : end].rstrip()}\n</div>\n'
+            f"{html[end:]}")
+
+
 def jinja_environment(templates: Path, autoescape: bool) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(templates)),
@@ -167,7 +173,9 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
         dutch_date=dutch_date,
         dutch_datetime=dutch_datetime,
         region_name=lambda slug: REGIONS.get(slug, slug),
+        event_when=event_when,
     )
+    env.tests["with_calendar_file"] = has_calendar_file
     env.globals["slot"] = slot
     return env
 
@@ -184,6 +192,7 @@ class Renderer:
         # by select_autoescape); the text templates get their own environment without it.
         self.markup_env = jinja_environment(settings.templates, autoescape=True)
         self.text_env = jinja_environment(settings.templates, autoescape=False)
+        self.brand = load_brand(settings.content, settings.root)
 
     def context(self, blocks: Iterable[Block]) -> dict[str, Any]:
         blocks = tuple(blocks)
@@ -199,17 +208,22 @@ class Renderer:
             "topic_name": TOPIC_NAMES.get(self.mailing.topic, self.mailing.topic),
             "settings": self.settings,
             "urls": self.urls,
+            "brand": self.brand,
         }
+
+    def mjml(self, context: dict[str, Any]) -> str:
+        """The MJML source of one variant, before compilation."""
+        return self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
 
     def compile_variant(self, blocks: Iterable[Block]) -> CompiledVariant:
         """The expensive step: run once per distinct block set, never per recipient."""
         context = self.context(blocks)
-        source = self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
+        source = self.mjml(context)
         try:
             compiled = mjml2html(source, fonts={})
         except ValueError as exc:
             raise RenderError(f"{self.mailing.theme}: MJML compilation failed: {exc}") from exc
-        html = inline_css(compiled)
+        html = with_main_landmark(inline_css(compiled))
         text = self.text_env.get_template("text/mailing.txt.j2").render(context)
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
         return CompiledVariant(html, text)

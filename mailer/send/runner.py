@@ -43,6 +43,7 @@ from mailer.send import lease
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
 from mailer.send.preflight import current_manifest, preflight
+from mailer.send.testers import tester_names
 from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import preferences_url, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
@@ -53,7 +54,6 @@ FINAL = ("sent", "failed", "skipped", "bounced")
 PERMANENT_WINDOW = 50
 PERMANENT_SHARE = 0.2
 LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this often
-SAMPLE_NAME = "Anna de Vries"  # the name test sends greet
 
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
@@ -626,9 +626,11 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
               transport: Transport | None = None) -> list[tuple[str, str]]:
     """Each distinct variant of the segment to each address, subject marked "[TEST]".
 
-    Nothing is recorded against subscribers; the greeting uses a sample name and the links
-    point at the general unsubscribe and sign-up pages. Returns (address, variant) pairs sent.
+    Nothing is recorded against subscribers; the links point at the general unsubscribe and
+    sign-up pages. An address may be "Name <address>"; the greeting uses that name, else the
+    tester's name as a subscriber, else the neutral greeting. Returns (address, variant) pairs.
     """
+    testers = tester_names(settings, addresses)
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = preflight(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
@@ -641,9 +643,9 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     try:
         for name in names:
             letter = Letter(settings, mail, *_read_variant(settings, theme, manifest, name))
-            for n, address in enumerate(addresses, 1):
+            for n, (address, tester) in enumerate(testers, 1):
                 transport.send(letter.message(
-                    recipient_id=f"{name}-{n}", address=address, name=SAMPLE_NAME,
+                    recipient_id=f"{name}-{n}", address=address, name=tester,
                     unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
                 sent.append((address, name))
     finally:

@@ -41,12 +41,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.config import Settings
+from mailer.content.brand import load_brand
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.models import utcnow
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+from mailer.web.privacy import privacy_statement
 
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CSRF_COOKIE = "mailer_csrf"
@@ -155,6 +157,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     mailer_transport = transport or transport_from_settings(settings)
     send_lock = threading.Lock()
     env = template_environment(settings)
+    env.globals["brand"] = load_brand(settings.content, settings.root)
     per_ip = RateLimiter(*SIGNUPS_PER_IP)
     own_origins = {_origin(settings.public_base_url)}
 
@@ -262,7 +265,9 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         what = TOPIC_NAMES[topic] if topic else "alle mailings van Veiligheid voorop"
         if request.method == "GET":
             person = await db(subs.get_subscriber, subscriber_id)
-            return page(request, "afmelden", what=what, topic=topic,
+            remaining = [TOPIC_NAMES[t] for t in await db(subs.active_topics, subscriber_id)
+                         if topic and t != topic]
+            return page(request, "afmelden", what=what, topic=topic, remaining=remaining,
                         already=person.status == "unsubscribed")
         form = await read_form(request, csrf=False)
         if form.get("List-Unsubscribe") != "One-Click":  # RFC 8058: the token is the secret
@@ -335,6 +340,9 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             f"Heb je die mail niet meer? Stuur dan een mail naar {settings.reply_to}, "
             "dan melden wij je af.")
 
+    async def privacy(request: Request) -> Response:
+        return page(request, "privacy", statement=privacy_statement(settings))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         return message_page(request, *BROKEN_LINK, status=status, tone="error")
@@ -347,6 +355,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             Route("/aanmelden", signup, methods=["GET", "POST"]),
             Route("/bevestig/{token}", confirm, methods=["GET"]),
             Route("/afmelden", unsubscribe_help, methods=["GET"]),
+            Route("/privacy", privacy, methods=["GET"]),
             Route("/afmelden/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}", preferences, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}/gegevens", my_data, methods=["GET"]),
