@@ -17,6 +17,8 @@ from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Delivery
 from mailer.send import runner as sending
+from mailer.send.outcomes import CONNECTION_RETRY_MAX, ConnectionWatch, Verdict
+from mailer.transport.transports import DeliveryError
 from tests.conftest import bulk_subscribers
 from tests.smtp_server import SMTPTestServer
 
@@ -94,3 +96,27 @@ def test_an_answer_that_needs_a_person_pauses_the_send_and_fails_nobody(
         summary = sending.run_send(via(send_settings, fixed), send_id)
         assert summary.status == "done" and summary.counts == {"sent": PEOPLE}
         assert len(fixed.wait_for(PEOPLE)) == PEOPLE
+
+
+def test_with_the_default_settings_a_15_minute_outage_waits_and_a_longer_one_pauses() -> None:
+    """The real numbers, on a clock that only moves when the send waits."""
+    settings = Settings()
+    now = [0.0]
+    watch = ConnectionWatch(settings.send_connection_retry_seconds,
+                            settings.send_connection_patience, clock=lambda: now[0])
+    busy = DeliveryError("421 4.3.2 try again later", permanent=False, code=421, connection=True)
+    waits = []
+    while now[0] < 15 * 60:
+        wait, reason = watch.after_batch([Verdict.CONNECTION], [busy])
+        assert reason == ""
+        waits.append(wait)
+        now[0] += wait
+    assert waits[:5] == [0.0, 15.0, 30.0, 60.0, 120.0] and max(waits) == CONNECTION_RETRY_MAX
+    assert watch.after_batch([Verdict.SENT] * 50, []) == (0.0, "")  # the relay is back
+
+    outage_began, reason = now[0], ""
+    while not reason:
+        wait, reason = watch.after_batch([Verdict.CONNECTION], [busy])
+        now[0] += wait
+    assert now[0] - outage_began >= settings.send_connection_patience
+    assert reason.startswith("no working connection to the mail server for ")
