@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 import threading
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, update
+from sqlmodel import select
 
 from mailer.db import engine_for, session_scope
-from mailer.models import Schedule, utcnow
+from mailer.models import Schedule, Send, utcnow
 from mailer.schedule.scheduler import (
     LEASE,
     Request,
@@ -25,6 +27,7 @@ from mailer.schedule.scheduler import (
     overview,
     parse_when,
     plan,
+    start_send,
 )
 from mailer.send.runner import create_send, run_send, summary
 from tests.conftest import REPO, add_subscriber
@@ -272,3 +275,18 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
         cancel(site, crashed, DUE)
     with pytest.raises(ScheduleError, match="have left"):
         move(site, crashed, DUE + dt.timedelta(days=1), DUE)
+
+
+def test_a_send_that_fails_its_preflight_fails_the_schedule_and_creates_nothing(site, session):
+    add_subscriber(session, "anna@example.org", topics=("verdiepingen",))
+    session.commit()
+    broken = replace(site, dkim_selector="mail2026", dkim_domain="veiligheidvoorop.nl",
+                     dkim_key_file="missing.pem")
+    schedule_id = planned(broken)
+    starter = functools.partial(start_send, broken, threading.Event())
+    assert fire_at(broken, schedule_id, DUE, starter) == "failed"
+    schedule = stored(broken, schedule_id)
+    assert (schedule.status, schedule.send_id) == ("failed", None)
+    assert "missing.pem: cannot read it" in schedule.note
+    with session_scope(broken) as check:
+        assert check.exec(select(func.count()).select_from(Send)).one() == 0
