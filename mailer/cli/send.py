@@ -264,8 +264,9 @@ def cancel_command(send_id: int) -> None:
 def work_command(send_id: int | None, rate: float | None) -> None:
     """Deliver pending messages of running sends (or of one), beside other workers.
 
-    On PostgreSQL several workers can share one send; nobody is sent twice. Ends when
-    nothing is left to do.
+    On PostgreSQL several workers can share one send; nobody is sent twice. On SQLite a send
+    has one worker (see `sends resume`). Ends when nothing is left to do; exits with 3 when a
+    send paused itself.
 
     \b
     Example:
