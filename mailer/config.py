@@ -55,6 +55,12 @@ class Settings:
 
     grace_period_hours: float = 6.0
     feed_timeout: float = 10.0  # seconds per partner feed request
+    link_timeout: float = 10.0  # seconds per link asked by `mailer check`
+    link_cache_hours: float = 24.0  # a link that answered is not asked again for this long
+
+    # Four eyes: "required" = a real send or schedule needs approval by someone else first.
+    approval_mode: str = "none"  # none | required
+    approval_staff: str = ""  # names allowed to create and approve, comma-separated; "" = anyone
 
     # Sending: a batch is claimed, sent and recorded together, so after a crash at most one
     # batch per worker can go out twice.
@@ -114,6 +120,8 @@ def _coerce(name: str, raw: object, kind: type) -> object:
             return int(raw)  # type: ignore[arg-type]
         if kind is float:
             return float(raw)  # type: ignore[arg-type]
+        if isinstance(raw, list):  # a TOML list for a comma-separated setting
+            return ",".join(str(item).strip() for item in raw)
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name!r}: cannot use {raw!r} ({exc})") from exc

@@ -72,8 +72,18 @@ class Suppression(SQLModel, table=True):
 
 # --- sending tables follow (delivery) ---
 
+class Approval(SQLModel):
+    """Four eyes: who asked for a send or schedule and who approved it, when, for which build
+    (`approved_hash` is the build's source hash: content edited since makes it stale)."""
 
-class Send(SQLModel, table=True):
+    created_by: str = Field(default="", max_length=TEXT_MAX)
+    approved_by: str = Field(default="", max_length=TEXT_MAX)
+    approved_at: dt.datetime | None = Field(default=None)
+    approved_hash: str = Field(default="", max_length=64)
+
+
+
+class Send(Approval, table=True):
     """One mailing sent to one segment. Status: planned → running → done, or paused/cancelled.
 
     `snapshot_at` is set in the same transaction that writes the Delivery rows, so a crash
@@ -99,6 +109,10 @@ class Send(SQLModel, table=True):
     lease_holder: str = Field(default="", max_length=TEXT_MAX)
     lease_since: dt.datetime | None = Field(default=None)
     lease_renewed_at: dt.datetime | None = Field(default=None)
+    # A real send that started although readiness checks failed: who forced it, why, and what failed
+    forced_by: str = Field(default="", max_length=TEXT_MAX)
+    forced_reason: str = Field(default="", sa_type=Text)
+    forced_checks: str = Field(default="", sa_type=Text)
 
 
 class SendVariant(SQLModel, table=True):
@@ -196,7 +210,7 @@ class PartnerFeed(SQLModel, table=True):
 # --- scheduling ---
 
 
-class Schedule(SQLModel, table=True):
+class Schedule(Approval, table=True):
     """A send planned for a moment: the source of truth that the scheduler's job store mirrors.
 
     `worker` and `heartbeat_at` are the lease of the scheduler process running the send, so a
@@ -217,6 +231,7 @@ class Schedule(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     note: str = Field(default="", sa_type=Text)
+    hold_reason: str = Field(default="", sa_type=Text)  # why a due send did not start (approval)
 
     @property
     def region_list(self) -> list[str]:

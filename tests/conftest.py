@@ -7,6 +7,7 @@ server answers there, the PostgreSQL tests are skipped with that reason.
 
 from __future__ import annotations
 
+import mailbox
 import os
 import shutil
 import socket
@@ -16,9 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, make_url
 from sqlmodel import Session
 
+from mailer.cli.main import main
 from mailer.config import Settings, load_settings
 from mailer.db import engine_for, get_engine, session_scope
 from mailer.transport.transports import MemoryTransport
@@ -169,10 +172,6 @@ def send_settings(settings: Settings) -> Settings:
 def invoke(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Run `mailer` commands through click on `send_settings`; keyword arguments set
     MAILER_<NAME> first (they stay set for the rest of the test)."""
-    from click.testing import CliRunner, Result
-
-    from mailer.cli.main import main
-
     for key, value in {"MAILER_ROOT": str(send_settings.root),
                        "MAILER_DATABASE_URL": send_settings.database_url,
                        "MAILER_SECRET_KEY": send_settings.secret_key,
@@ -206,6 +205,20 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPTestServer]:
     indirect=True)`."""
     with SMTPTestServer(**getattr(request, "param", {})) as server:
         yield server
+
+
+@pytest.fixture
+def run(invoke, send_settings: Settings):  # type: ignore[no-untyped-def]
+    """`mailer …` through click in `send_settings`' project (see `invoke`), with two
+    subscribers of verdiepingen in Limburg."""
+    with session_scope(send_settings, write=True) as session:
+        add_subscriber(session, "jan@example.org", "limburg", "netwerk", ("verdiepingen",), "Jan")
+        add_subscriber(session, "els@example.org", "limburg", "beleidsmakers", ("verdiepingen",))
+    return invoke
+
+
+def outbox(settings: Settings) -> list[mailbox.MaildirMessage]:
+    return list(mailbox.Maildir(settings.root / "out" / "outbox").values())
 
 
 @pytest.fixture(scope="module")

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import mailbox
 import re
 
-import pytest
-
 from mailer.config import Settings
-from mailer.db import session_scope
-from tests.conftest import add_subscriber
+from tests.conftest import outbox
 
-
-@pytest.fixture
-def run(invoke, send_settings: Settings):  # type: ignore[no-untyped-def]
-    with session_scope(send_settings, write=True) as session:
-        add_subscriber(session, "jan@example.org", "limburg", "netwerk", ("verdiepingen",), "Jan")
-        add_subscriber(session, "els@example.org", "limburg", "beleidsmakers", ("verdiepingen",))
-    return invoke
-
-
-def outbox(settings: Settings) -> list[mailbox.MaildirMessage]:
-    return list(mailbox.Maildir(settings.root / "out" / "outbox").values())
+FORCE = ("--offline", "--force", "--reason", "example text accepted for this test", "--by", "tester")
 
 
 def test_dry_run_test_send_and_send(run, send_settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -34,7 +20,7 @@ def test_dry_run_test_send_and_send(run, send_settings: Settings) -> None:  # ty
     assert test.exit_code == 0 and test.output.count("[TEST] variant") == 2  # Rotterdam differs
     assert all(m["Subject"].startswith("[TEST]") for m in outbox(send_settings))
 
-    sent = run("send", "stalking", "--region", "limburg")
+    sent = run("send", "stalking", "--region", "limburg", *FORCE)
     assert sent.exit_code == 0, sent.output
     assert "Send 1: done; 2 recipients (2 sent)" in sent.output
     assert len(outbox(send_settings)) == 4
@@ -44,7 +30,7 @@ def test_dry_run_test_send_and_send(run, send_settings: Settings) -> None:  # ty
 
 
 def test_show_pause_cancel_resume_and_work(run, send_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    queued = run("send", "stalking", "--queue")
+    queued = run("send", "stalking", "--queue", *FORCE)
     assert "Send 1: running; 2 recipients (2 pending)" in queued.output
     assert run("sends", "pause", "1").exit_code == 0
     assert "paused by hand" in run("sends", "list").output
@@ -61,7 +47,7 @@ def test_show_pause_cancel_resume_and_work(run, send_settings: Settings, tmp_pat
     assert "<svg" in page and "limburg/netwerk" in page
     assert not re.search(r'(src|href)="https?:', page), "no external assets"
 
-    run("send", "stalking", "--queue")
+    run("send", "stalking", "--queue", *FORCE)
     assert run("sends", "cancel", "2").output == "Send 2 cancelled.\n"
     assert "status cancelled" in run("sends", "show", "2").output
     assert run("sends", "work").exit_code == 0  # nothing running: nothing to do

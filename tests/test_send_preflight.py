@@ -29,6 +29,8 @@ def sends(settings: Settings) -> int:
 
 
 DKIM = {"dkim_selector": "mail2026", "dkim_domain": "veiligheidvoorop.nl"}
+# past the readiness checks, which the example content does not pass
+FORCE = ("--offline", "--force", "--reason", "example text accepted for this test", "--by", "tester")
 
 
 def test_a_bad_dkim_key_stops_send_dry_run_and_test_before_anything_is_written(
@@ -49,7 +51,7 @@ def test_a_bad_dkim_key_stops_send_dry_run_and_test_before_anything_is_written(
     half = run("send", "stalking", dkim_key_file="", dkim_domain="", dkim_selector="mail2026")
     assert half.exit_code == 1 and "DKIM is half configured: dkim_domain, dkim_key_file" in half.output
     generate_key(key, force=True)
-    assert run("send", "stalking", dkim_key_file=str(key), **DKIM).exit_code == 0
+    assert run("send", "stalking", *FORCE, dkim_key_file=str(key), **DKIM).exit_code == 0
     assert sends(send_settings) == 1
 
 
@@ -83,7 +85,7 @@ def test_unusable_settings_stop_the_send_in_one_line(run, send_settings: Setting
 
 def test_a_send_that_paused_itself_exits_with_3(run, send_settings: Settings) -> None:  # type: ignore[no-untyped-def]
     with SMTPTestServer(login=("mailer", "right")) as server:
-        result = run("send", "stalking", smtp_host=server.host, smtp_port=str(server.port),
+        result = run("send", "stalking", *FORCE, smtp_host=server.host, smtp_port=str(server.port),
                      smtp_security="none", smtp_user="mailer", smtp_password="wrong")
         assert result.exit_code == 3, result.output
         assert "Paused: the mail server refused the session: 535" in result.output

@@ -16,6 +16,7 @@ from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, segment_key
 from mailer.render.renderer import CompiledVariant
 
+SAMPLE_READER = "Jan Jansen"  # whom previews and checks greet
 SCREEN_WIDTHS = (600, 375)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
@@ -28,7 +29,7 @@ def sample_slots(manifest: dict, settings: Settings) -> dict[str, str]:
     base = settings.public_base_url.rstrip("/")
     named = manifest.get("greeting_named") or manifest.get("greeting") or ""
     return {
-        "greeting": named.replace("{naam}", "Jan Jansen"),
+        "greeting": named.replace("{naam}", SAMPLE_READER),
         "unsubscribe_url": f"{base}/afmelden/voorbeeld",
         "preferences_url": f"{base}/voorkeuren/voorbeeld",
         "webversion_url": manifest["public_url"],

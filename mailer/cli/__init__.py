@@ -2,5 +2,5 @@
 
 COMMAND_MODULES = [
     "build", "partners", "db", "lists", "subscribers", "serve", "dkim", "bounces", "send",
-    "schedule",
+    "schedule", "check", "studio",
 ]

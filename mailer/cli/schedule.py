@@ -7,9 +7,11 @@ import signal
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mailer.cli.common import UserError, database, database_session, friendly, settings
+from mailer.cli.send import by_option
 from mailer.content.loader import ContentError
 from mailer.models import Schedule, utcnow
 from mailer.schedule.calendar import Entry, apply, check, load_calendar
@@ -26,6 +28,8 @@ from mailer.schedule.scheduler import (
     parse_when,
     plan,
 )
+from mailer.send import approval
+from mailer.send.approval import ApprovalError
 
 
 class PlanByDefault(click.Group):
@@ -64,8 +68,10 @@ def schedule() -> None:
 @click.option("--audience", "audiences", multiple=True,
               help="Audience slug; repeat for more. Default: all.")
 @click.option("--note", default="", help="A note shown by `mailer schedule list`.")
-@friendly(ScheduleError)
-def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...], note: str) -> None:
+@by_option
+@friendly(ScheduleError, ApprovalError)
+def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...], note: str,
+        by: str | None) -> None:
     """Plan THEME to be sent at a moment to some regions and audiences.
 
     The theme must build now (it is built again when the send starts). A time in the past is
@@ -78,7 +84,8 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
     config = settings()
     database(config)
     now = utcnow()
-    request = Request(theme, parse_when(at, config.timezone), regions, audiences, note=note)
+    request = Request(theme, parse_when(at, config.timezone), regions, audiences, note=note,
+                      created_by=approval.person(config, by))
     [problems] = check_requests(config, [request], now)
     if problems:
         raise ScheduleError("nothing planned:\n" + "\n".join(f"  {p}" for p in problems))
@@ -87,6 +94,9 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
         reach = count_recipients(session, config, planned)
     click.echo(f"Planned schedule {planned.id}: {theme} for {_segments(planned)} at "
                f"{local_time(planned.due_at, config.timezone)}; {reach} recipients now.")
+    if approval.required(config):
+        click.echo(f"It goes out only once someone other than {planned.created_by} approves it: "
+                   f"`mailer schedule approve {planned.id} --by NAME`.")
 
 
 @schedule.command("list")
@@ -103,15 +113,41 @@ def list_command() -> None:
     config = settings()
     database(config)
     table = Table(title="Schedules")
-    for column in ("id", "when", "theme", "regions; audiences", "recipients now", "status", "send",
-                   "note"):
+    columns = ["id", "when", "theme", "regions; audiences", "recipients now", "status", "send",
+               "note"]
+    if approval.required(config):
+        columns.insert(6, "approval")
+    for column in columns:
         table.add_column(column)
     for row in overview(config, utcnow()):
         s = row.schedule
-        table.add_row(str(s.id), local_time(s.due_at, config.timezone), s.theme, _segments(s),
-                      "-" if row.recipients is None else str(row.recipients), row.status,
-                      str(s.send_id or "-"), s.note)
+        cells = [str(s.id), local_time(s.due_at, config.timezone), s.theme, _segments(s),
+                 "-" if row.recipients is None else str(row.recipients), row.status,
+                 str(s.send_id or "-"), s.note]
+        if approval.required(config):
+            cells.insert(6, f"[red]{escape(row.approval)}[/red]" if row.held else escape(row.approval))
+        table.add_row(*cells)
     Console().print(table)
+
+
+@schedule.command("approve")
+@click.argument("schedule_id", type=int)
+@by_option
+@friendly(ApprovalError)
+def approve_command(schedule_id: int, by: str | None) -> None:
+    """Approve schedule ID for the content as it is now (four eyes: not by its creator).
+
+    Editing the content afterwards makes the approval stale: the send does not start then,
+    and `mailer schedule list` says why.
+
+    \b
+    Example:
+      mailer schedule approve 2 --by bert
+    """
+    config = settings()
+    database(config)
+    approved = approval.approve(config, "schedule", schedule_id, by)
+    click.echo(f"Schedule {schedule_id} ({approved.theme}): {approval.describe(approved)}.")
 
 
 @schedule.command("cancel")

@@ -16,13 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import select
 
+from mailer.check.readiness import NotReady, release
 from mailer.cli.build import build_errors
 from mailer.cli.common import database, database_session, friendly, settings
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS
 from mailer.models import Send
+from mailer.send import approval
 from mailer.send import runner as sending
-from mailer.send.preflight import PreflightError
+from mailer.send.approval import ApprovalError
+from mailer.send.preflight import PreflightError, preflight
 from mailer.send.report import html_report, send_report
 from mailer.transport.transports import DeliveryError
 
@@ -31,10 +34,10 @@ region_option = click.option("--region", "regions", multiple=True, type=click.Ch
 audience_option = click.option("--audience", "audiences", multiple=True,
                                type=click.Choice(list(AUDIENCES)),
                                help="Only this audience (repeatable; default: every audience).")
-PAUSED_EXIT = 3  # the send ended paused (too many errors, or a mail server that needs a person)
-
+by_option = click.option("--by", help="Your name, recorded as who did this (default: $USER).")
 rate_option = click.option("--rate", type=float,
                            help="At most this many messages per second (overrides smtp_rate).")
+PAUSED_EXIT = 3  # the send ended paused (too many errors, or a mail server that needs a person)
 
 
 def _settings(rate: float | None) -> Settings:
@@ -106,9 +109,15 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
 @click.option("--queue", is_flag=True,
               help="Snapshot the recipients and leave delivering to `mailer sends work`.")
 @rate_option
-@friendly(sending.SendError, DeliveryError, PreflightError)
+@by_option
+@click.option("--force", is_flag=True,
+              help="Send although readiness checks fail (needs --reason; both are recorded).")
+@click.option("--reason", help="Why the send must go out despite failing checks (with --force).")
+@click.option("--offline", is_flag=True, help="Skip the link check of the readiness checks.")
+@friendly(sending.SendError, DeliveryError, NotReady, ApprovalError, PreflightError)
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
-                 test_addresses: tuple[str, ...], queue: bool, rate: float | None) -> None:
+                 test_addresses: tuple[str, ...], queue: bool, rate: float | None, by: str | None,
+                 force: bool, reason: str | None, offline: bool) -> None:
     """Send the built mailing THEME to every subscriber of its topic in the segment.
 
     Builds first when out/THEME is stale and checks DKIM, the smtp settings and the header
@@ -117,12 +126,19 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
     ID` carries on without sending anyone twice (except the few messages in flight). Exits
     with 3 when the send paused itself (the reason is printed), 1 on any other problem.
 
+    A real send first runs `mailer check THEME` and refuses while a check fails, unless
+    --force --reason "…". With approval_mode = "required" it is only created, and starts
+    after `mailer sends approve ID` by someone else and `mailer sends resume ID`.
+
     \b
     Example:
       mailer send stalking --region limburg --audience netwerk --test me@example.org
       mailer send stalking --region limburg --dry-run
       mailer send stalking --rate 20
+      mailer send stalking --force --reason "placeholder text approved by the editor" --by anna
     """
+    if force and not reason:
+        raise click.UsageError("--force needs --reason \"why it must go out now\" (it is recorded)")
     config = _settings(rate)
     console = Console()
     with build_errors(theme):
@@ -138,8 +154,18 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                                                       audiences):
                 console.print(f"[TEST] variant {variant} sent to {address}")
             return
-        send_id = sending.create_send(config, theme, regions, audiences)
-    console.print(f"Send {send_id} of {theme} created.")
+        preflight(config, theme)  # one clear line before the readiness checks build messages
+        creator = approval.person(config, by)
+        record = release(config, theme, by=creator, force_reason=reason if force else None,
+                         offline=offline)
+        send_id = sending.create_send(config, theme, regions, audiences, record=record)
+    console.print(f"Send {send_id} of {theme} created by {creator}.")
+    if "forced_by" in record:
+        console.print(f"[yellow]Forced past failing checks[/yellow] (recorded): {reason}")
+    if approval.required(config):
+        console.print(f"It waits for approval by someone other than {creator}: "
+                      f"`mailer sends approve {send_id} --by NAME`, then `mailer sends resume {send_id}`.")
+        return
     if queue:
         sending.start_send(config, send_id)
         _print_summary(sending.summary(config, send_id), console)
@@ -197,6 +223,10 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     send = report.send
     console.print(f"Send {send.id}: {send.theme} ({send.subject}) to topic {send.topic}; "
                   f"status {send.status}" + (f" ({send.pause_reason})" if send.pause_reason else ""))
+    console.print(report.approval, soft_wrap=True)
+    if send.forced_by:
+        console.print(f"Forced past failing checks by {send.forced_by}: {send.forced_reason}\n"
+                      f"{send.forced_checks}", soft_wrap=True, markup=False)
     statuses = [s for s in report.counts]
     table = Table("segment", *statuses, title=f"{report.total:,} recipients")
     for key, row in report.segments.items():
@@ -208,6 +238,24 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     if html_file:
         html_file.write_text(html_report(report), encoding="utf-8")
         console.print(f"Wrote {html_file}")
+
+
+@sends.command("approve")
+@click.argument("send_id", type=int)
+@by_option
+@friendly(ApprovalError)
+def approve_command(send_id: int, by: str | None) -> None:
+    """Approve send ID for the content as it is now (four eyes: not by its creator).
+
+    Editing the content afterwards makes the approval stale; the send then does not start.
+
+    \b
+    Example:
+      mailer sends approve 3 --by bert && mailer sends resume 3
+    """
+    approved = approval.approve(_settings(None), "send", send_id, by)
+    click.echo(f"Send {send_id} ({approved.theme}): {approval.describe(approved)}. "
+               f"Start it with `mailer sends resume {send_id}`.")
 
 
 @sends.command("pause")

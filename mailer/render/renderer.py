@@ -7,6 +7,7 @@ compilation and are filled later by plain string joins.
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import logging
 import re
@@ -158,7 +159,10 @@ def with_main_landmark(html: str) -> str:
             f"{html[end:]}")
 
 
+@functools.lru_cache(maxsize=16)
 def jinja_environment(templates: Path, autoescape: bool) -> Environment:
+    """One environment per templates folder, kept: it compiles each template once per process
+    and recompiles only a template whose file changed (the studio rebuilds on every save)."""
     env = Environment(
         loader=FileSystemLoader(str(templates)),
         autoescape=autoescape,

@@ -29,13 +29,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from mailer.build.builder import BuildError, build
+from mailer.build.builder import BuildError, build, source_hash
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.content.segments import AUDIENCES, REGIONS, unknown_slugs
 from mailer.db import get_engine, session_scope
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.render.renderer import RenderError
+from mailer.send import approval
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
 
@@ -62,6 +63,7 @@ class Request:
     audiences: tuple[str, ...] = ()
     calendar_key: str | None = None
     note: str = ""
+    created_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Overview:
     schedule: Schedule
     status: str  # as of now: a planned send past its grace period shows as missed
     recipients: int | None  # how many the send would reach now; None when it cannot tell
+    approval: str = ""  # with approval required: who approved it, or why it will not start
+    held: bool = False  # it would not start now for lack of a valid approval
 
 
 def parse_when(text: str, timezone: str) -> dt.datetime:
@@ -140,7 +144,7 @@ def plan(settings: Settings, requests: Sequence[Request], now: dt.datetime) -> l
         schedules = [
             Schedule(theme=r.theme, due_at=r.due_at, regions=",".join(dict.fromkeys(r.regions)),
                      audiences=",".join(dict.fromkeys(r.audiences)), calendar_key=r.calendar_key,
-                     note=r.note, created_at=now, updated_at=now)
+                     note=r.note, created_by=r.created_by, created_at=now, updated_at=now)
             for r in requests
         ]
         session.add_all(schedules)
@@ -171,12 +175,19 @@ def count_recipients(session: Session, settings: Settings, schedule: Schedule) -
 def overview(settings: Settings, now: dt.datetime) -> list[Overview]:
     """Every schedule by due time, with its status now and, while it can still start, its reach."""
     grace = dt.timedelta(hours=settings.grace_period_hours)
+    hashes: dict[str, str] = {}
     with session_scope(settings) as session:
         rows = []
         for schedule in session.exec(select(Schedule).order_by(col(Schedule.due_at), col(Schedule.id))):
             status = status_at(schedule, now, grace)
             reach = count_recipients(session, settings, schedule) if status == "planned" else None
-            rows.append(Overview(schedule, status, reach))
+            held, said = "", ""
+            if approval.required(settings) and status in ("planned", "missed"):
+                if schedule.theme not in hashes:
+                    hashes[schedule.theme] = source_hash(settings, schedule.theme)
+                held = approval.problem(settings, schedule, hashes[schedule.theme])
+                said = held or approval.describe(schedule)
+            rows.append(Overview(schedule, status, reach, said, bool(held)))
         return rows
 
 
@@ -280,6 +291,12 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
             note = (f"missed: due {local_time(schedule.due_at, settings.timezone)}, the scheduler "
                     f"came {hours:.1f} h late (grace {settings.grace_period_hours:g} h)")
             return "missed" if _transition(session, schedule, now, status="missed", note=note) else "taken"
+        if action == "start" and approval.required(settings) and (held := approval.problem(
+                settings, schedule, source_hash(settings, schedule.theme))):
+            if schedule.hold_reason != held:  # said once, not every tick
+                log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held)
+                _transition(session, schedule, now, hold_reason=held)
+            return "held"
         if not _transition(session, schedule, now, status="started", worker=worker, heartbeat_at=now):
             return "taken"
         schedule.sqlmodel_update({"status": "started", "worker": worker, "heartbeat_at": now})
@@ -319,7 +336,8 @@ def create_scheduled_send(settings: Settings, schedule: Schedule) -> int:
                      .values(send_id=send_id, updated_at=utcnow()))
 
     return create_send(settings, schedule.theme, schedule.region_list or None,
-                       schedule.audience_list or None, planned_for=schedule.due_at, then=link)
+                       schedule.audience_list or None, planned_for=schedule.due_at, then=link,
+                       record=approval.approval_of(schedule))
 
 
 def start_send(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:

@@ -15,6 +15,7 @@ from sqlmodel import func, select
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Delivery, Send
+from mailer.send.approval import describe
 from mailer.send.runner import SendError
 
 STATUSES = ("pending", "sending", "sent", "failed", "skipped", "bounced")
@@ -32,6 +33,11 @@ class SendReport:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def approval(self) -> str:
+        """Who created and who approved the send, and when."""
+        return describe(self.send)
 
 
 def send_report(settings: Settings, send_id: int, top_errors: int = 10) -> SendReport:
@@ -89,6 +95,9 @@ th:first-child, td:first-child { text-align: left; }
 {% if r.send.pause_reason %}<span class="reason">({{ r.send.pause_reason }})</span>{% endif %};
 {{ "{:,}".format(r.total) }} recipients; created {{ r.send.created_at.strftime("%Y-%m-%d %H:%M") }} UTC
 {% if r.send.finished_at %}, finished {{ r.send.finished_at.strftime("%Y-%m-%d %H:%M") }} UTC{% endif %}.</p>
+<p>{{ r.approval }}.</p>
+{% if r.send.forced_by %}<p class="reason">Forced past failing readiness checks by {{ r.send.forced_by }}:
+“{{ r.send.forced_reason }}”</p><pre>{{ r.send.forced_checks }}</pre>{% endif %}
 {{ chart | safe }}
 <h2>Per region and audience</h2>
 <table><tr><th>segment</th>{% for s in statuses %}<th>{{ s }}</th>{% endfor %}</tr>

@@ -24,7 +24,7 @@ import datetime as dt
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +39,7 @@ from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segment
 from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
-from mailer.send import lease
+from mailer.send import approval, lease
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
 from mailer.send.preflight import current_manifest, preflight
@@ -146,12 +146,14 @@ class Letter:
 def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = None,
                 audiences: Iterable[str] | None = None, *,
                 planned_for: dt.datetime | None = None,
-                then: Callable[[Session, int], object] | None = None) -> int:
+                then: Callable[[Session, int], object] | None = None,
+                record: Mapping[str, object] | None = None) -> int:
     """Plan a send of THEME to the segment (default: everyone) once the preflight passed;
     builds first if stale. `then` runs in the same transaction (the scheduler links its
     schedule there, so no send is ever left without it).
 
-    Nobody is chosen yet: the recipients are snapshotted when the send starts.
+    Nobody is chosen yet: the recipients are snapshotted when the send starts. `record` sets
+    the columns that say who asked for it (created_by, approval, forced_*).
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = preflight(settings, theme)
@@ -159,7 +161,8 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
         send = Send(theme=theme, topic=manifest["topic"], subject=manifest["subject"],
                     regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
                     planned_for=planned_for, source_hash=manifest["source_hash"],
-                    greeting=manifest["greeting"], greeting_named=manifest["greeting_named"])
+                    greeting=manifest["greeting"], greeting_named=manifest["greeting_named"],
+                    **(record or {}))
         session.add(send)
         session.flush()
         if then is not None:
@@ -192,6 +195,8 @@ def start_send(settings: Settings, send_id: int) -> Send:
     if send.status == "done":
         return send
     manifest = current_manifest(settings, send.theme) if send.snapshot_at is None else None
+    if manifest is not None and (held := approval.problem(settings, send, manifest["source_hash"])):
+        raise SendError(f"send {send_id} does not start: {held}")
     with session_scope(settings, write=True) as session:
         send = _get(session, send_id, lock=True)  # PostgreSQL: one snapshot, however many start
         if send.snapshot_at is None and manifest is not None:
