@@ -1,18 +1,27 @@
-"""Benchmark: import a generated contact list of 100,000 rows into a fresh database.
+"""Benchmark `mailer lists import`: a 100,000-row and a 1,000,000-row list, side by side.
 
-Prints the time of each run, the median, and the peak resident memory of this process.
+Each import runs in a process of its own (a fresh database, the schema made before the clock
+starts), so its peak resident memory is its own: the figure to compare between the two sizes.
+Prints time, rows/s, the process's CPU time (what a busy shared machine disturbs least) and peak
+RSS of each, and the ratio of the peaks (flat memory: near 1).
 
-    python bench/import.py [--rows 100000] [--runs 3] [--database-url URL]
+    python bench/import.py [--rows 100000 --rows 1000000] [--database-url URL]
+
+With --database-url (PostgreSQL), each run gets a schema of its own in that database.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import os
+import platform
 import resource
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -21,8 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailer.config import Settings  # noqa: E402
 from mailer.content.segments import AUDIENCES, REGIONS  # noqa: E402
-from mailer.db import get_engine, session_scope  # noqa: E402
-from mailer.subscribers.lists import import_list  # noqa: E402
 
 
 def generate(path: Path, rows: int) -> None:
@@ -35,28 +42,63 @@ def generate(path: Path, rows: int) -> None:
                              regions[i % len(regions)], audiences[i % len(audiences)]])
 
 
+def run_one(path: Path, url: str) -> dict:
+    """One import in this process: seconds, rows added and this process's peak RSS."""
+    from sqlalchemy import text
+
+    from mailer.db import engine_for, get_engine, session_scope
+    from mailer.subscribers.lists import import_list
+
+    schema = ""
+    if url.startswith("postgresql"):
+        schema = f"bench_import_{uuid.uuid4().hex[:10]}"
+        with engine_for(url).begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    try:
+        settings = Settings(root=path.parent, database_url=url)
+        get_engine(settings)  # creates the schema, which is not timed
+        started = time.perf_counter()
+        with session_scope(settings, write=True) as session:
+            report = import_list(session, path)
+        seconds = time.perf_counter() - started
+    finally:
+        if schema:
+            with engine_for(url.split("?")[0]).begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "added": report.added,
+            "peak_mib": usage.ru_maxrss / 1024}
+
+
 @click.command()
-@click.option("--rows", default=100_000, show_default=True)
-@click.option("--runs", default=3, show_default=True)
+@click.option("--rows", "sizes", multiple=True, type=int, default=[100_000, 1_000_000],
+              show_default=True, help="List sizes to import (repeatable).")
 @click.option("--database-url", default="", help="Default: a new SQLite file per run.")
-def main(rows: int, runs: int, database_url: str) -> None:
+@click.option("--child", type=click.Path(path_type=Path), hidden=True)
+def main(sizes: tuple[int, ...], database_url: str, child: Path | None) -> None:
+    if child is not None:
+        print(json.dumps(run_one(child, database_url)))
+        return
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        path = root / "list.csv"
-        generate(path, rows)
-        times = []
-        for run in range(runs):
-            url = database_url or f"sqlite:///{root}/run{run}.db"
-            settings = Settings(root=root, database_url=url)
-            get_engine(settings)  # creates the schema, which is not timed
-            start = time.perf_counter()
-            with session_scope(settings, write=True) as session:
-                report = import_list(session, path)
-            times.append(time.perf_counter() - start)
-            print(f"run {run + 1}: {times[-1]:.2f} s ({report.added} added)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"median {statistics.median(times):.2f} s for {rows} rows "
-          f"({rows / statistics.median(times):,.0f} rows/s); peak RSS {peak:.0f} MiB")
+        for rows in sizes:
+            path = Path(tmp) / f"list-{rows}.csv"
+            generate(path, rows)
+            url = database_url or f"sqlite:///{tmp}/run-{rows}.db"
+            done = subprocess.run([sys.executable, __file__, "--child", str(path), "--database-url",
+                                   url], check=True, capture_output=True, text=True)
+            results[rows] = json.loads(done.stdout.strip().splitlines()[-1])
+            path.unlink()
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}; database: {database_url.split('@')[-1] or 'SQLite'}")
+    for rows, r in results.items():
+        print(f"{rows:>9,} rows: {r['seconds']:6.2f} s ({rows / r['seconds']:>7,.0f} rows/s, "
+              f"{r['added']:,} added; CPU of the whole process {r['cpu']:.2f} s), "
+              f"peak RSS {r['peak_mib']:.0f} MiB")
+    if len(results) > 1:
+        peaks = [r["peak_mib"] for r in results.values()]
+        print(f"peak RSS largest / smallest list: {max(peaks) / min(peaks):.2f}")
 
 
 if __name__ == "__main__":

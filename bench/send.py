@@ -99,9 +99,8 @@ def bare_loop(settings: Settings, messages: int) -> float:
     from mailer.send.runner import Letter, Mail
 
     manifest = sending.current_manifest(settings, "stalking")
-    name = manifest["segments"]["limburg/netwerk"]["variant"]
-    mail = Mail(0, manifest["subject"], manifest["topic"], manifest["greeting"],
-                manifest["greeting_named"])
+    name = manifest.segments["limburg/netwerk"].variant
+    mail = Mail(0, manifest.subject, manifest.topic, manifest.greeting, manifest.greeting_named)
     letter = Letter(settings, mail, *sending._read_variant(settings, "stalking", manifest, name))
     url = f"{settings.public_base_url}/afmelden/x"
     message = letter.message(recipient_id=1, address="r1@example.org", name="Ontvanger 1",

@@ -71,7 +71,7 @@ def test_every_variant_follows_the_email_html_rules(built) -> None:
         assert "fonts.googleapis" not in html
 
 
-def test_premailer_keeps_what_mjml_needs(built) -> None:
+def test_inliner_keeps_what_mjml_needs(built) -> None:
     _, manifest, out = built
     html = (out / next(iter(manifest["segments"].values()))["html"]).read_text(encoding="utf-8")
     assert re.search(r"@media[^{]*\{[^}]*!important", html), "!important survives in media queries"

@@ -164,3 +164,27 @@ def test_export_round_trips_through_import(session, tmp_path):
     path.write_text(text, encoding="utf-8")
     report = import_list(session, path)
     assert report.unchanged == 6 and report.added == 0
+
+
+def test_a_topics_column_subscribes_each_row_to_its_topics(session, write_csv):
+    path = write_csv("email,region,audience,topics\none@example.org,limburg,netwerk,verdiepingen\n"
+                     "two@example.org,limburg,netwerk,\"updates, verbeteractiviteiten\"\n"
+                     "three@example.org,limburg,netwerk,\n")
+    assert import_list(session, path, topic="verdiepingen").added == 3
+    found = people(session)
+    assert active_topics(session, found["one@example.org"].id) == ["verdiepingen"]
+    assert sorted(active_topics(session, found["two@example.org"].id)) == [
+        "updates", "verbeteractiviteiten"]
+    assert active_topics(session, found["three@example.org"].id) == ["verdiepingen"]
+
+
+def test_a_duplicate_far_from_its_first_line_is_found(session, write_csv):
+    rows = [f"p{n}@example.org,,,limburg,netwerk" for n in range(12_000)]
+    rows.append("P7@example.org,,,limburg,netwerk")  # in another batch than line 9
+    path = write_csv(HEADER + "\n".join(rows) + "\n")
+    with pytest.raises(ListImportError) as caught:
+        import_list(session, path)
+    assert caught.value.report.rejected == ["line 12002: duplicate of line 9 (p7@example.org)"]
+    assert people(session) == {}
+    report = import_list(session, path, skip_invalid=True)
+    assert report.added == 12_000 and len(people(session)) == 12_000

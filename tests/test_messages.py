@@ -175,3 +175,15 @@ def test_an_encoded_body_decodes_to_the_filled_variant() -> None:
         assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
         decoded = binascii.a2b_qp(encoded).decode()
         assert decoded.replace("\r\n", "\n") == expected + "\n"
+
+
+def test_an_encoded_body_without_line_breaks_has_only_crlf_line_ends() -> None:
+    """Minified HTML and long slot values: every soft break must be CRLF, or an SMTP server
+    reads the part as one over-long line."""
+    html = "<p>" + "x" * 300 + '<a href="[[slot:unsubscribe_url]]">afmelden</a>' + "y" * 300 + "</p>"
+    values = {"unsubscribe_url": "https://nieuws.example.nl/afmelden/" + "t" * 120}
+    compiled = CompiledVariant(html, "")
+    encoded = EncodedBody(compiled.html_parts, partial(slot_value, html=True)).fill(values)
+    assert re.search(rb"(?<!\r)\n", encoded) is None
+    assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
+    assert binascii.a2b_qp(encoded).decode() == compiled.fill(values)[0] + "\r\n"

@@ -5,7 +5,7 @@ and the same inline styles.
 Outlook desktop reads only the `<!--[if mso | IE]>` blocks, so a difference there is a
 difference in what Outlook users see (the divider once got a 600px table inside a 552px cell).
 The MJML is compiled without `inline="inline"` on both sides: the JS compiler then inlines that
-CSS itself (juice) where we use premailer afterwards, and that step is not what is compared.
+CSS itself (juice) where we use css-inline afterwards, and that step is not what is compared.
 Known differences would be listed in KNOWN with their upstream issue; there are none now.
 """
 
@@ -24,7 +24,8 @@ from mjml import mjml2html
 from mailer.build.builder import build
 from mailer.config import Settings
 from mailer.content.loader import load_mailing
-from mailer.partners.publications import with_partner_block
+from mailer.partners.rows import read_publications
+from mailer.partners.selection import with_partner_block
 from mailer.render.renderer import Renderer
 from tests.browser import npm_package
 
@@ -109,7 +110,8 @@ def variant_sources(settings: Settings, theme: str) -> dict[str, str]:
     """The MJML of every distinct variant of a theme, as the build compiled it."""
     out = build(settings, theme).path
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    mailing = with_partner_block(settings, load_mailing(settings.content, theme, settings.root))
+    mailing = with_partner_block(load_mailing(settings.content, theme, settings.root),
+                                 read_publications(settings))
     renderer = Renderer(settings, mailing)
     return {seg["variant"]: renderer.mjml(renderer.context(mailing.block(i) for i in seg["blocks"]))
             for seg in manifest["segments"].values()}

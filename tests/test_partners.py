@@ -218,3 +218,31 @@ def test_partners_file_with_a_yaml_error(site: Settings) -> None:
     result = CliRunner().invoke(main, ["partners", "fetch"])
     assert result.exit_code == 1
     assert "partners.yaml:3: YAML error" in result.output
+
+
+def _variant_html(settings: Settings, segment: str) -> str:
+    folder = settings.out / "stalking"
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return (folder / manifest["segments"][segment]["html"]).read_text(encoding="utf-8")
+
+
+def test_send_rebuilds_after_new_publications_are_fetched(site: Settings, feed_server: str) -> None:
+    with_feeds(site, feed_server, ["om.rss"])
+    assert not build(site, "stalking").unchanged
+    assert build(site, "stalking").unchanged
+    fresh = "Aanpak stalking: OM en politie werken met nieuw afsprakenkader"
+    assert fresh not in _variant_html(site, "oost-nederland/netwerk")
+    fetch_all(site)
+    result = CliRunner().invoke(main, ["send", "stalking", "--region", "oost-nederland", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert fresh in _variant_html(site, "oost-nederland/netwerk")
+    assert build(site, "stalking").unchanged
+
+
+def test_a_mailing_without_partner_block_stays_current_when_publications_change(
+        site: Settings, feed_server: str) -> None:
+    with_feeds(site, feed_server, ["om.rss"])
+    build(site, "actieoverleg")
+    fetch_all(site)
+    assert build(site, "actieoverleg").unchanged
+    assert not build(site, "stalking").unchanged

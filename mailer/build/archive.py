@@ -8,11 +8,11 @@ date: they stay the same across builds.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from mailer.build.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.render.renderer import KIND_LABELS, jinja_environment
@@ -20,24 +20,28 @@ from mailer.render.renderer import KIND_LABELS, jinja_environment
 ATOM = "http://www.w3.org/2005/Atom"
 
 
-def published_mailings(out: Path) -> list[dict]:
-    """Manifests of every built mailing, newest first."""
+def published_mailings(out: Path) -> list[Manifest]:
+    """Manifests of every built mailing, newest first; one of an older version waits for its
+    next build."""
     manifests = []
     for path in sorted(out.glob("*/manifest.json")):
         if not path.parent.name.startswith("."):
-            manifests.append(json.loads(path.read_text(encoding="utf-8")))
-    return sorted(manifests, key=lambda m: (m["date"], m["theme"]), reverse=True)
+            try:
+                manifests.append(read_manifest(path.parent))
+            except ManifestError:
+                continue
+    return sorted(manifests, key=lambda m: (m.date, m.theme), reverse=True)
 
 
-def _tag(settings: Settings, date: str, specific: str) -> str:
+def _tag(settings: Settings, date: dt.date | str, specific: str) -> str:
     return f"tag:{settings.list_domain},{date}:{specific}"
 
 
-def _stamp(date: str) -> str:
-    return dt.date.fromisoformat(date).isoformat() + "T00:00:00Z"
+def _stamp(date: dt.date) -> str:
+    return date.isoformat() + "T00:00:00Z"
 
 
-def atom_feed(settings: Settings, mailings: list[dict]) -> bytes:
+def atom_feed(settings: Settings, mailings: list[Manifest]) -> bytes:
     """A valid Atom 1.0 document: one entry per mailing and one per article."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": "nl"})
@@ -50,27 +54,25 @@ def atom_feed(settings: Settings, mailings: list[dict]) -> bytes:
 
     sub(feed, "id", _tag(settings, "2026", "mailings"))
     sub(feed, "title", "Ontwikkelagenda Veiligheid voorop: mailings en artikelen")
-    sub(feed, "updated", _stamp(mailings[0]["date"]) if mailings else "2026-01-01T00:00:00Z")
+    sub(feed, "updated", _stamp(mailings[0].date) if mailings else "2026-01-01T00:00:00Z")
     sub(feed, "link", rel="self", href=f"{base}/feed.xml")
     sub(feed, "link", rel="alternate", type="text/html", href=f"{base}/index.html")
     author = sub(feed, "author")
     sub(author, "name", settings.sender_name)
     sub(author, "email", settings.reply_to)
     for mailing in mailings:
-        label = KIND_LABELS.get(mailing["kind"], mailing["kind"])
-        title = mailing["title"] if mailing["title"] == label else f"{label}: {mailing['title']}"
-        entries = [(mailing["theme"], title, mailing["preheader"],
-                    mailing["public_url"])]
-        entries += [(f"{mailing['theme']}/{a['id']}", a["title"], a["summary"], a["url"])
-                    for a in mailing.get("articles", [])]
+        label = KIND_LABELS.get(mailing.kind, mailing.kind)
+        title = mailing.title if mailing.title == label else f"{label}: {mailing.title}"
+        entries = [(mailing.theme, title, mailing.preheader, mailing.public_url)]
+        entries += [(f"{mailing.theme}/{a.id}", a.title, a.summary, a.url) for a in mailing.articles]
         for specific, title, summary, url in entries:
             entry = sub(feed, "entry")
-            sub(entry, "id", _tag(settings, mailing["date"], specific))
+            sub(entry, "id", _tag(settings, mailing.date, specific))
             sub(entry, "title", title)
-            sub(entry, "updated", _stamp(mailing["date"]))
-            sub(entry, "published", _stamp(mailing["date"]))
+            sub(entry, "updated", _stamp(mailing.date))
+            sub(entry, "published", _stamp(mailing.date))
             sub(entry, "link", rel="alternate", type="text/html", href=url)
-            sub(entry, "category", term=mailing["kind"], label=label)
+            sub(entry, "category", term=mailing.kind, label=label)
             if summary:
                 sub(entry, "summary", summary)
     ET.indent(feed)
@@ -93,9 +95,9 @@ def write_archive(settings: Settings) -> list[Path]:
     template = env.get_template("web/archive.html.j2")
     brand = load_brand(settings.content, settings.root)
     written = {out / "feed.xml": atom_feed(settings, mailings)}
-    kinds = [k for k in KIND_LABELS if any(m["kind"] == k for m in mailings)]
+    kinds = [k for k in KIND_LABELS if any(m.kind == k for m in mailings)]
     pages = {"index.html": (None, mailings)}
-    pages.update({f"archief/{k}.html": (k, [m for m in mailings if m["kind"] == k]) for k in kinds})
+    pages.update({f"archief/{k}.html": (k, [m for m in mailings if m.kind == k]) for k in kinds})
     for name, (kind, listed) in pages.items():
         prefix = "../" if "/" in name else ""
         html = template.render(settings=settings, brand=brand, kind=kind, kinds=kinds,

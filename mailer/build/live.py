@@ -9,7 +9,6 @@ file and line; the next good save replaces both.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -17,8 +16,10 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from mailer.build.builder import BuildError, build
+from mailer.build.builder import build
+from mailer.build.manifest import Manifest
 from mailer.build.preview import sample_slots
+from mailer.build.result import BuildError
 from mailer.config import Settings
 from mailer.content.loader import ContentError, Problem
 from mailer.content.segments import segment_key
@@ -49,7 +50,7 @@ class LiveBuild:
     settings: Settings
     theme: str
     state: LiveState = field(default_factory=lambda: LiveState(0))
-    manifest: dict | None = None
+    manifest: Manifest | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -78,8 +79,7 @@ class LiveBuild:
             except (BuildError, RenderError, PartnerError) as exc:
                 self.state = LiveState(version, (Problem(Path(self.theme), None, str(exc)),))
             else:
-                manifest = json.loads((result.path / "manifest.json").read_text("utf-8"))
-                self.manifest = manifest
+                self.manifest = result.manifest
                 self.state = LiveState(version, (), result.seconds)
             return self.state
 
@@ -88,16 +88,16 @@ class LiveBuild:
         None is the sample reader, "" a reader without a name (the neutral greeting)."""
         if self.manifest is None:
             raise LookupError("nothing built yet")
-        entry = self.manifest["segments"][segment_key(region, audience)]
+        entry = self.manifest.segments[segment_key(region, audience)]
         folder = self.folder / self.theme
-        compiled = CompiledVariant((folder / entry["html"]).read_text("utf-8"),
-                                   (folder / entry["text"]).read_text("utf-8"))
+        compiled = CompiledVariant((folder / entry.html).read_text("utf-8"),
+                                   (folder / entry.text).read_text("utf-8"))
         slots = sample_slots(self.manifest, self.settings)
         if name is not None:
-            named = self.manifest.get("greeting_named") or ""
+            named = self.manifest.greeting_named or ""
             slots["greeting"] = (named.replace("{naam}", name) if name and named
-                                 else self.manifest["greeting"])
-        slots["webversion_url"] = entry["online_url"]
+                                 else self.manifest.greeting)
+        slots["webversion_url"] = entry.online_url
         return compiled.fill(slots)
 
     async def changes(self, stop: object = None) -> AsyncIterator[set]:

@@ -7,11 +7,11 @@ points public image URLs at the local copies, so it works offline from the file 
 from __future__ import annotations
 
 import html as html_lib
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
+from mailer.build.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, segment_key
 from mailer.render.renderer import CompiledVariant
@@ -25,25 +25,25 @@ class PreviewError(Exception):
     """The preview cannot be made (no build, unknown segment, no browser for screenshots)."""
 
 
-def sample_slots(manifest: dict, settings: Settings) -> dict[str, str]:
+def sample_slots(manifest: Manifest, settings: Settings) -> dict[str, str]:
     base = settings.public_base_url.rstrip("/")
-    named = manifest.get("greeting_named") or manifest.get("greeting") or ""
+    named = manifest.greeting_named or manifest.greeting or ""
     return {
         "greeting": named.replace("{naam}", SAMPLE_READER),
         "unsubscribe_url": f"{base}/afmelden/voorbeeld",
         "preferences_url": f"{base}/voorkeuren/voorbeeld",
-        "webversion_url": manifest["public_url"],
+        "webversion_url": manifest.public_url,
     }
 
 
-def _page(theme: str, manifest: dict, chosen: str, texts: dict[str, str]) -> str:
+def _page(theme: str, manifest: Manifest, chosen: str, texts: dict[str, str]) -> str:
     options = []
-    for key, seg in manifest["segments"].items():
+    for key, seg in manifest.segments.items():
         region, audience = key.split("/")
-        label = f"{REGIONS[region]} · {AUDIENCES[audience]} ({seg['variant']}, {seg['bytes'] / 1024:.0f} KB)"
+        label = f"{REGIONS[region]} · {AUDIENCES[audience]} ({seg.variant}, {seg.bytes / 1024:.0f} KB)"
         selected = " selected" if key == chosen else ""
-        options.append(f'<option value="{seg["variant"]}"{selected}>{html_lib.escape(label)}</option>')
-    first = manifest["segments"][chosen]["variant"]
+        options.append(f'<option value="{seg.variant}"{selected}>{html_lib.escape(label)}</option>')
+    first = manifest.segments[chosen].variant
     pres = "\n".join(
         f'<pre id="text-{name}" tabindex="0" aria-label="Tekstversie" hidden>{html_lib.escape(text)}</pre>'
         for name, text in texts.items()
@@ -51,7 +51,7 @@ def _page(theme: str, manifest: dict, chosen: str, texts: dict[str, str]) -> str
     return f"""<!doctype html>
 <html lang="nl"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Voorbeeld: {html_lib.escape(manifest["title"])}</title>
+<title>Voorbeeld: {html_lib.escape(manifest.title)}</title>
 <style>
  body {{ margin: 0; font: 14px Arial, sans-serif; background: #e9edf0; }}
  header {{ padding: 10px 16px; background: #00567a; color: #fff; }}
@@ -81,10 +81,10 @@ def write_preview(settings: Settings, theme: str, region: str | None = None,
                   audience: str | None = None, screenshot: bool = False) -> list[Path]:
     """Write out/preview/<theme>/index.html (and screenshots); return the files written."""
     built = settings.out / theme
-    manifest_path = built / "manifest.json"
-    if not manifest_path.exists():
-        raise PreviewError(f"{manifest_path} not found: run `mailer build {theme}` first")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = read_manifest(built)
+    except ManifestError as exc:
+        raise PreviewError(str(exc)) from exc
     for value, known, what in ((region, REGIONS, "region"), (audience, AUDIENCES, "audience")):
         if value and value not in known:
             raise PreviewError(f"unknown {what} {value!r} (known: {', '.join(known)})")
@@ -94,21 +94,21 @@ def write_preview(settings: Settings, theme: str, region: str | None = None,
         shutil.rmtree(target)
     target.mkdir(parents=True)
     slots = sample_slots(manifest, settings)
-    public = manifest["public_url"].rsplit("/", 1)[0] + "/"
+    public = manifest.public_url.rsplit("/", 1)[0] + "/"
     texts: dict[str, str] = {}
-    for seg in manifest["segments"].values():
-        name = seg["variant"]
+    for seg in manifest.segments.values():
+        name = seg.variant
         if name in texts:
             continue
-        compiled = CompiledVariant((built / seg["html"]).read_text(encoding="utf-8"),
-                                   (built / seg["text"]).read_text(encoding="utf-8"))
+        compiled = CompiledVariant((built / seg.html).read_text(encoding="utf-8"),
+                                   (built / seg.text).read_text(encoding="utf-8"))
         html, texts[name] = compiled.fill(slots)
         (target / f"{name}.html").write_text(html.replace(public, f"../../{theme}/"), encoding="utf-8")
     index = target / "index.html"
     index.write_text(_page(theme, manifest, chosen, texts), encoding="utf-8")
     written = [index]
     if screenshot:
-        written += take_screenshots(target / f"{manifest['segments'][chosen]['variant']}.html", target)
+        written += take_screenshots(target / f"{manifest.segments[chosen].variant}.html", target)
     return written
 
 

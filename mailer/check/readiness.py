@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.build.builder import MAX_BYTES, WARN_BYTES, anonymous_links
+from mailer.build.manifest import Manifest, Segment
 from mailer.build.preview import SAMPLE_READER
+from mailer.build.result import MAX_BYTES, WARN_BYTES
+from mailer.build.writer import anonymous_links
 from mailer.check import markup
 from mailer.check.links import LinkCache, check_links
 from mailer.check.spam import SpamCheckError, spamassassin, verdicts
@@ -83,9 +85,9 @@ class _Built:
 
     settings: Settings
     mailing: Mailing
-    manifest: dict
+    manifest: Manifest
     folder: Path
-    variants: dict[str, dict]  # name → manifest entry (of its first segment)
+    variants: dict[str, Segment]  # name → manifest entry (of its first segment)
     segments: dict[str, int]  # name → how many segments get it
     html: dict[str, str] = field(default_factory=dict)
     docs: dict = field(default_factory=dict)
@@ -113,8 +115,8 @@ class _Built:
 
 def _placeholders(built: _Built) -> CheckResult:
     result = CheckResult("placeholders", "Placeholder blocks (example: true)")
-    reach = {block: sum(built.segments[seg["variant"]] for seg in built.variants.values()
-                        if block in seg["blocks"]) for block in (b.id for b in built.mailing.blocks)}
+    reach = {block: sum(built.segments[seg.variant] for seg in built.variants.values()
+                        if block in seg.blocks) for block in (b.id for b in built.mailing.blocks)}
     for block in built.mailing.blocks:
         if block.example:
             path = built.settings.content / built.mailing.theme / Path(block.source).name
@@ -179,11 +181,11 @@ def _alt(built: _Built) -> CheckResult:
 
 def _sample_message(built: _Built, name: str) -> bytes:
     manifest = built.manifest
-    mail = Mail("check", manifest["subject"], manifest["topic"], manifest["greeting"],
-                manifest["greeting_named"])
+    mail = Mail("check", manifest.subject, manifest.topic, manifest.greeting,
+                manifest.greeting_named)
     entry = built.variants[name]
     letter = Letter(built.settings, mail, built.html[name],
-                    (built.folder / entry["text"]).read_text("utf-8"), entry["online_url"])
+                    (built.folder / entry.text).read_text("utf-8"), entry.online_url)
     links = anonymous_links(built.settings)
     return letter.message(recipient_id="check", address=SAMPLE_ADDRESS, name=SAMPLE_READER,
                           unsubscribe=links["unsubscribe_url"],
@@ -252,15 +254,15 @@ def _spam(built: _Built, messages: dict[str, bytes | str]) -> CheckResult:
 def load_built(settings: Settings, theme: str) -> _Built:
     manifest = current_manifest(settings, theme)
     mailing = load_mailing(settings.content, theme, settings.root)
-    variants: dict[str, dict] = {}
+    variants: dict[str, Segment] = {}
     segments: dict[str, int] = {}
-    for entry in manifest["segments"].values():
-        variants.setdefault(entry["variant"], entry)
-        segments[entry["variant"]] = segments.get(entry["variant"], 0) + 1
+    for entry in manifest.segments.values():
+        variants.setdefault(entry.variant, entry)
+        segments[entry.variant] = segments.get(entry.variant, 0) + 1
     folder = settings.out / theme
     built = _Built(settings, mailing, manifest, folder, variants, segments)
     for name, entry in variants.items():
-        built.html[name] = (folder / entry["html"]).read_text("utf-8")
+        built.html[name] = (folder / entry.html).read_text("utf-8")
         built.docs[name] = markup.parse(built.html[name])
     return built
 
@@ -284,7 +286,7 @@ def check_theme(settings: Settings, theme: str, *, offline: bool = False) -> Rea
         _per_variant(built, "contrast", "Colour contrast (WCAG AA)", _contrast_lines),
         _spam(built, messages),
     ]
-    return Readiness(theme, built.manifest["source_hash"], results)
+    return Readiness(theme, built.manifest.source_hash, results)
 
 
 class NotReady(Exception):

@@ -1,6 +1,32 @@
-"""Command modules, one per area; each exposes COMMANDS, a list of click commands."""
+"""Command modules, one per area; each exposes COMMANDS, a list of click commands.
 
-COMMAND_MODULES = [
-    "build", "partners", "db", "lists", "subscribers", "serve", "dkim", "bounces", "send",
-    "schedule", "check", "studio",
-]
+COMMANDS here maps every top-level command to its module and its one-line help, so `mailer
+--help` lists them all and `mailer build` imports only `mailer.cli.build` (the database, HTTP and
+feed libraries stay unloaded for commands that do not need them). A test keeps the summaries
+equal to the commands' own help.
+"""
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bounces": ("bounces", "Bounce handling."),
+    "build": ("build", "Build every region × audience variant of THEME into out/THEME/."),
+    "check": ("check", "Is THEME ready to send? Placeholder blocks, links, images, alt text, Gmail "
+                       "size, heading order, colour contrast and SpamAssassin (when installed)."),
+    "calendar": ("schedule", "The content calendar, content/calendar.yaml: the planned mailings per "
+                             "region."),
+    "db": ("db", "Manage the database schema (SQLite by default, PostgreSQL through a URL)."),
+    "dkim": ("dkim", "DKIM signing keys."),
+    "lists": ("lists", "Load and export the contact lists (CSV) of the regional networks."),
+    "partners": ("partners", 'Partner publications that our mailings point to ("Van onze partners").'),
+    "preview": ("build", "Write a local preview page of THEME: a variant beside its text part, with "
+                         "a segment picker."),
+    "schedule": ("schedule", "Plan sends for a moment, per region and audience; list, cancel and "
+                             "move them."),
+    "scheduler": ("schedule", "Run the scheduler: start each planned send at its time and resume "
+                              "interrupted ones."),
+    "send": ("send", "Send the built mailing THEME to every subscriber of its topic in the segment."),
+    "sends": ("send", "Look at and steer sends: list, show, pause, resume, cancel, work."),
+    "serve": ("serve", "Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren, "
+                       "/privacy)."),
+    "studio": ("studio", "Preview THEME as each reader gets it, live while you edit its files."),
+    "subscribers": ("subscribers", "Show, find and remove subscribers."),
+}

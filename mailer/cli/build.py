@@ -1,4 +1,8 @@
-"""`mailer build` and `mailer preview`."""
+"""`mailer build` and `mailer preview`.
+
+A build with nothing to do must start fast, so the content loader, the renderer and the preview
+are imported only when they are used.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from mailer.build.builder import BuildError, BuildResult, build
-from mailer.build.preview import PreviewError, write_preview
+from mailer.build.builder import build
+from mailer.build.result import BuildError, BuildResult
 from mailer.cli.common import UserError, settings
-from mailer.content.loader import ContentError
-from mailer.partners.publications import PartnerError
-from mailer.render.renderer import RenderError
+from mailer.partners.rows import PartnerError
 
 
 @contextmanager
@@ -22,11 +22,18 @@ def build_errors(theme: str) -> Iterator[None]:
     """Turn every content or build problem of a theme into one clean error."""
     try:
         yield
-    except ContentError as exc:
-        lines = "\n".join(f"  {p}" for p in exc.problems)
-        raise UserError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
-    except (BuildError, RenderError, PartnerError) as exc:
+    except (BuildError, PartnerError) as exc:
         raise UserError(f"cannot build {theme!r}: {exc}") from exc
+    except Exception as exc:
+        from mailer.content.loader import ContentError
+        from mailer.render.renderer import RenderError
+
+        if isinstance(exc, ContentError):
+            lines = "\n".join(f"  {p}" for p in exc.problems)
+            raise UserError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
+        if isinstance(exc, RenderError):
+            raise UserError(f"cannot build {theme!r}: {exc}") from exc
+        raise
 
 
 def run_build(theme: str) -> BuildResult:
@@ -34,17 +41,18 @@ def run_build(theme: str) -> BuildResult:
         return build(settings(), theme)
 
 
-def print_summary(result: BuildResult, console: Console) -> None:
-    table = Table(title=f"{result.theme}: {len(result.segments)} segments, "
-                        f"{len(result.variants)} distinct variants")
-    for column in ("variant", "blocks", "HTML KB", "segments"):
-        table.add_column(column, justify="right" if column == "HTML KB" else "left")
+def print_summary(result: BuildResult) -> None:
+    click.echo(f"{result.theme}: {len(result.segments)} segments, "
+               f"{len(result.variants)} distinct variants\n")
+    click.echo(f"  {'variant':<12}  {'blocks':>6}  {'HTML KB':>7}  segments")
     for v in result.variants:
-        table.add_row(v.name, str(len(v.blocks)), f"{v.bytes / 1024:.1f}", _segments_label(v.segments))
-    console.print(table)
+        click.echo(f"  {v.name:<12}  {len(v.blocks):>6}  {v.bytes / 1024:>7.1f}  "
+                   f"{_segments_label(v.segments)}")
+    click.echo()
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
-    console.print(f"Wrote {result.path} ({len(result.pages)} web pages) in {result.seconds:.2f} s")
+        click.echo(f"{click.style('warning:', fg='yellow')} {warning}")
+    done = "Unchanged since the last build:" if result.unchanged else "Wrote"
+    click.echo(f"{done} {result.path} ({len(result.pages)} web pages) in {result.seconds:.2f} s")
 
 
 def _segments_label(keys: list[str]) -> str:
@@ -64,10 +72,8 @@ def build_command(theme: str) -> None:
     Example:
       mailer build stalking
     """
-    console = Console()
-    print_summary(run_build(theme), console)
-    console.print(f"To see a mail as its recipient will: mailer preview {theme} --open",
-                  highlight=False)
+    print_summary(run_build(theme))
+    click.echo(f"To see a mail as its recipient will: mailer preview {theme} --open")
 
 
 @click.command("preview")
@@ -87,6 +93,8 @@ def preview_command(theme: str, region: str | None, audience: str | None, open_b
     Example:
       mailer preview stalking --region rotterdam-zuid-holland-zuid --audience beleidsmakers --open
     """
+    from mailer.build.preview import PreviewError, write_preview
+
     run_build(theme)
     try:
         written = write_preview(settings(), theme, region, audience, screenshot=screenshot)

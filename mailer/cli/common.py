@@ -1,19 +1,23 @@
-"""What every command shares: settings from the context, and errors that end with exit code 1."""
+"""What every command shares: settings from the context, and errors that end with exit code 1.
+
+The database layer is imported only by the commands that open the database, so that `mailer
+build` starts without SQLAlchemy.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 from mailer.config import ConfigError, Settings, load_settings
-from mailer.db import SchemaError, get_engine, session_scope
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlmodel import Session
 
 
 class UserError(click.ClickException):
@@ -45,6 +49,10 @@ def friendly(*errors: type[Exception]) -> Callable:
 
 def database(config: Settings) -> Engine:
     """The configured database, created at the current schema when new."""
+    from sqlalchemy.exc import OperationalError
+
+    from mailer.db import SchemaError, get_engine
+
     try:
         return get_engine(config)
     except SchemaError as exc:
@@ -55,4 +63,6 @@ def database(config: Settings) -> Engine:
 
 def database_session(write: bool = False) -> AbstractContextManager[Session]:
     """A session on the configured database, committed when the command's block ends."""
+    from mailer.db import session_scope
+
     return session_scope(database(settings()), write=write)

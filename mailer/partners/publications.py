@@ -1,15 +1,14 @@
-"""Partner publications: who the partners are, which publications fit a mailing, and why.
+"""Partner publications: who the partners are, and storing what they publish.
 
-Feeds are read by `mailer.partners.feeds`; this module decides themes and regions of a publication and
-ranks publications for a mailing, best first, with the reasons a person can check.
+Feeds are read by `mailer.partners.feeds`; this module stores their entries (or one added by
+hand) with the regions a publication names. Ranking for a mailing is `mailer.partners.selection`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,11 +16,13 @@ import yaml
 from sqlmodel import Session, select
 
 from mailer.config import Settings
-from mailer.content.loader import Block, Mailing, PartnerItem, yaml_problem
+from mailer.content.loader import Mailing, yaml_problem
 from mailer.content.segments import REGIONS
 from mailer.db import session_scope
 from mailer.models import PartnerFeed, PartnerPublication, utcnow
 from mailer.partners.feeds import Entry, fetch_feed
+from mailer.partners.rows import PartnerError, join, read_publications, split
+from mailer.partners.selection import WINDOW_DAYS, Suggestion, contains_word, rank
 
 # Extra ways a region is named in partner publications, beside its own name.
 REGION_ALIASES: dict[str, tuple[str, ...]] = {
@@ -38,13 +39,6 @@ REGION_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-WINDOW_DAYS = 365  # publications older than this (before the mailing's date) are not suggested
-
-
-class PartnerError(Exception):
-    """partners.yaml or a publication cannot be used; the message names file and field."""
-
-
 @dataclass(frozen=True)
 class Partner:
     name: str
@@ -52,19 +46,6 @@ class Partner:
     website: str
     feed: str = ""
     regions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """A publication that fits a mailing, with a score and the reasons for it."""
-
-    url: str
-    organisation: str
-    title: str
-    published: dt.date | None
-    regions: tuple[str, ...]
-    score: float
-    reasons: tuple[str, ...]
 
 
 def load_partners(content_dir: Path) -> list[Partner]:
@@ -89,54 +70,14 @@ def load_partners(content_dir: Path) -> list[Partner]:
     return partners
 
 
-def _contains(text: str, word: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(word.lower())}(?![\w-])", text.lower()) is not None
-
-
 def regions_named(*texts: str) -> tuple[str, ...]:
     """Regions a publication names in its title, summary or categories."""
     found = []
     for slug, name in REGIONS.items():
         names = (name, *REGION_ALIASES.get(slug, ()))
-        if any(_contains(text, n) for text in texts for n in names):
+        if any(contains_word(text, n) for text in texts for n in names):
             found.append(slug)
     return tuple(found)
-
-
-def score(theme: str, keywords: list[str], title: str, summary: str, categories: list[str],
-          themes: list[str], published: dt.date | None, today: dt.date,
-          window_days: int) -> tuple[float, list[str]]:
-    """How well a publication fits a theme; 0 means not at all. Returns (score, reasons)."""
-    points, reasons = 0.0, []
-    if theme in themes:
-        points += 5
-        reasons.append(f"tagged with theme {theme!r}")
-    for word in keywords:
-        if _contains(title, word):
-            points += 3
-            reasons.append(f"'{word}' in the title")
-        if any(_contains(c, word) for c in categories):
-            points += 2
-            reasons.append(f"category matches '{word}'")
-        if _contains(summary, word):
-            points += 1
-            reasons.append(f"'{word}' in the summary")
-    if points and published:
-        age = (today - published).days
-        if age > window_days:
-            return 0.0, []
-        bonus = max(0.0, 1 - age / window_days)
-        points += bonus
-        reasons.append(f"published {published.isoformat()} ({age} days ago)")
-    return points, reasons
-
-
-def _split(value: str) -> list[str]:
-    return [v for v in value.split("|") if v]
-
-
-def _join(values: Iterable[str]) -> str:
-    return "|".join(dict.fromkeys(v for v in values if v))
 
 
 @dataclass(frozen=True)
@@ -157,8 +98,8 @@ def _store(session: Session, organisation: str, source: str, entry: Entry,
     row = session.exec(select(PartnerPublication).where(PartnerPublication.url == entry.url)).first()
     values = {
         "organisation": organisation, "title": entry.title[:500], "summary": entry.summary,
-        "published": entry.published, "categories": _join(entry.categories),
-        "regions": _join(regions or regions_named(entry.title, entry.summary, *entry.categories)),
+        "published": entry.published, "categories": join(entry.categories),
+        "regions": join(regions or regions_named(entry.title, entry.summary, *entry.categories)),
         "source": source,
     }
     if row is None:
@@ -234,79 +175,12 @@ def add_publication(settings: Settings, organisation: str, title: str, url: str,
     with session_scope(settings, write=True) as session:
         outcome = _store(session, organisation, "hand", entry, regions)
         row = session.exec(select(PartnerPublication).where(PartnerPublication.url == url)).one()
-        row.themes = _join([*_split(row.themes), *themes])
+        row.themes = join([*split(row.themes), *themes])
         session.add(row)
     return "new" if outcome == "new" else "updated"
-
-
-def _all_publications(settings: Settings) -> dict[str, PartnerPublication]:
-    with session_scope(settings) as session:
-        return {row.url: row for row in session.exec(select(PartnerPublication))}
-
-
-def _rank(rows: Iterable[PartnerPublication], mailing: Mailing, limit: int, today: dt.date | None,
-          window_days: int) -> list[Suggestion]:
-    today = today or mailing.date
-    keywords = list(mailing.keywords) or [mailing.theme]
-    found = []
-    for row in rows:
-        points, reasons = score(mailing.theme, keywords, row.title, row.summary,
-                                _split(row.categories), _split(row.themes), row.published,
-                                today, window_days)
-        if points > 0:
-            regions = tuple(_split(row.regions))
-            if regions:
-                reasons.append(f"regional: {', '.join(regions)}")
-            found.append(Suggestion(row.url, row.organisation, row.title, row.published,
-                                    regions, round(points, 2), tuple(reasons)))
-    found.sort(key=lambda s: (-s.score, -(s.published or dt.date.min).toordinal(), s.url))
-    return found[:limit]
 
 
 def suggest(settings: Settings, mailing: Mailing, limit: int = 10,
             today: dt.date | None = None, window_days: int = WINDOW_DAYS) -> list[Suggestion]:
     """Recent publications that fit a mailing, best first, each with why it matches."""
-    return _rank(_all_publications(settings).values(), mailing, limit, today, window_days)
-
-
-def partner_items(settings: Settings, mailing: Mailing) -> tuple[PartnerItem, ...]:
-    """The publications of a mailing's "Van onze partners" block: chosen first, then suggested."""
-    config = mailing.partners
-    if config is None:
-        return ()
-    rows = _all_publications(settings)
-    missing = [url for url in config.chosen if url not in rows]
-    if missing:
-        raise PartnerError(f"{mailing.source}: partners.chosen: unknown publication(s) {missing}; "
-                           "add them with `mailer partners add`")
-    urls = list(config.chosen)
-    if config.suggest:
-        ranked = _rank(rows.values(), mailing, config.max, None, WINDOW_DAYS)
-        urls += [s.url for s in ranked if s.url not in urls]
-    items = []
-    for url in urls[: max(config.max, len(config.chosen))]:
-        row = rows[url]
-        regions = frozenset(_split(row.regions)) or None
-        items.append(PartnerItem(row.organisation, row.title, row.url, row.published, row.summary,
-                                 regions))
-    return tuple(items)
-
-
-PARTNERS_BLOCK_ID = "van-onze-partners"
-
-
-def with_partner_block(settings: Settings, mailing: Mailing) -> Mailing:
-    """The mailing with its "Van onze partners" block filled in, when it asks for one."""
-    items = partner_items(settings, mailing)
-    if not items or mailing.partners is None:
-        return mailing
-    block = Block(id=PARTNERS_BLOCK_ID, type="partners", title=mailing.partners.title,
-                  source=mailing.source, items=items)
-    blocks = list(mailing.blocks)
-    ids = [b.id for b in blocks]
-    at = ids.index(mailing.partners.after) + 1 if mailing.partners.after else len(blocks)
-    blocks.insert(at, block)
-    toc = list(mailing.toc)
-    before = next((i for i in ids[at:] if i in toc), None)
-    toc.insert(toc.index(before) if before else len(toc), PARTNERS_BLOCK_ID)
-    return replace(mailing, blocks=tuple(blocks), toc=tuple(toc))
+    return rank(read_publications(settings), mailing, limit, today, window_days)

@@ -1,4 +1,4 @@
-"""Turn a mailing's blocks into HTML and text: Jinja2 → MJML → mjml-python → premailer.
+"""Turn a mailing's blocks into HTML and text: Jinja2 → MJML → mjml-python → css-inline.
 
 The expensive steps run once per distinct block set. What differs per recipient (greeting,
 unsubscribe and preference links, web-version link) is left as `[[slot:name]]` markers that survive
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import html as html_lib
-import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
-from premailer import Premailer
 
 from mailer.config import Settings
 from mailer.content.brand import load_brand
@@ -28,6 +26,7 @@ from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
 from mailer.render.dates import dutch_date, dutch_datetime
 from mailer.render.events import event_when, has_calendar_file
+from mailer.render.inline import inline_css
 from mailer.render.plaintext import markdown_to_text
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
@@ -131,21 +130,10 @@ class CompiledVariant:
         return self._join(self.html_parts, values, True), self._join(self.text_parts, values, False)
 
 
-def inline_css(html: str) -> str:
-    """Inline CSS without premailer's defaults that damage MJML output (see DESIGN.md)."""
-    doctype = "<!doctype html>"
-    inlined = Premailer(
-        html,
-        base_url=None,
-        allow_network=False,
-        remove_classes=False,
-        keep_style_tags=True,
-        strip_important=False,
-        disable_validation=True,
-        disable_basic_attributes=["width", "height"],
-        cssutils_logging_level=logging.CRITICAL,
-    ).transform()
-    return inlined if inlined.lower().startswith("<!doctype") else f"{doctype}\n{inlined}"
+def mjml_to_html(source: str) -> str:
+    """The expensive step: MJML → HTML with inlined CSS and a main landmark. ValueError when
+    the MJML is invalid."""
+    return with_main_landmark(inline_css(mjml2html(source, fonts={})))
 
 
 def with_main_landmark(html: str) -> str:
@@ -219,15 +207,15 @@ class Renderer:
         """The MJML source of one variant, before compilation."""
         return self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
 
-    def compile_variant(self, blocks: Iterable[Block]) -> CompiledVariant:
-        """The expensive step: run once per distinct block set, never per recipient."""
+    def compile_variant(self, blocks: Iterable[Block],
+                        compile_mjml: Callable[[str], str] = mjml_to_html) -> CompiledVariant:
+        """Run once per distinct block set, never per recipient; `compile_mjml` may be a cache."""
         context = self.context(blocks)
         source = self.mjml(context)
         try:
-            compiled = mjml2html(source, fonts={})
+            html = compile_mjml(source)
         except ValueError as exc:
             raise RenderError(f"{self.mailing.theme}: MJML compilation failed: {exc}") from exc
-        html = with_main_landmark(inline_css(compiled))
         text = self.text_env.get_template("text/mailing.txt.j2").render(context)
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
         return CompiledVariant(html, text)

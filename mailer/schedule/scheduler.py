@@ -29,7 +29,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from mailer.build.builder import BuildError, build, source_hash
+from mailer.build.builder import build
+from mailer.build.result import BuildError
+from mailer.build.sources import source_hash
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.content.segments import AUDIENCES, REGIONS, unknown_slugs

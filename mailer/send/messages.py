@@ -79,12 +79,24 @@ def _crlf(text: str) -> bytes:
     return text.replace("\n", "\r\n").encode()
 
 
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends, soft breaks included.
+
+    b2a_qp takes its line end from the first one in the data, and for data without one (a slot
+    value, or a piece of minified HTML between two slots) writes bare-LF soft breaks, which an
+    SMTP server reads as one long line.
+    """
+    data = _crlf(text)
+    encoded = binascii.b2a_qp(data, istext=True)
+    return encoded if b"\r\n" in data else encoded.replace(b"=\n", b"=\r\n")
+
+
 def _quoted_printable(text: str) -> bytes:
     """UTF-8 quoted-printable; '=' is always escaped, so a boundary with '=_' cannot occur.
 
     The final CRLF belongs to the boundary line that follows, not to the text.
     """
-    return binascii.b2a_qp(_crlf(text), istext=True) + b"\r\n"
+    return _qp(text) + b"\r\n"
 
 
 _SOFT_BREAK = b"=\r\n"  # a quoted-printable line break that decodes to nothing
@@ -104,17 +116,13 @@ class EncodedBody:
 
     def __init__(self, parts: list[str], escape: Callable[[str], str] = str):
         self.escape = escape
-        self._parts = [self._encode(p) if i % 2 == 0 else p for i, p in enumerate(parts)]
-
-    @staticmethod
-    def _encode(text: str) -> bytes:
-        return binascii.b2a_qp(_crlf(text), istext=True)
+        self._parts = [_qp(p) if i % 2 == 0 else p for i, p in enumerate(parts)]
 
     def fill(self, values: Mapping[str, str]) -> bytes:
         """The encoded part for one recipient, ending in CRLF like `_quoted_printable`."""
         out: list = self._parts[:]
         for i in range(1, len(out), 2):
-            out[i] = self._encode(self.escape(values[out[i]]))
+            out[i] = _qp(self.escape(values[out[i]]))
         return _SOFT_BREAK.join(out) + b"\r\n"
 
 

@@ -8,11 +8,11 @@ manifest that raises PreflightError; add one by appending it to CHECKS.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 
-from mailer.build.builder import build, source_hash
+from mailer.build.builder import build
+from mailer.build.manifest import Manifest
 from mailer.config import Settings
 from mailer.content.segments import TOPIC_NAMES
 from mailer.send.messages import DkimSigner, MessageError, MessageFactory
@@ -26,23 +26,18 @@ class PreflightError(Exception):
     """A send that cannot start as configured; the message says what to fix, in one line."""
 
 
-Check = Callable[[Settings, dict], None]
+Check = Callable[[Settings, Manifest], None]
 
 
-def current_manifest(settings: Settings, theme: str) -> dict:
-    """The manifest of `out/<theme>`, built first when missing or older than its sources."""
-    path = settings.out / theme / "manifest.json"
-    if path.exists():
-        manifest = json.loads(path.read_text("utf-8"))
-        if manifest["source_hash"] == source_hash(settings, theme):
-            return manifest
-    build(settings, theme)
-    return json.loads(path.read_text("utf-8"))
+def current_manifest(settings: Settings, theme: str) -> Manifest:
+    """The manifest of `out/<theme>`, built first when missing or older than what it reads
+    (content, templates, settings, partner publications)."""
+    return build(settings, theme).manifest
 
 
-def header_values(settings: Settings, manifest: dict) -> None:
+def header_values(settings: Settings, manifest: Manifest) -> None:
     """Every value that goes into a header is one line: a line break would start a new header."""
-    values = {"subject": manifest["subject"], "preheader": manifest["preheader"],
+    values = {"subject": manifest.subject, "preheader": manifest.preheader,
               "sender_name": settings.sender_name, "sender_email": settings.sender_email,
               "reply_to": settings.reply_to, "list_domain": settings.list_domain,
               "unsubscribe_mailto": settings.unsubscribe_address}
@@ -53,7 +48,7 @@ def header_values(settings: Settings, manifest: dict) -> None:
             raise PreflightError(f"{name} contains a line break or control character: {value!r}")
 
 
-def transport_settings(settings: Settings, manifest: dict) -> None:
+def transport_settings(settings: Settings, manifest: Manifest) -> None:
     """The smtp settings make sense (whether the server agrees shows when the send connects)."""
     if not settings.smtp_host:
         return  # the local outbox
@@ -73,7 +68,7 @@ def transport_settings(settings: Settings, manifest: dict) -> None:
         raise PreflightError(f"setting {wrong} = {getattr(settings, wrong)!r} is not usable{hint}")
 
 
-def sample_message(settings: Settings, manifest: dict) -> None:
+def sample_message(settings: Settings, manifest: Manifest) -> None:
     """A message of this mailing builds, and is DKIM-signed when DKIM is configured."""
     dkim = {"dkim_selector": settings.dkim_selector, "dkim_domain": settings.dkim_domain,
             "dkim_key_file": settings.dkim_key_file}
@@ -82,8 +77,8 @@ def sample_message(settings: Settings, manifest: dict) -> None:
         raise PreflightError(f"DKIM is half configured: {missing} not set (set all three, or none)")
     key_file = settings.path("dkim_key_file") if settings.dkim_key_file else None
     try:
-        factory = MessageFactory(settings, subject=manifest["subject"], list_slug=manifest["topic"],
-                                 list_name=TOPIC_NAMES[manifest["topic"]], send_id="preflight")
+        factory = MessageFactory(settings, subject=manifest.subject, list_slug=manifest.topic,
+                                 list_name=TOPIC_NAMES[manifest.topic], send_id="preflight")
     except OSError as exc:
         raise PreflightError(f"dkim_key_file {key_file}: cannot read it: {exc.strerror}") from exc
     try:
@@ -104,7 +99,8 @@ def sample_message(settings: Settings, manifest: dict) -> None:
 CHECKS: list[Check] = [header_values, transport_settings, sample_message]
 
 
-def preflight(settings: Settings, theme: str, checks: Sequence[Check] | None = None) -> dict:
+def preflight(settings: Settings, theme: str, checks: Sequence[Check] | None = None
+              ) -> Manifest:
     """The fresh manifest of THEME (built first when stale) once every check passed."""
     manifest = current_manifest(settings, theme)
     for check in CHECKS if checks is None else checks:

@@ -33,7 +33,8 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
-from mailer.build.builder import anonymous_links
+from mailer.build.manifest import Manifest
+from mailer.build.writer import anonymous_links
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
 from mailer.db import get_engine, session_scope
@@ -88,20 +89,20 @@ def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
     return regions, audiences
 
 
-def _variants_of(manifest: dict, regions: list[str], audiences: list[str]
+def _variants_of(manifest: Manifest, regions: list[str], audiences: list[str]
                  ) -> dict[tuple[str, str], str]:
     """(region, audience) → variant name for the chosen segments."""
-    return {(r, a): manifest["segments"][segment_key(r, a)]["variant"]
+    return {(r, a): manifest.segments[segment_key(r, a)].variant
             for r, a in all_segments(regions, audiences)}
 
 
-def _read_variant(settings: Settings, theme: str, manifest: dict, name: str
+def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
                   ) -> tuple[str, str, str]:
     """HTML, text and web-version URL of one built variant."""
-    entry = next(s for s in manifest["segments"].values() if s["variant"] == name)
+    entry = manifest.variant(name)
     folder = settings.out / theme
-    return ((folder / entry["html"]).read_text("utf-8"), (folder / entry["text"]).read_text("utf-8"),
-            entry["online_url"])
+    return ((folder / entry.html).read_text("utf-8"), (folder / entry.text).read_text("utf-8"),
+            entry.online_url)
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,10 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = preflight(settings, theme)
     with session_scope(settings, write=True) as session:
-        send = Send(theme=theme, topic=manifest["topic"], subject=manifest["subject"],
+        send = Send(theme=theme, topic=manifest.topic, subject=manifest.subject,
                     regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
-                    planned_for=planned_for, source_hash=manifest["source_hash"],
-                    greeting=manifest["greeting"], greeting_named=manifest["greeting_named"],
+                    planned_for=planned_for, source_hash=manifest.source_hash,
+                    greeting=manifest.greeting, greeting_named=manifest.greeting_named,
                     **(record or {}))
         session.add(send)
         session.flush()
@@ -195,7 +196,7 @@ def start_send(settings: Settings, send_id: int) -> Send:
     if send.status == "done":
         return send
     manifest = current_manifest(settings, send.theme) if send.snapshot_at is None else None
-    if manifest is not None and (held := approval.problem(settings, send, manifest["source_hash"])):
+    if manifest is not None and (held := approval.problem(settings, send, manifest.source_hash)):
         raise SendError(f"send {send_id} does not start: {held}")
     with session_scope(settings, write=True) as session:
         send = _get(session, send_id, lock=True)  # PostgreSQL: one snapshot, however many start
@@ -207,14 +208,14 @@ def start_send(settings: Settings, send_id: int) -> Send:
         return send
 
 
-def _snapshot(settings: Settings, session: Session, send: Send, manifest: dict) -> None:
+def _snapshot(settings: Settings, session: Session, send: Send, manifest: Manifest) -> None:
     regions, audiences = _split(send.regions), _split(send.audiences)
     variants = _variants_of(manifest, regions, audiences)
     for name in sorted(set(variants.values())):
         html, text, online_url = _read_variant(settings, send.theme, manifest, name)
         session.add(SendVariant(send_id=send.id, name=name, html=html,  # type: ignore[arg-type]
                                 text=text, online_url=online_url))
-    people = recipients_query(manifest["topic"], regions, audiences).order_by(None).subquery()
+    people = recipients_query(manifest.topic, regions, audiences).order_by(None).subquery()
     variant = case(*[(and_(people.c.region == region, people.c.audience == audience), name)
                      for (region, audience), name in variants.items()])
     columns = ["send_id", "subscriber_id", "region", "audience", "variant", "status", "attempts",
@@ -222,9 +223,9 @@ def _snapshot(settings: Settings, session: Session, send: Send, manifest: dict) 
     rows = select(literal(send.id), people.c.id, people.c.region, people.c.audience, variant,
                   literal("pending"), literal(0), literal(""), literal("")).order_by(people.c.id)
     session.execute(insert(Delivery).from_select(columns, rows))
-    send.topic, send.subject = manifest["topic"], manifest["subject"]
-    send.greeting, send.greeting_named = manifest["greeting"], manifest["greeting_named"]
-    send.source_hash, send.snapshot_at = manifest["source_hash"], utcnow()
+    send.topic, send.subject = manifest.topic, manifest.subject
+    send.greeting, send.greeting_named = manifest.greeting, manifest.greeting_named
+    send.source_hash, send.snapshot_at = manifest.source_hash, utcnow()
 
 
 # --- delivering ----------------------------------------------------------------------------
@@ -621,7 +622,7 @@ def dry_run(settings: Settings, theme: str, regions: Iterable[str] | None = None
     manifest = preflight(settings, theme)
     variants = _variants_of(manifest, chosen_regions, chosen_audiences)
     with session_scope(settings) as session:
-        for person in recipients(session, manifest["topic"], chosen_regions, chosen_audiences):
+        for person in recipients(session, manifest.topic, chosen_regions, chosen_audiences):
             yield (person.email, segment_key(person.region, person.audience),
                    variants[person.region, person.audience])
 
@@ -640,8 +641,8 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     manifest = preflight(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
-    mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest["subject"], manifest["topic"],
-                manifest["greeting"], manifest["greeting_named"], test=True)
+    mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest.subject, manifest.topic,
+                manifest.greeting, manifest.greeting_named, test=True)
     own = transport is None
     transport = transport or transport_from_settings(settings)
     sent = []

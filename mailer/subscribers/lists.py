@@ -4,13 +4,14 @@ Every row is checked before anything is written: a file with a bad row changes n
 the caller asks to skip bad rows), and every bad row is reported as "line N: reason". Imports
 only ever add: they never overwrite what a person set on their preferences page, never reactivate
 a topic someone left, and never touch a suppressed (unsubscribed, erased, bounced) address.
-Rows are written in bulk so a 100,000-row list takes seconds, not minutes.
+The file is read, checked and staged in batches (`mailer.subscribers.staging`), so memory stays
+flat however long the list is, and applied with a few set-based statements.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
+import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from typing import TextIO
 from sqlmodel import Session, col, select
 
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
-from mailer.models import TEXT_MAX, Subscriber, Subscription, Suppression, utcnow
+from mailer.models import TEXT_MAX, Subscriber, Subscription, utcnow
+from mailer.subscribers.staging import Staged, Staging
 from mailer.subscribers.subscriptions import (
     email_problem,
     hash_address,
@@ -32,6 +34,7 @@ from mailer.subscribers.subscriptions import (
 COLUMNS = ("email", "name", "organisation", "region", "audience")
 OPTIONAL_COLUMNS = ("topics",)
 CHUNK = 500
+BATCH = 5000  # rows checked and staged at a time
 
 
 class ListImportError(Exception):
@@ -40,16 +43,6 @@ class ListImportError(Exception):
     def __init__(self, message: str, report: ImportReport | None = None):
         super().__init__(message)
         self.report = report
-
-
-@dataclass
-class Row:
-    email: str
-    name: str
-    organisation: str
-    region: str
-    audience: str
-    topics: tuple[str, ...]
 
 
 @dataclass
@@ -75,15 +68,15 @@ class ImportReport:
         )
 
 
-def _open_rows(handle: TextIO) -> csv.DictReader:
+def _open_rows(handle: TextIO) -> Iterator[list[str]]:
     """A reader for comma- or semicolon-separated files (Dutch spreadsheets write semicolons)."""
     first = handle.readline()
     handle.seek(0)
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    return csv.DictReader(handle, delimiter=delimiter, restkey="\0extra")
+    return csv.reader(handle, delimiter=";" if first.count(";") > first.count(",") else ",")
 
 
-def _check_header(fields: list[str] | None) -> None:
+def _check_header(fields: list[str] | None) -> list[str]:
+    """The column names, lower case; a header we cannot use is an error."""
     if not fields:
         raise ListImportError("the file is empty; expected a header line: " + ",".join(COLUMNS))
     names = [f.strip().lower() for f in fields]
@@ -95,73 +88,89 @@ def _check_header(fields: list[str] | None) -> None:
             f"unknown column(s) {', '.join(map(repr, unknown))}; known: "
             + ", ".join(COLUMNS + OPTIONAL_COLUMNS)
         )
+    return names
 
 
-def _parse_row(raw: dict, region: str | None, audience: str | None, topic: str) -> Row | str:
-    """A valid Row, or the reason it is rejected."""
-    if raw.get("\0extra"):
-        return "more fields than the header has columns"
-    value = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k != "\0extra"}
-    email = normalise_email(value.get("email", ""))
-    problems = [p for p in (email_problem(email),) if p]
-    for key in ("name", "organisation"):
-        problem = text_problem(key, value.get(key, ""))
-        if problem:
-            problems.append(problem)
-    slugs = {}
-    for key, default, known in (("region", region, REGIONS), ("audience", audience, AUDIENCES)):
-        given = value.get(key, "")[: TEXT_MAX + 1] or default or ""
-        slugs[key] = resolve_slug(given, known) if given else None
-        if not given:
-            problems.append(f"no {key} (fill the column or pass --{key})")
-        elif slugs[key] is None:
-            problems.append(f"unknown {key} {given!r}")
-    topics = tuple(t for t in re.split(r"[\s,]+", value.get("topics", "")) if t) or (topic,)
-    unknown_topics = [t[: TEXT_MAX + 1] for t in topics if t not in TOPIC_NAMES]
-    if unknown_topics:
-        problems.append(f"unknown topic(s) {', '.join(map(repr, unknown_topics))}")
-    if problems:
-        return "; ".join(problems)
-    return Row(email, value.get("name", ""), value.get("organisation", ""),
-               slugs["region"], slugs["audience"], topics)  # type: ignore[arg-type]
+class _RowChecker:
+    """Checks the rows of one file; what is the same for every row is worked out once."""
+
+    def __init__(self, names: list[str], region: str | None, audience: str | None, topic: str):
+        self.width = len(names)
+        self.column = {name: i for i, name in enumerate(names)}  # a repeated column: the last
+        self.defaults = {"region": region or "", "audience": audience or ""}
+        self.known = {"region": REGIONS, "audience": AUDIENCES}
+        self.resolved: dict[str, dict[str, str]] = {"region": {}, "audience": {}}
+        self.topic = (topic,)
+
+    def _slug(self, key: str, given: str) -> str | None:
+        cache = self.resolved[key]
+        if given not in cache and (slug := resolve_slug(given, self.known[key])):
+            cache[given] = slug  # only names that resolve: a bad file cannot grow it
+        return cache.get(given)
+
+    def check(self, cells: list[str], line: int) -> Staged | str:
+        """A valid row ready to stage, or the reason it is rejected."""
+        if len(cells) > self.width:
+            return "more fields than the header has columns"
+        cells += [""] * (self.width - len(cells))
+        value = {key: cells[at].strip() for key, at in self.column.items()}
+        email = normalise_email(value["email"])
+        name, organisation = value.get("name", ""), value.get("organisation", "")
+        problems = [p for p in (email_problem(email), text_problem("name", name),
+                                text_problem("organisation", organisation)) if p]
+        slugs = {}
+        for key in ("region", "audience"):
+            given = value.get(key, "")[: TEXT_MAX + 1] or self.defaults[key]
+            slugs[key] = self._slug(key, given) if given else None
+            if not given:
+                problems.append(f"no {key} (fill the column or pass --{key})")
+            elif slugs[key] is None:
+                problems.append(f"unknown {key} {given!r}")
+        listed = value.get("topics", "")
+        topics = tuple(t for t in re.split(r"[\s,]+", listed) if t) if listed else self.topic
+        topics = topics or self.topic
+        unknown_topics = [t[: TEXT_MAX + 1] for t in topics if t not in TOPIC_NAMES]
+        if unknown_topics:
+            problems.append(f"unknown topic(s) {', '.join(map(repr, unknown_topics))}")
+        if problems:
+            return "; ".join(problems)
+        return Staged(line, email, hash_address(email), name, organisation,
+                      slugs["region"], slugs["audience"], " ".join(topics))  # type: ignore[arg-type]
 
 
-def read_list(path: Path, region: str | None = None, audience: str | None = None,
-              topic: str = "updates", progress: Callable[[int], None] | None = None
-              ) -> tuple[list[Row], list[str]]:
-    """Validate a whole file: the good rows, and "line N: reason" for each bad one."""
+def _check_options(region: str | None, audience: str | None, topic: str) -> None:
     for key, given, known in (("region", region, REGIONS), ("audience", audience, AUDIENCES)):
         if given and given not in known:
             raise ListImportError(f"unknown --{key} {given!r} (known: {', '.join(known)})")
     if topic not in TOPIC_NAMES:
         raise ListImportError(f"unknown --topic {topic!r} (known: {', '.join(TOPIC_NAMES)})")
-    rows: list[Row] = []
-    rejected: list[str] = []
-    seen: dict[str, int] = {}
+
+
+def read_rows(path: Path, region: str | None, audience: str | None, topic: str,
+              rejected: list[tuple[int, str]], progress: Callable[[int], None] | None = None
+              ) -> Iterator[Staged]:
+    """The checked rows of a file, one at a time; each bad row is added to `rejected` as
+    (line, reason). Duplicates within the file are found later, in the staging tables."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = _open_rows(handle)
-            _check_header(reader.fieldnames)
+            checker = _RowChecker(_check_header(next(reader, None)), region, audience, topic)
             end = reader.line_num
-            for raw in reader:
+            for cells in reader:
                 line, end = end + 1, reader.line_num  # a quoted cell may span lines
-                parsed = _parse_row(raw, region, audience, topic)
+                if not cells:
+                    continue  # an empty line
+                parsed = checker.check(cells, line)
                 if isinstance(parsed, str):
-                    rejected.append(f"line {line}: {parsed}")
-                elif parsed.email in seen:
-                    rejected.append(
-                        f"line {line}: duplicate of line {seen[parsed.email]} ({parsed.email})"
-                    )
+                    rejected.append((line, parsed))
                 else:
-                    seen[parsed.email] = line
-                    rows.append(parsed)
+                    yield parsed
                 if progress:
                     progress(1)
     except UnicodeDecodeError as exc:
         raise ListImportError(f"{path.name} is not UTF-8 text ({exc.reason})") from exc
     except csv.Error as exc:
         raise ListImportError(f"{path.name}: not a readable CSV file ({exc})") from exc
-    return rows, rejected
 
 
 def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
@@ -181,74 +190,33 @@ def import_list(
     topic: str = "updates", dry_run: bool = False, skip_invalid: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import one contact list, all-or-nothing unless `skip_invalid`."""
-    rows, rejected = read_list(path, region, audience, topic, progress)
-    report = ImportReport(path.name, rows=len(rows) + len(rejected), rejected=rejected,
-                          dry_run=dry_run)
+    """Import one contact list in the session's transaction, all-or-nothing unless `skip_invalid`."""
+    _check_options(region, audience, topic)
+    staging = Staging(session)
+    bad: list[tuple[int, str]] = []
+    staged = 0
+    for batch in _chunks(read_rows(path, region, audience, topic, bad, progress), BATCH):
+        staging.add(batch)
+        staged += len(batch)
+    duplicates = [(line, f"duplicate of line {first} ({email})")
+                  for line, first, email in staging.duplicates()]
+    rejected = [f"line {line}: {reason}" for line, reason in heapq.merge(bad, duplicates)]
+    report = ImportReport(path.name, rows=staged + len(bad), rejected=rejected, dry_run=dry_run)
     if rejected and not skip_invalid:
         raise ListImportError(
             f"{path.name}: {len(rejected)} of {report.rows} rows rejected, nothing imported "
             "(fix them, or pass --skip-invalid to import the rest):\n" + "\n".join(rejected),
             report,
         )
-    source = f"import {path.name}"[:TEXT_MAX]
-    existing = _existing(session, [r.email for r in rows])
-    suppressed = _suppressed(session, [hash_address(r.email) for r in rows])
-    subs = _subscriptions(session, [s.id for s in existing.values()])  # type: ignore[misc]
-    now = utcnow()
-    new_people: list[Row] = []
-    new_subs: list[dict] = []
-    activate_people: set[int] = set()
-    activate_subs: list[int] = []
-    for row in rows:
-        person = existing.get(row.email)
-        if hash_address(row.email) in suppressed or (
-            person is not None and person.status == "unsubscribed"
-        ):
-            report.left_alone += 1
-            continue
-        if person is None:
-            new_people.append(row)
-            report.added += 1
-            continue
-        pid: int = person.id  # type: ignore[assignment]
-        current = {t: subs[(pid, t)].status for t in row.topics if (pid, t) in subs}
-        added = [t for t in row.topics if t not in current]
-        pending = [subs[(pid, t)].id for t in row.topics if current.get(t) == "pending"]
-        new_subs.extend(_subscription(pid, t, now, source) for t in added)
-        activate_subs.extend(pending)  # type: ignore[arg-type]
-        if person.status == "pending":
-            activate_people.add(pid)
-        if added or pending or person.status == "pending":
-            report.updated += 1
-        elif "unsubscribed" in current.values():
-            report.left_alone += 1
-        else:
-            report.unchanged += 1
+    if duplicates:
+        staging.drop_duplicates()
+    counts = staging.outcomes()
+    report.added, report.left_alone = counts.get(1, 0), counts.get(2, 0)
+    report.updated, report.unchanged = counts.get(3, 0), counts.get(4, 0)
     if not dry_run:
-        _write(session, new_people, new_subs, activate_people, activate_subs, now, source)
+        staging.write(utcnow(), f"import {path.name}"[:TEXT_MAX])
+    staging.close()
     return report
-
-
-def _subscription(subscriber_id: int, topic: str, now: dt.datetime, source: str) -> dict:
-    return {"subscriber_id": subscriber_id, "topic": topic, "status": "active",
-            "consent_at": now, "consent_source": source, "updated_at": now}
-
-
-def _existing(session: Session, emails: list[str]) -> dict[str, Subscriber]:
-    found: dict[str, Subscriber] = {}
-    for chunk in _chunks(emails):
-        for person in session.exec(select(Subscriber).where(col(Subscriber.email).in_(chunk))):
-            found[person.email] = person
-    return found
-
-
-def _suppressed(session: Session, hashes: list[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(hashes):
-        query = select(Suppression.address_hash).where(col(Suppression.address_hash).in_(chunk))
-        found.update(session.exec(query))
-    return found
 
 
 def _subscriptions(session: Session, ids: list[int]) -> dict[tuple[int, str], Subscription]:
@@ -258,33 +226,6 @@ def _subscriptions(session: Session, ids: list[int]) -> dict[tuple[int, str], Su
         for sub in session.exec(query):
             found[(sub.subscriber_id, sub.topic)] = sub
     return found
-
-
-def _write(session: Session, people: list[Row], subs: list[dict], activate_people: set[int],
-           activate_subs: list[int], now: dt.datetime, source: str) -> None:
-    """Bulk statements: one round trip per thousand rows instead of one per row."""
-    table = Subscriber.__table__  # type: ignore[attr-defined]
-    for chunk in _chunks(people, 1000):
-        values = [
-            {"email": r.email, "address_hash": hash_address(r.email), "name": r.name,
-             "organisation": r.organisation, "region": r.region, "audience": r.audience,
-             "status": "active", "created_at": now, "updated_at": now, "source": source}
-            for r in chunk
-        ]
-        returned = session.execute(table.insert().returning(table.c.id, table.c.email), values)
-        ids = {email: id_ for id_, email in returned}
-        subs.extend(_subscription(ids[r.email], t, now, source) for r in chunk for t in r.topics)
-    sub_table = Subscription.__table__  # type: ignore[attr-defined]
-    for chunk in _chunks(subs, 1000):
-        session.execute(sub_table.insert(), chunk)
-    for chunk in _chunks(sorted(activate_people)):
-        session.execute(table.update().where(table.c.id.in_(chunk))
-                        .values(status="active", updated_at=now))
-    for chunk in _chunks(activate_subs):
-        session.execute(sub_table.update().where(sub_table.c.id.in_(chunk))
-                        .values(status="active", consent_at=now, consent_source=source,
-                                updated_at=now))
-    session.flush()
 
 
 def export_list(session: Session, out: TextIO) -> int:

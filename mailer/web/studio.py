@@ -34,9 +34,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailer.build.builder import BuildError
 from mailer.build.live import SITE_PREFIX, LiveBuild
 from mailer.build.preview import SAMPLE_READER
+from mailer.build.result import BuildError
 from mailer.check.readiness import check_theme
 from mailer.config import Settings
 from mailer.content.loader import ContentError, load_mailing
@@ -185,7 +185,7 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
         if live.manifest is None:
             return []
         with session_scope(settings) as session:
-            people = islice(recipients(session, live.manifest["topic"], [region], [audience]), READERS)
+            people = islice(recipients(session, live.manifest.topic, [region], [audience]), READERS)
             return [(p.id, f"{p.name or '(no name)'}, {p.organisation or p.email}") for p in people]  # type: ignore[misc]
 
     def reader_name(value: str) -> str | None:
@@ -202,7 +202,7 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
         region, audience = segment(request)
         return render("studio", region=region, audience=audience, sample=SAMPLE_READER,
                       readers=await run_in_threadpool(readers, region, audience),
-                      title=(live.manifest or {}).get("title", theme), staff=approval.staff(settings))
+                      title=live.manifest.title if live.manifest else theme, staff=approval.staff(settings))
 
     async def mail(request: Request) -> Response:
         region, audience = segment(request)

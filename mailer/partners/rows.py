@@ -1,0 +1,103 @@
+"""Partner publications as the build reads them: one plain query, no ORM.
+
+`mailer build` must not load SQLAlchemy, so it reads the `partner_publication` table through the
+database driver itself (sqlite3, or psycopg on PostgreSQL), read-only: a project without a
+database simply has no publications yet. The digest of what was read goes into the manifest, so
+a send can tell that publications were fetched after the build.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+from mailer.config import Settings
+
+COLUMNS = ("url", "organisation", "title", "summary", "published", "categories", "themes", "regions")
+QUERY = f"SELECT {', '.join(COLUMNS)} FROM partner_publication ORDER BY url"
+
+
+class PartnerError(Exception):
+    """partners.yaml or a publication cannot be used; the message names file and field."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One stored publication, its lists decoded."""
+
+    url: str
+    organisation: str
+    title: str
+    summary: str
+    published: dt.date | None
+    categories: tuple[str, ...]
+    themes: tuple[str, ...]
+    regions: tuple[str, ...]
+
+
+def split(value: str) -> tuple[str, ...]:
+    """A stored list ("|"-joined slugs) as a tuple."""
+    return tuple(v for v in value.split("|") if v)
+
+
+def join(values: Iterable[str]) -> str:
+    """A list as stored: "|"-joined, without empties or repeats."""
+    return "|".join(dict.fromkeys(v for v in values if v))
+
+
+def _publication(row: tuple) -> Publication:
+    url, organisation, title, summary, published, categories, themes, regions = row
+    if published is not None and not isinstance(published, dt.date):
+        published = dt.date.fromisoformat(str(published)[:10])
+    return Publication(url, organisation, title, summary or "", published, split(categories or ""),
+                       split(themes or ""), split(regions or ""))
+
+
+def _sqlite_rows(path: str) -> list[tuple]:
+    import sqlite3
+
+    if path in ("", ":memory:") or not Path(path).exists():
+        return []
+    try:
+        with closing(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)) as conn:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                 "AND name = 'partner_publication'").fetchone()
+            return conn.execute(QUERY).fetchall() if found else []
+    except sqlite3.Error as exc:
+        raise PartnerError(f"cannot read the partner publications from {path}: {exc}") from exc
+
+
+def _postgres_rows(url: str) -> list[tuple]:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            found = conn.execute("SELECT to_regclass('partner_publication')").fetchone()
+            return conn.execute(QUERY).fetchall() if found and found[0] else []
+    except psycopg.Error as exc:
+        raise PartnerError(f"cannot read the partner publications from the database: {exc}") from exc
+
+
+def read_publications(settings: Settings) -> list[Publication]:
+    """Every stored publication, ordered by URL; none when there is no database yet."""
+    url = settings.resolved_database_url
+    scheme, _, rest = url.partition("://")
+    dialect = scheme.split("+")[0]
+    if dialect == "sqlite":
+        rows = _sqlite_rows(rest.removeprefix("/"))
+    elif dialect in ("postgresql", "postgres"):
+        rows = _postgres_rows(f"postgresql://{rest}")
+    else:
+        raise PartnerError(f"database_url {url!r}: unsupported database {dialect!r}")
+    return [_publication(row) for row in rows]
+
+
+def digest(publications: Iterable[Publication]) -> str:
+    """A fingerprint of the publications a build read: any change to any of them changes it."""
+    payload = json.dumps([astuple(p) for p in publications], ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
