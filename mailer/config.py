@@ -54,6 +54,10 @@ class Settings:
     dkim_key_file: str = ""
 
     grace_period_hours: float = 6.0
+    pending_days: float = 7.0  # unconfirmed web sign-ups are purged after this many days
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed ("*" = any, for a
+    # proxy on a socket only it can reach); empty = none. See docs/production.md.
+    trusted_proxies: str = ""
     feed_timeout: float = 10.0  # seconds per partner feed request
     link_timeout: float = 10.0  # seconds per link asked by `mailer check`
     link_cache_hours: float = 24.0  # a link that answered is not asked again for this long

@@ -2,11 +2,14 @@
 
 SQLite gets WAL (readers never block the writer), a busy timeout and foreign keys. Sessions that
 write can ask for `BEGIN IMMEDIATE` so two writers queue on the lock instead of failing with
-"database is locked" when a read-then-write transaction is overtaken.
+"database is locked" when a read-then-write transaction is overtaken; they queue first on a
+`WriterQueue`, which also lines up the writers of other processes (`mailer serve --workers`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -24,9 +27,41 @@ from mailer.config import Settings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _engines: dict[str, Engine] = {}
-_writers: dict[int, threading.Lock] = {}
+_writers: dict[int, WriterQueue] = {}
 _current: set[int] = set()
 _lock = threading.Lock()
+
+
+class WriterQueue:
+    """Writers of a SQLite file take turns here before `BEGIN IMMEDIATE`.
+
+    A thread lock lines up this process's threads; an flock on a file next to the database lines
+    up processes, and the kernel wakes the next one the moment the lock is free. SQLite's own
+    busy handler sleeps up to 100 ms between retries, which under load turns a 1 ms transaction
+    into a long wait.
+    """
+
+    def __init__(self, database: str | None):
+        self.threads = threading.Lock()
+        self.path = f"{database}-writers.lock" if database else None
+        self.fd: int | None = None
+
+    def __enter__(self) -> None:
+        self.threads.acquire()
+        if self.path is None:
+            return
+        try:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.threads.release()
 
 
 class SchemaError(Exception):
@@ -58,7 +93,9 @@ def engine_for(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
             if engine.dialect.name == "sqlite":
                 _sqlite_pragmas(engine)
-                _writers[id(engine)] = threading.Lock()
+                database = engine.url.database
+                _writers[id(engine)] = WriterQueue(
+                    database if database and database != ":memory:" else None)
             _engines[url] = engine
         return engine
 
@@ -113,9 +150,8 @@ def session_scope(target: Settings | Engine, write: bool = False) -> Iterator[Se
     """A session that commits when the block ends and rolls back on an error.
 
     `write=True` takes SQLite's write lock at the start, for read-then-write transactions that run
-    concurrently (the web app); PostgreSQL ignores it. Writers of one process queue on a thread
-    lock first: SQLite's busy handler sleeps up to 100 ms between retries, which under load
-    turns a 2 ms transaction into a long wait.
+    concurrently (the web app); PostgreSQL ignores it. Such writers queue on the database's
+    WriterQueue first.
     """
     engine = get_engine(target) if isinstance(target, Settings) else target
     queue = _writers.get(id(engine)) if write else None

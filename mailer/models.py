@@ -7,6 +7,7 @@ so both backends compare alike.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from sqlalchemy import Column, Float, Index, LargeBinary, Table, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -20,10 +21,31 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def new_public_id() -> str:
+    """128 random bits as 32 hex digits: names a person in links and never names another."""
+    return secrets.token_hex(16)
+
+
+# The same, made by the database, for set-based inserts (`INSERT … SELECT`).
+PUBLIC_ID_SQL = {
+    "sqlite": "lower(hex(randomblob(16)))",
+    "postgresql": "replace(gen_random_uuid()::text, '-', '')",
+}
+
+
 class Subscriber(SQLModel, table=True):
-    """One person on a list. `address_hash` lets SQL join against suppressions."""
+    """One person on a list. `address_hash` lets SQL join against suppressions.
+
+    Links and Message-IDs name a person by `public_id`, never by `id`: SQLite reuses the row id
+    of a deleted newest row. `legacy_id` is the row id that links made before public ids carried;
+    only rows that existed when public ids were introduced have one (migration 0007).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
+    # The column default also covers bulk (Core) inserts that leave the field out.
+    public_id: str = Field(default_factory=new_public_id, max_length=32, unique=True, index=True,
+                           sa_column_kwargs={"default": new_public_id})
+    legacy_id: int | None = Field(default=None, unique=True, index=True)
     email: str = Field(max_length=EMAIL_MAX, unique=True)
     address_hash: str = Field(max_length=64, index=True)
     name: str = Field(default="", max_length=TEXT_MAX)
@@ -68,6 +90,17 @@ class Suppression(SQLModel, table=True):
     address_hash: str = Field(primary_key=True, max_length=64)
     reason: str = Field(max_length=12)  # unsubscribed | bounced | complaint | erased
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class RateLimit(SQLModel, table=True):
+    """A counter per key (e.g. a client address) and window, in the database so that every web
+    worker sees the same count."""
+
+    __tablename__ = "rate_limit"
+
+    key: str = Field(primary_key=True, max_length=TEXT_MAX)
+    window_start: dt.datetime = Field(index=True)
+    count: int = Field(default=0)
 
 
 # --- sending tables follow (delivery) ---

@@ -120,10 +120,10 @@ def add_subscriber(session: Session, email: str, region: str = "limburg",
     from mailer.subscribers.subscriptions import Profile, confirm, request_subscription
 
     profile = Profile(name, "Veilig Thuis", region, audience, topics)
-    subscriber = request_subscription(session, email, profile, "test")
-    assert subscriber is not None and subscriber.id is not None
-    confirm(session, subscriber.id)
-    return subscriber.id
+    sign_up = request_subscription(session, email, profile, "test")
+    assert sign_up is not None and sign_up.subscriber.id is not None
+    confirm(session, sign_up.subscriber.id, sign_up.nonce)
+    return sign_up.subscriber.id
 
 
 def bulk_subscribers(settings: Settings, count: int, topic: str = "verdiepingen",

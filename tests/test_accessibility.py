@@ -13,7 +13,9 @@ from mailer.build.builder import build
 from mailer.build.preview import write_preview
 from mailer.config import Settings
 from mailer.db import session_scope
-from mailer.subscribers.tokens import preferences_url, unsubscribe_url
+from mailer.models import Subscriber
+from mailer.subscribers.subscriptions import Profile, request_subscription
+from mailer.subscribers.tokens import confirm_url, preferences_url, unsubscribe_url
 from mailer.web.app import create_app
 from tests.browser import axe_source, axe_violations, needs_chromium, serve
 from tests.conftest import add_subscriber
@@ -70,14 +72,19 @@ def site(tmp_path: Path):
         from mailer.db import get_engine
 
         with session_scope(get_engine(settings)) as session:
-            subscriber = add_subscriber(session, "anouk@example.org", topics=("updates", "verdiepingen"))
+            row_id = add_subscriber(session, "anouk@example.org", topics=("updates", "verdiepingen"))
+            subscriber = session.get(Subscriber, row_id).public_id
+            pending = request_subscription(session, "bram@example.org", Profile(
+                "Bram", "", "limburg", "netwerk", ("updates",)), "web")
         yield url, {
             "aanmelden": f"{url}/aanmelden",
             "privacy": f"{url}/privacy",
+            "bevestigen": confirm_url(settings, pending.subscriber.public_id, pending.nonce),
             "afmelden-hulp": f"{url}/afmelden",
             "afmelden": unsubscribe_url(settings, subscriber),
             "afmelden-onderwerp": unsubscribe_url(settings, subscriber, "verdiepingen"),
             "voorkeuren": preferences_url(settings, subscriber),
+            "wissen": preferences_url(settings, subscriber) + "/wissen",
             "kapotte-link": f"{url}/bevestig/kapot",
         }
 

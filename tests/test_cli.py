@@ -76,3 +76,21 @@ def test_a_rejected_file_exits_1_with_every_line(run, write_csv):
     assert "line 2: not a valid email address: 'bad'" in result.output
     assert "line 3: unknown region 'nowhere'" in result.output
     assert "nothing imported" in result.output
+
+
+def test_purge_forgets_unconfirmed_sign_ups(run, engine):
+    import datetime as dt
+
+    from mailer.db import session_scope
+    from mailer.models import utcnow
+    from mailer.subscribers.subscriptions import Profile, request_subscription
+
+    profile = Profile("", "", "limburg", "netwerk", ("updates",))
+    with session_scope(engine, write=True) as session:
+        old, _ = request_subscription(session, "old@example.org", profile, "web")
+        old.confirm_sent_at = utcnow() - dt.timedelta(days=3)
+        request_subscription(session, "new@example.org", profile, "web")
+    assert "0 unconfirmed sign-ups older than 7 days purged" in run("subscribers", "purge").output
+    result = run("subscribers", "purge", "--days", "2.5")
+    assert result.output == "1 unconfirmed sign-ups older than 2.5 days purged\n"
+    assert "new@example.org" in run("subscribers", "show", "new@example.org").output

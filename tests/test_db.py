@@ -58,3 +58,21 @@ def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
     engine.dispose()
+
+
+def test_sqlite_writers_of_other_processes_wait_their_turn(tmp_path):
+    import subprocess
+    import sys
+
+    from mailer.db import _writers
+
+    engine = engine_for(f"sqlite:///{tmp_path}/x.db")
+    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "except BlockingIOError: sys.exit(3)")
+    lock_file = f"{tmp_path}/x.db-writers.lock"
+    with _writers[id(engine)]:
+        busy = subprocess.run([sys.executable, "-c", probe, lock_file])
+    free = subprocess.run([sys.executable, "-c", probe, lock_file])
+    assert (busy.returncode, free.returncode) == (3, 0)
+    engine.dispose()

@@ -12,8 +12,14 @@ from aiosmtpd.controller import Controller
 from starlette.testclient import TestClient
 
 from mailer.db import session_scope
-from mailer.subscribers.subscriptions import active_topics, find_by_email
-from mailer.subscribers.tokens import preferences_url
+from mailer.models import Subscriber
+from mailer.subscribers.subscriptions import (
+    Profile,
+    active_topics,
+    find_by_email,
+    request_subscription,
+)
+from mailer.subscribers.tokens import confirm_url, preferences_url
 from mailer.transport.transports import transport_from_settings
 from mailer.web.app import create_app
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, serve
@@ -58,7 +64,9 @@ def test_double_opt_in_through_a_real_smtp_server(settings, engine, smtp_server)
         assert message["To"].addresses[0].addr_spec == "zoe@example.org"
         assert message["To"].addresses[0].display_name == "Zoë de Wit"
         link = re.search(r"http://testserver(/bevestig/\S+)", message.get_content()).group(1)
-        confirmed = client.get(link)
+        page = client.get(link)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        confirmed = client.post(link, data={"csrf": csrf})
     assert confirmed.status_code == 200 and "bevestigd" in confirmed.text
     with session_scope(engine) as session:
         person = find_by_email(session, "zoe@example.org")
@@ -79,7 +87,8 @@ def test_change_a_topic_in_a_real_browser(settings, engine, live_server, tmp_pat
     with session_scope(engine) as session:
         subscriber_id = add_subscriber(session, "anouk@example.org",
                                        topics=("updates", "verdiepingen"))
-    url = preferences_url(replace(settings, public_base_url=live_server), subscriber_id)
+        public_id = session.get(Subscriber, subscriber_id).public_id
+    url = preferences_url(replace(settings, public_base_url=live_server), public_id)
     screenshot = tmp_path / "voorkeuren.png"
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
@@ -96,3 +105,37 @@ def test_change_a_topic_in_a_real_browser(settings, engine, live_server, tmp_pat
     assert screenshot.stat().st_size > 10_000
     with session_scope(engine) as session:
         assert active_topics(session, subscriber_id) == ["updates", "verbeteractiviteiten"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="browser test needs /usr/bin/chromium "
+                    "(Debian package 'chromium')")
+def test_confirm_and_erase_take_a_click_in_a_real_browser(settings, engine, live_server):
+    """Opening the links (what a mail scanner does) changes nothing; the buttons do."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    site = replace(settings, public_base_url=live_server)
+    profile = Profile("Anouk", "", "limburg", "netwerk", ("updates",))
+    with session_scope(engine, write=True) as session:
+        person, nonce = request_subscription(session, "anouk@example.org", profile, "web")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(confirm_url(site, person.public_id, nonce))
+        with session_scope(engine) as session:
+            assert find_by_email(session, "anouk@example.org").status == "pending"
+        page.click("text=Ja, bevestig mijn aanmelding")
+        page.wait_for_selector("text=Je aanmelding is bevestigd")
+        with session_scope(engine) as session:
+            assert find_by_email(session, "anouk@example.org").status == "active"
+        page.goto(confirm_url(site, person.public_id, nonce))
+        page.wait_for_selector("text=Je aanmelding is al bevestigd")
+        page.goto(preferences_url(site, person.public_id))
+        page.click("text=Naar gegevens wissen")
+        page.wait_for_selector("text=Al je gegevens wissen?")
+        with session_scope(engine) as session:
+            assert find_by_email(session, "anouk@example.org").status == "active"
+        page.click("text=Ja, wis al mijn gegevens")
+        page.wait_for_selector("text=Je gegevens zijn gewist")
+        browser.close()
+    with session_scope(engine) as session:
+        assert session.get(Subscriber, person.id) is None

@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import select
 
 from mailer.content.segments import REGIONS
-from mailer.models import Subscriber, Subscription
+from mailer.models import Subscriber, Subscription, Suppression
 from mailer.subscribers.lists import ListImportError, export_list, import_list
 from mailer.subscribers.subscriptions import active_topics, erase, find_by_email, unsubscribe
 from tests.conftest import add_subscriber
@@ -25,6 +25,8 @@ def test_every_region_ships_an_example_list_that_imports(session):
         report = import_list(session, LISTS / f"{region}.csv")
         assert report.added == report.rows > 0 and not report.rejected
     assert all(p.email.endswith("@example.org") for p in people(session).values())
+    public_ids = {p.public_id for p in people(session).values()}  # filled in by the database
+    assert len(public_ids) == len(people(session)) and all(len(i) == 32 for i in public_ids)
 
 
 def test_import_fills_empty_cells_from_options_and_accepts_names(session, write_csv):
@@ -164,6 +166,32 @@ def test_export_round_trips_through_import(session, tmp_path):
     path.write_text(text, encoding="utf-8")
     report = import_list(session, path)
     assert report.unchanged == 6 and report.added == 0
+
+
+FORMULAS = {"=sum@example.org": ("=1+1", "@SUM(A1)"), "+31@example.org": ("+31 6 1234", "-2"),
+            "plain@example.org": ("'quoted", "''=twice"), "-x@example.org": ("Anouk", "O'Neil")}
+
+
+def test_export_defuses_formulas_and_import_gives_them_back(session, tmp_path):
+    for email, (name, organisation) in FORMULAS.items():
+        subscriber_id = add_subscriber(session, email, name=name)
+        session.get(Subscriber, subscriber_id).organisation = organisation
+    session.flush()
+    out = io.StringIO()
+    export_list(session, out)
+    cells = [cell for line in out.getvalue().splitlines()[1:] for cell in line.split(",")]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert "'=1+1" in cells and "'@SUM(A1)" in cells and "'-2" in cells and "'+31@example.org" in cells
+    assert "''quoted" in cells and "O'Neil" in cells
+    for email in FORMULAS:
+        erase(session, find_by_email(session, email).id)
+    for suppression in session.exec(select(Suppression)):
+        session.delete(suppression)
+    path = tmp_path / "export.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    assert import_list(session, path).added == len(FORMULAS)
+    found = people(session)
+    assert {e: (found[e].name, found[e].organisation) for e in FORMULAS} == FORMULAS
 
 
 def test_a_topics_column_subscribes_each_row_to_its_topics(session, write_csv):

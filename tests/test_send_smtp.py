@@ -22,6 +22,7 @@ from mailer.send import runner as sending
 from mailer.send.dkimkeys import generate_key
 from mailer.subscribers.lists import import_list
 from mailer.subscribers.subscriptions import active_topics
+from mailer.subscribers.tokens import read_token
 from mailer.web.app import create_app
 from tests.conftest import LISTS_DIR, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
@@ -75,6 +76,8 @@ def test_a_send_to_two_regions_arrives_right_signed_and_unsubscribable(
         assert message["Date"] and message["Reply-To"] == settings.reply_to
         https, mailto = [part.strip(" <>") for part in str(message["List-Unsubscribe"]).split(",")]
         assert https.startswith("https://testserver/afmelden/") and https in html
+        token = urlsplit(https).path.rsplit("/", 1)[1]
+        assert read_token(settings, token, "unsubscribe").public_id == person.public_id
         assert mailto == "mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe"
         assert message["DKIM-Signature"]
         assert dkim.verify(item.data, dnsfunc=lambda name, timeout=5: (

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlmodel import select
 
-from mailer.models import Subscriber, Subscription, Suppression
+from mailer.models import Subscriber, Subscription, Suppression, utcnow
 from mailer.subscribers.subscriptions import (
     AlreadyConfirmed,
     Profile,
+    StaleConfirmation,
     active_topics,
     confirm,
     email_problem,
@@ -14,6 +17,7 @@ from mailer.subscribers.subscriptions import (
     hash_address,
     is_suppressed,
     personal_data,
+    purge_pending,
     recipients,
     request_subscription,
     suppress,
@@ -48,10 +52,10 @@ def test_hash_is_stable_and_ignores_case_and_space():
 
 
 def test_double_opt_in_activates_the_chosen_topics(session):
-    subscriber = request_subscription(session, "Anouk@Example.org", PROFILE, "web")
+    subscriber, nonce = request_subscription(session, "Anouk@Example.org", PROFILE, "web")
     assert subscriber.status == "pending" and subscriber.email == "anouk@example.org"
     assert active_topics(session, subscriber.id) == []
-    confirm(session, subscriber.id)
+    confirm(session, subscriber.id, nonce)
     assert subscriber.status == "active"
     assert active_topics(session, subscriber.id) == ["updates", "verdiepingen"]
     row = session.exec(select(Subscription).where(Subscription.topic == "updates")).one()
@@ -59,10 +63,41 @@ def test_double_opt_in_activates_the_chosen_topics(session):
 
 
 def test_a_confirmation_cannot_be_replayed(session):
-    subscriber = request_subscription(session, "a@example.org", PROFILE, "web")
-    confirm(session, subscriber.id)
+    subscriber, nonce = request_subscription(session, "a@example.org", PROFILE, "web")
+    confirm(session, subscriber.id, nonce)
     with pytest.raises(AlreadyConfirmed):
-        confirm(session, subscriber.id)
+        confirm(session, subscriber.id, nonce)
+
+
+def test_a_confirmation_applies_only_the_sign_up_it_was_sent_for(session):
+    subscriber_id = add_subscriber(session, "a@example.org", name="Echte Naam")
+    person = session.get(Subscriber, subscriber_id)
+    person.confirm_sent_at = None  # the first mail is long ago
+    first = request_subscription(session, "a@example.org", PROFILE, "web")
+    person.confirm_sent_at = None
+    stranger = Profile("Iemand Anders", "", "noord-holland", "werkveld", ("verdiepingen",))
+    request_subscription(session, "a@example.org", stranger, "web")
+    with pytest.raises(StaleConfirmation):
+        confirm(session, subscriber_id, first.nonce)
+    assert session.get(Subscriber, subscriber_id).name == "Echte Naam"
+    assert active_topics(session, subscriber_id) == ["updates"]
+
+
+def test_unconfirmed_sign_ups_are_purged_after_their_time(session):
+    kept = add_subscriber(session, "kept@example.org")
+    request_subscription(session, "new@example.org", PROFILE, "web")
+    old, _ = request_subscription(session, "old@example.org", PROFILE, "web")
+    old.confirm_sent_at = utcnow() - dt.timedelta(days=8)
+    session.get(Subscriber, kept).confirm_sent_at = None
+    assert request_subscription(session, "kept@example.org", PROFILE, "web") is not None
+    session.get(Subscriber, kept).confirm_sent_at = utcnow() - dt.timedelta(days=8)
+    session.flush()
+    assert purge_pending(session, dt.timedelta(days=7)) == 2
+    emails = {s.email: s for s in session.exec(select(Subscriber))}
+    assert set(emails) == {"kept@example.org", "new@example.org"}
+    assert emails["kept@example.org"].pending_request is None
+    assert emails["kept@example.org"].status == "active"
+    assert emails["new@example.org"].pending_request is not None
 
 
 def test_repeated_requests_do_not_send_repeated_mails(session):
@@ -93,8 +128,8 @@ def test_unsubscribe_everything_suppresses_and_opt_in_lifts_it(session):
     assert session.get(Subscriber, subscriber_id).status == "unsubscribed"
     assert active_topics(session, subscriber_id) == []
     session.get(Subscriber, subscriber_id).confirm_sent_at = None  # the first mail is long ago
-    assert request_subscription(session, "a@example.org", PROFILE, "web") is not None
-    confirm(session, subscriber_id)
+    sign_up = request_subscription(session, "a@example.org", PROFILE, "web")
+    confirm(session, subscriber_id, sign_up.nonce)
     assert not is_suppressed(session, "a@example.org")
     assert active_topics(session, subscriber_id) == ["updates", "verdiepingen"]
 

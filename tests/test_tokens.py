@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 
 from mailer.subscribers.tokens import (
@@ -14,23 +16,30 @@ from mailer.subscribers.tokens import (
     unsubscribe_url,
 )
 
+PID = "0123456789abcdef0123456789abcdef"
+NONCE = "00112233aabbccdd"
+
 
 def test_a_token_round_trips_for_its_purpose(plain_settings):
-    token = make_token(plain_settings, 42, "unsubscribe")
-    assert read_token(plain_settings, token, "unsubscribe") == 42
+    claim = read_token(plain_settings, make_token(plain_settings, PID, "unsubscribe"), "unsubscribe")
+    assert (claim.public_id, claim.legacy_id, claim.nonce) == (PID, None, None)
+    assert abs(claim.issued_at.timestamp() - time.time()) < 5
+
+
+def test_a_confirm_token_carries_its_sign_up(plain_settings):
+    claim = read_token(plain_settings, make_token(plain_settings, PID, "confirm", NONCE), "confirm")
+    assert (claim.public_id, claim.nonce) == (PID, NONCE)
 
 
 @pytest.mark.parametrize("other", ["confirm", "preferences"])
 def test_a_token_does_not_open_another_purpose(plain_settings, other):
-    token = make_token(plain_settings, 42, "unsubscribe")
+    token = make_token(plain_settings, PID, "unsubscribe")
     with pytest.raises(BadToken):
         read_token(plain_settings, token, other)
 
 
 def test_a_token_from_another_key_is_refused(plain_settings):
-    from dataclasses import replace
-
-    token = make_token(replace(plain_settings, secret_key="someone-else"), 42, "preferences")
+    token = make_token(replace(plain_settings, secret_key="someone-else"), PID, "preferences")
     with pytest.raises(BadToken):
         read_token(plain_settings, token, "preferences")
 
@@ -44,24 +53,52 @@ def test_a_token_from_another_key_is_refused(plain_settings):
     lambda t: "../../etc/passwd",
 ])
 def test_a_tampered_token_is_refused(plain_settings, mangle):
-    token = make_token(plain_settings, 42, "preferences")
+    token = make_token(plain_settings, PID, "preferences")
     with pytest.raises(BadToken):
         read_token(plain_settings, mangle(token), "preferences")
 
 
+def old_style(settings, value, purpose):
+    """A token as links made before public ids were: the row id, signed the same way."""
+    return URLSafeTimedSerializer(settings.secret_key, salt=f"mailer.{purpose}").dumps(value)
+
+
+def test_a_link_from_before_public_ids_names_a_row_id(plain_settings):
+    claim = read_token(plain_settings, old_style(plain_settings, 42, "preferences"), "preferences")
+    assert (claim.public_id, claim.legacy_id) == (None, 42)
+
+
+@pytest.mark.parametrize("value", [42, [42, NONCE], [PID, "short"], PID, True, "x" * 32])
+def test_confirm_tokens_must_name_a_sign_up(plain_settings, value):
+    with pytest.raises(BadToken):
+        read_token(plain_settings, old_style(plain_settings, value, "confirm"), "confirm")
+
+
+@pytest.mark.parametrize("value", [True, "not-hex", "ABCDEF0123456789ABCDEF0123456789", 4.2, None])
+def test_other_payloads_are_refused(plain_settings, value):
+    with pytest.raises(BadToken):
+        read_token(plain_settings, old_style(plain_settings, value, "preferences"), "preferences")
+
+
 def test_confirm_tokens_expire_after_48_hours(plain_settings, monkeypatch):
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 49 * 3600)
-    old = make_token(plain_settings, 7, "confirm")
-    old_unsubscribe = make_token(plain_settings, 7, "unsubscribe")
+    old = make_token(plain_settings, PID, "confirm", NONCE)
+    old_unsubscribe = make_token(plain_settings, PID, "unsubscribe")
     monkeypatch.undo()
     with pytest.raises(ExpiredToken):
         read_token(plain_settings, old, "confirm")
-    assert read_token(plain_settings, old_unsubscribe, "unsubscribe") == 7
+    assert read_token(plain_settings, old_unsubscribe, "unsubscribe").public_id == PID
 
 
 def test_urls_are_absolute_and_hold_no_address(plain_settings):
-    url = unsubscribe_url(plain_settings, 5, "verdiepingen")
+    url = unsubscribe_url(plain_settings, PID, "verdiepingen")
     assert url.startswith("http://testserver/afmelden/")
     assert url.endswith("?onderwerp=verdiepingen")
     assert "@" not in url
-    assert preferences_url(plain_settings, 5).startswith("http://testserver/voorkeuren/")
+    assert preferences_url(plain_settings, PID).startswith("http://testserver/voorkeuren/")
+
+
+@pytest.mark.parametrize("bad", ["", "42", PID.upper(), PID + "0"])
+def test_only_public_ids_are_put_in_tokens(plain_settings, bad):
+    with pytest.raises(ValueError):
+        make_token(plain_settings, bad, "preferences")

@@ -1,17 +1,22 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
 from mailer.db import session_scope
-from mailer.models import Subscriber, Suppression
-from mailer.subscribers.subscriptions import active_topics, unsubscribe
+from mailer.models import RateLimit, Subscriber, Suppression, utcnow
+from mailer.subscribers import subscriptions
+from mailer.subscribers.subscriptions import active_topics, erase, unsubscribe
 from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
-from mailer.web.app import create_app
+from mailer.transport.transports import MemoryTransport
+from mailer.web import ratelimit
+from mailer.web.app import create_app, housekeeping
 from tests.conftest import add_subscriber
 
 FORM = {"email": "anouk@example.org", "name": "Anouk Jansen", "organisation": "Veilig Thuis",
@@ -28,10 +33,10 @@ def csrf_of(response) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', response.text).group(1)
 
 
-def post_form(client, path: str, data: dict):
+def post_form(client, path: str, data: dict, headers: dict | None = None):
     """Open the page (which sets the CSRF cookie), then post its form."""
-    token = csrf_of(client.get(path))
-    return client.post(path, data={**data, "csrf": token})
+    token = csrf_of(client.get(path, headers=headers))
+    return client.post(path, data={**data, "csrf": token}, headers=headers)
 
 
 def person(engine, email="anouk@example.org"):
@@ -56,12 +61,43 @@ def test_sign_up_mails_a_link_that_activates(client, engine, transport):
     assert "Bevestig je aanmelding" in message["Subject"]
     assert "Thematische verdiepingen" in message.get_content()
     assert person(engine).status == "pending"
-    confirmed = client.get(confirm_link(message))
-    assert confirmed.status_code == 200 and "bevestigd" in confirmed.text
+    link = confirm_link(message)
+    page = client.get(link)
+    assert page.status_code == 200 and "Ja, bevestig mijn aanmelding" in page.text
+    assert person(engine).status == "pending"
+    confirmed = client.post(link, data={"csrf": csrf_of(page)})
+    assert confirmed.status_code == 200 and "Je aanmelding is bevestigd" in confirmed.text
     assert person(engine).status == "active"
     assert topics(engine, person(engine).id) == ["updates", "verdiepingen"]
-    replay = client.get(confirm_link(message))
-    assert replay.status_code == 400 and "al gebruikt" in replay.text
+    for again in (client.get(link), client.post(link, data={"csrf": csrf_of(page)})):
+        assert again.status_code == 200 and "al bevestigd" in again.text
+        assert "Mijn voorkeuren" in again.text
+
+
+def test_opening_or_scanning_the_confirm_link_changes_nothing(client, engine, transport):
+    post_form(client, "/aanmelden", FORM)
+    link = confirm_link(transport.sent[0].email())
+    assert client.head(link).status_code == 200
+    assert client.get(link).status_code == 200
+    assert client.post(link, data={"csrf": "forged"}).status_code == 403
+    assert person(engine).status == "pending" and topics(engine, person(engine).id) == []
+
+
+def test_an_older_confirmation_link_does_not_apply_a_newer_sign_up(client, engine, transport,
+                                                                   monkeypatch):
+    from mailer.subscribers import subscriptions
+
+    post_form(client, "/aanmelden", FORM)
+    monkeypatch.setattr(subscriptions, "CONFIRM_RESEND_AFTER", dt.timedelta(0))
+    post_form(client, "/aanmelden", {**FORM, "name": "Iemand Anders", "topics": ["updates"]})
+    first, second = (confirm_link(m.email()) for m in transport.sent)
+    stale = client.post(first, data={"csrf": csrf_of(client.get("/aanmelden"))})
+    assert stale.status_code == 400 and "niet meer geldig" in stale.text
+    assert person(engine).status == "pending"
+    page = client.get(second)
+    assert "Iemand Anders" not in page.text and "Updates" in page.text
+    assert client.post(second, data={"csrf": csrf_of(page)}).status_code == 200
+    assert (person(engine).name, person(engine).status) == ("Iemand Anders", "active")
 
 
 def test_repeated_sign_ups_send_one_mail(client, transport):
@@ -142,15 +178,21 @@ def subscriber_id(engine):
                               topics=("updates", "verdiepingen", "verbeteractiviteiten"))
 
 
-def unsubscribe_path(settings, subscriber_id, topic=None):
-    return unsubscribe_url(settings, subscriber_id, topic).removeprefix("http://testserver")
+def public_id(engine, subscriber_id) -> str:
+    with session_scope(engine) as session:
+        return session.get(Subscriber, subscriber_id).public_id
+
+
+def unsubscribe_path(settings, engine, subscriber_id, topic=None):
+    url = unsubscribe_url(settings, public_id(engine, subscriber_id), topic)
+    return url.removeprefix("http://testserver")
 
 
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_one_click_unsubscribe(settings, engine, subscriber_id, encoding):
     app = create_app(settings)
     with TestClient(app, follow_redirects=False) as fresh:  # no cookies, no CSRF token
-        path = unsubscribe_path(settings, subscriber_id)
+        path = unsubscribe_path(settings, engine, subscriber_id)
         if encoding == "urlencoded":
             response = fresh.post(path, content=b"List-Unsubscribe=One-Click",
                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -164,7 +206,7 @@ def test_one_click_unsubscribe(settings, engine, subscriber_id, encoding):
 
 
 def test_a_get_of_the_unsubscribe_url_changes_nothing(client, settings, engine, subscriber_id):
-    response = client.get(unsubscribe_path(settings, subscriber_id))
+    response = client.get(unsubscribe_path(settings, engine, subscriber_id))
     assert response.status_code == 200 and "alle mailings" in response.text
     assert 'type="submit"' in response.text
     assert person(engine).status == "active"
@@ -172,7 +214,7 @@ def test_a_get_of_the_unsubscribe_url_changes_nothing(client, settings, engine, 
 
 
 def test_one_topic_unsubscribe_keeps_the_others(client, settings, engine, subscriber_id):
-    path = unsubscribe_path(settings, subscriber_id, "verdiepingen")
+    path = unsubscribe_path(settings, engine, subscriber_id, "verdiepingen")
     page = client.get(path)
     assert "Je meldt je af voor <strong>Thematische verdiepingen</strong>. Dat gaat meteen in." in page.text
     assert "Je blijft Updates en Verbeteractiviteiten in de praktijk ontvangen." in page.text
@@ -185,19 +227,19 @@ def test_one_topic_unsubscribe_keeps_the_others(client, settings, engine, subscr
 def test_leaving_the_last_topic_promises_no_other_mailings(client, settings, engine):
     with session_scope(engine) as session:
         only = add_subscriber(session, "enkel@example.org", topics=("verdiepingen",))
-    page = client.get(unsubscribe_path(settings, only, "verdiepingen")).text
+    page = client.get(unsubscribe_path(settings, engine, only, "verdiepingen")).text
     assert "Je ontvangt daarna geen mailings meer van ons." in page and "Je blijft" not in page
 
 
 def test_the_unsubscribe_button_needs_its_csrf_token(client, settings, engine, subscriber_id):
-    path = unsubscribe_path(settings, subscriber_id)
+    path = unsubscribe_path(settings, engine, subscriber_id)
     client.get(path)
     response = client.post(path, data={"something": "else"})
     assert response.status_code == 403 and person(engine).status == "active"
 
 
-def test_an_unknown_topic_is_a_broken_link(client, settings, subscriber_id):
-    response = client.get(unsubscribe_path(settings, subscriber_id) + "?onderwerp=alles")
+def test_an_unknown_topic_is_a_broken_link(client, settings, engine, subscriber_id):
+    response = client.get(unsubscribe_path(settings, engine, subscriber_id) + "?onderwerp=alles")
     assert response.status_code == 404 and "werkt niet" in response.text
 
 
@@ -212,10 +254,11 @@ def test_a_broken_token_gets_a_friendly_page(client, path):
 
 
 def test_a_token_for_another_purpose_or_a_missing_person_reveals_nothing(client, settings,
-                                                                         subscriber_id):
-    wrong_purpose = client.get(f"/voorkeuren/{make_token(settings, subscriber_id, 'unsubscribe')}")
-    missing = client.get(f"/voorkeuren/{make_token(settings, 999_999, 'preferences')}")
-    assert wrong_purpose.status_code == 400 and missing.status_code == 404
+                                                                         engine, subscriber_id):
+    token = make_token(settings, public_id(engine, subscriber_id), "unsubscribe")
+    wrong_purpose = client.get(f"/voorkeuren/{token}")
+    missing = client.get(f"/voorkeuren/{make_token(settings, 'f' * 32, 'preferences')}")
+    assert wrong_purpose.status_code == missing.status_code == 400
     body = re.compile(r"<main>.*</main>", re.S)
     assert body.search(wrong_purpose.text).group(0) == body.search(missing.text).group(0)
 
@@ -226,19 +269,21 @@ def test_an_expired_confirmation_is_refused(client, settings, engine, monkeypatc
     from itsdangerous.timed import TimestampSigner
 
     post_form(client, "/aanmelden", FORM)
+    nonce = json.loads(person(engine).pending_request)["nonce"]
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 49 * 3600)
-    old = make_token(settings, person(engine).id, "confirm")
+    old = make_token(settings, person(engine).public_id, "confirm", nonce)
     monkeypatch.undo()
     response = client.get(f"/bevestig/{old}")
     assert response.status_code == 400 and person(engine).status == "pending"
 
 
-def preferences_path(settings, subscriber_id):
-    return preferences_url(settings, subscriber_id).removeprefix("http://testserver")
+def preferences_path(settings, engine, subscriber_id):
+    return preferences_url(settings, public_id(engine, subscriber_id)).removeprefix(
+        "http://testserver")
 
 
 def test_preferences_change_topics_and_profile(client, settings, engine, subscriber_id):
-    path = preferences_path(settings, subscriber_id)
+    path = preferences_path(settings, engine, subscriber_id)
     page = client.get(path)
     assert page.status_code == 200 and "anouk@example.org" in page.text
     response = client.post(path, data={"csrf": csrf_of(page), "name": "Anouk de Vries",
@@ -250,7 +295,7 @@ def test_preferences_change_topics_and_profile(client, settings, engine, subscri
 
 
 def test_preferences_refuse_bad_input(client, settings, engine, subscriber_id):
-    path = preferences_path(settings, subscriber_id)
+    path = preferences_path(settings, engine, subscriber_id)
     page = client.get(path)
     response = client.post(path, data={"csrf": csrf_of(page), "name": "A\r\nB",
                                        "region": "limburg", "audience": "netwerk",
@@ -263,7 +308,7 @@ def test_preferences_of_someone_who_left_offer_a_new_sign_up(client, settings, e
                                                              subscriber_id):
     with session_scope(engine) as session:
         unsubscribe(session, subscriber_id)
-    path = preferences_path(settings, subscriber_id)
+    path = preferences_path(settings, engine, subscriber_id)
     page = client.get(path)
     assert "Meld je opnieuw aan" in page.text and '<fieldset id="topics" disabled>' in page.text
     client.post(path, data={"csrf": csrf_of(page), "name": "A", "region": "limburg",
@@ -271,26 +316,75 @@ def test_preferences_of_someone_who_left_offer_a_new_sign_up(client, settings, e
     assert topics(engine, subscriber_id) == []
 
 
-def test_my_data_downloads_as_json(client, settings, subscriber_id):
-    response = client.get(preferences_path(settings, subscriber_id) + "/gegevens")
+def test_my_data_downloads_as_json(client, settings, engine, subscriber_id):
+    response = client.get(preferences_path(settings, engine, subscriber_id) + "/gegevens")
     assert response.status_code == 200
     assert "attachment" in response.headers["content-disposition"]
     data = json.loads(response.text)
     assert data["email"] == "anouk@example.org" and len(data["subscriptions"]) == 3
 
 
+def test_erase_asks_first_on_a_page_of_its_own(client, settings, engine, subscriber_id):
+    path = preferences_path(settings, engine, subscriber_id)
+    preferences = client.get(path)
+    assert f'href="{path}/wissen"' in preferences.text
+    assert f'action="{path}/wissen"' not in preferences.text  # no erase button next to Download
+    ask = client.get(path + "/wissen")
+    assert ask.status_code == 200 and "kan niet ongedaan worden gemaakt" in ask.text
+    assert 'class="button danger" type="submit">Ja, wis al mijn gegevens' in ask.text
+    assert client.head(path + "/wissen").status_code == 200
+    assert person(engine) is not None
+
+
+@pytest.mark.parametrize("csrf", [None, "forged"])
+def test_erase_needs_its_csrf_token(client, settings, engine, subscriber_id, csrf):
+    path = preferences_path(settings, engine, subscriber_id) + "/wissen"
+    client.get(path)
+    response = client.post(path, data={} if csrf is None else {"csrf": csrf})
+    assert response.status_code == 403 and person(engine) is not None
+
+
 def test_erase_leaves_only_the_suppression(client, settings, engine, subscriber_id):
-    path = preferences_path(settings, subscriber_id)
-    response = client.post(path + "/wissen", data={"csrf": csrf_of(client.get(path))})
+    path = preferences_path(settings, engine, subscriber_id)
+    response = client.post(path + "/wissen", data={"csrf": csrf_of(client.get(path + "/wissen"))})
     assert response.status_code == 200 and "gewist" in response.text
     assert person(engine) is None
     with session_scope(engine) as session:
         assert session.exec(select(Suppression)).one().reason == "erased"
-    assert client.get(path).status_code == 404
+    assert client.get(path).status_code == 400
 
 
-def test_pages_send_security_headers_and_never_redirect(client, settings, subscriber_id):
-    for path in ["/aanmelden", preferences_path(settings, subscriber_id),
+def test_an_erased_persons_links_never_reach_the_next_person(client, settings, engine,
+                                                            subscriber_id):
+    """The reproduction: on SQLite the next sign-up gets the erased person's row id."""
+    old_links = {purpose: make_token(settings, public_id(engine, subscriber_id), purpose)
+                 for purpose in ("preferences", "unsubscribe")}
+    with session_scope(engine) as session:
+        erase(session, subscriber_id)
+    with session_scope(engine) as session:
+        newcomer = add_subscriber(session, "bram@example.org", name="Bram Bakker")
+    if settings.database_url.startswith("sqlite"):
+        assert newcomer == subscriber_id  # the row id was reused
+    preferences, unsubscribe_token = old_links["preferences"], old_links["unsubscribe"]
+    for response in (
+        client.get(f"/voorkeuren/{preferences}/gegevens"),
+        client.get(f"/voorkeuren/{preferences}"),
+        client.get(f"/voorkeuren/{preferences}/wissen"),
+        client.post(f"/voorkeuren/{preferences}", data={"csrf": csrf_of(client.get("/aanmelden")),
+                    "name": "X", "region": "limburg", "audience": "netwerk", "topics": ["updates"]}),
+        client.post(f"/voorkeuren/{preferences}/wissen",
+                    data={"csrf": csrf_of(client.get("/aanmelden"))}),
+        client.get(f"/afmelden/{unsubscribe_token}"),
+        client.post(f"/afmelden/{unsubscribe_token}", data={"List-Unsubscribe": "One-Click"}),
+    ):
+        assert response.status_code == 400 and "werkt niet" in response.text
+        assert "bram" not in response.text.lower()
+    bram = person(engine, "bram@example.org")
+    assert (bram.name, bram.status) == ("Bram Bakker", "active")
+
+
+def test_pages_send_security_headers_and_never_redirect(client, settings, engine, subscriber_id):
+    for path in ["/aanmelden", preferences_path(settings, engine, subscriber_id),
                  "/aanmelden?next=https://evil.example", "//evil.example", "/nope"]:
         response = client.get(path)
         assert "location" not in response.headers
@@ -303,6 +397,49 @@ def test_the_web_versions_unsubscribe_link_explains_what_to_do(client):
     response = client.get("/afmelden")
     assert response.status_code == 200
     assert "persoonlijke link onderaan elke mail" in response.text
+
+
+def test_hsts_only_over_https(settings, transport):
+    app = create_app(settings, transport)
+    with TestClient(app, base_url="https://testserver") as secure:
+        assert secure.get("/aanmelden").headers["strict-transport-security"] == "max-age=31536000"
+    with TestClient(app) as plain:
+        response = plain.get("/aanmelden", headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" not in response.headers  # nobody is trusted
+
+
+def test_a_trusted_proxy_tells_the_scheme_and_the_client(settings, transport):
+    app = create_app(replace(settings, trusted_proxies="*"), transport)
+    with TestClient(app) as client:
+        response = client.get("/aanmelden", headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" in response.headers
+        assert "secure" in response.headers["set-cookie"].lower()
+        statuses = [post_form(client, "/aanmelden", {**FORM, "email": f"p{i}@example.org"},
+                              headers={"X-Forwarded-For": f"192.0.2.{i % 2}"}).status_code
+                    for i in range(22)]
+    assert statuses.count(429) == 2  # two clients behind one proxy: each has its own ten
+
+
+def test_the_sign_up_limit_holds_across_workers(settings):
+    """Two app instances on one database, as `mailer serve --workers 2` runs them."""
+    clients = [TestClient(create_app(settings, MemoryTransport())) for _ in range(2)]
+    with clients[0] as first, clients[1] as second:
+        statuses = [post_form((first, second)[i % 2], "/aanmelden",
+                              {**FORM, "email": f"p{i}@example.org"}).status_code
+                    for i in range(12)]
+    assert statuses[:10] == [200] * 10 and statuses[10:] == [429, 429]
+
+
+def test_housekeeping_purges_old_sign_ups_and_counters(settings, engine, client, monkeypatch):
+    post_form(client, "/aanmelden", FORM)
+    later = utcnow() + dt.timedelta(days=8)
+    monkeypatch.setattr(subscriptions, "utcnow", lambda: later)
+    monkeypatch.setattr(ratelimit, "utcnow", lambda: later)
+    with session_scope(engine, write=True) as session:
+        housekeeping(session, settings)
+    assert person(engine) is None
+    with session_scope(engine) as session:
+        assert session.exec(select(RateLimit)).all() == []
 
 
 def test_the_privacy_statement_is_the_sites_own_when_it_wrote_one(client, settings):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import click
 
-from mailer.cli.common import database_session, friendly
+from mailer.cli.common import database_session, friendly, settings
 from mailer.subscribers.subscriptions import (
     NotFound,
     active_topics,
@@ -14,6 +15,7 @@ from mailer.subscribers.subscriptions import (
     find_by_email,
     find_subscribers,
     personal_data,
+    purge_pending,
     unsubscribe,
 )
 
@@ -86,6 +88,26 @@ def remove(email: str, erase_all: bool) -> None:
         else:
             unsubscribe(session, subscriber_id, None)
     click.echo(f"{email}: {'erased' if erase_all else 'unsubscribed from every topic'}")
+
+
+@subscribers.command("purge")
+@click.option("--days", type=click.FloatRange(min=0), default=None,
+              help="Age in days after which an unconfirmed sign-up goes [default: the "
+                   "pending_days setting, 7].")
+def purge(days: float | None) -> None:
+    """Forget web sign-ups that were never confirmed.
+
+    People who only ever were pending are deleted; others lose the change they asked for but
+    never confirmed. `mailer serve` does the same every hour while it runs.
+
+    \b
+    Example:
+      mailer subscribers purge --days 7
+    """
+    age = dt.timedelta(days=settings().pending_days if days is None else days)
+    with database_session(write=True) as session:
+        count = purge_pending(session, age)
+    click.echo(f"{count} unconfirmed sign-ups older than {age / dt.timedelta(days=1):g} days purged")
 
 
 COMMANDS = [subscribers]

@@ -235,6 +235,7 @@ def _snapshot(settings: Settings, session: Session, send: Send, manifest: Manife
 class _Claimed:
     delivery_id: int
     subscriber_id: int
+    public_id: str  # what the person's links carry
     attempts: int
     variant: str
     address: str
@@ -306,8 +307,8 @@ class _Worker:
                 return status, [], 0
             rows = session.exec(
                 select(Delivery.id, Delivery.attempts, Delivery.variant, Subscriber.id,
-                       Subscriber.email, Subscriber.name, Subscriber.status, Subscription.status,
-                       Suppression.reason)
+                       Subscriber.public_id, Subscriber.email, Subscriber.name, Subscriber.status,
+                       Subscription.status, Suppression.reason)
                 .select_from(Delivery)
                 .outerjoin(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
                 .outerjoin(Subscription, and_(col(Subscription.subscriber_id) == Subscriber.id,
@@ -315,13 +316,14 @@ class _Worker:
                 .outerjoin(Suppression, col(Suppression.address_hash) == Subscriber.address_hash)
                 .where(col(Delivery.id).in_(ids)).order_by(Delivery.id))
             claimed, skipped = [], []
-            for did, attempts, variant, sid, address, name, person, subscription, suppressed in rows:
+            for (did, attempts, variant, sid, public_id, address, name, person, subscription,
+                 suppressed) in rows:
                 reason = _why_not(sid, person, subscription, suppressed)
                 if reason:
                     skipped.append({"did": did, "status": "skipped", "attempts": attempts,
                                     "next": None, "code": None, "error": reason})
                 else:
-                    claimed.append(_Claimed(did, sid, attempts, variant, address, name))
+                    claimed.append(_Claimed(did, sid, public_id, attempts, variant, address, name))
             if claimed:
                 session.execute(update(Delivery).where(
                     col(Delivery.id).in_([c.delivery_id for c in claimed])
@@ -337,8 +339,8 @@ class _Worker:
         try:
             self.transport.send(letter.message(
                 recipient_id=item.subscriber_id, address=item.address, name=item.name,
-                unsubscribe=unsubscribe_url(self.settings, item.subscriber_id, self.send.topic),
-                preferences=preferences_url(self.settings, item.subscriber_id)))
+                unsubscribe=unsubscribe_url(self.settings, item.public_id, self.send.topic),
+                preferences=preferences_url(self.settings, item.public_id)))
         except (DeliveryError, MessageError) as exc:
             outcome = _Outcome(item, classify(exc), exc)
             if outcome.verdict is Verdict.CONNECTION:

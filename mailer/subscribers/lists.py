@@ -31,6 +31,9 @@ from mailer.subscribers.subscriptions import (
     text_problem,
 )
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection): the export
+# puts a "'" before it (and before a leading "'"), and the import takes that "'" off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("email", "name", "organisation", "region", "audience")
 OPTIONAL_COLUMNS = ("topics",)
 CHUNK = 500
@@ -66,6 +69,16 @@ class ImportReport:
             f"{self.left_alone} left alone because they unsubscribed or were suppressed, "
             f"{len(self.rejected)} rejected."
         )
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet shows as text; `from_spreadsheet` gives the value back."""
+    return "'" + cell if cell.startswith((*FORMULA_START, "'")) else cell
+
+
+def from_spreadsheet(cell: str) -> str:
+    """Undo `spreadsheet_safe`; a "'" before anything else is the cell's own."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_START, "'")) else cell
 
 
 def _open_rows(handle: TextIO) -> Iterator[list[str]]:
@@ -113,7 +126,7 @@ class _RowChecker:
         if len(cells) > self.width:
             return "more fields than the header has columns"
         cells += [""] * (self.width - len(cells))
-        value = {key: cells[at].strip() for key, at in self.column.items()}
+        value = {key: from_spreadsheet(cells[at].strip()) for key, at in self.column.items()}
         email = normalise_email(value["email"])
         name, organisation = value.get("name", ""), value.get("organisation", "")
         problems = [p for p in (email_problem(email), text_problem("name", name),
@@ -229,7 +242,9 @@ def _subscriptions(session: Session, ids: list[int]) -> dict[tuple[int, str], Su
 
 
 def export_list(session: Session, out: TextIO) -> int:
-    """Write subscribers as CSV in the import format plus their active topics; return the count."""
+    """Write subscribers as CSV in the import format plus their active topics; return the count.
+
+    Cells that a spreadsheet would run as a formula are exported as text (`spreadsheet_safe`)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS + OPTIONAL_COLUMNS)
     query = (
@@ -246,7 +261,8 @@ def export_list(session: Session, out: TextIO) -> int:
                 t for t in TOPIC_NAMES
                 if (s := subs.get((person.id, t))) and s.status == "active"  # type: ignore[arg-type]
             )
-            writer.writerow([person.email, person.name, person.organisation, person.region,
-                             person.audience, topics])
+            writer.writerow([spreadsheet_safe(cell) for cell in (
+                person.email, person.name, person.organisation, person.region,
+                person.audience, topics)])
             count += 1
     return count

@@ -15,6 +15,8 @@ from typing import NamedTuple
 from sqlalchemy import DateTime, bindparam, text
 from sqlmodel import Session
 
+from mailer.models import PUBLIC_ID_SQL
+
 ROW_COLUMNS = ("line", "email", "address_hash", "name", "organisation", "region", "audience",
                "topics")  # the fields of Staged
 TABLE = (
@@ -71,9 +73,9 @@ _WRITES = (
            SELECT person_id FROM import_row WHERE person_id IS NOT NULL AND left_alone = 0)""",
     # new people, then their topics
     """INSERT INTO subscriber (email, address_hash, name, organisation, region, audience, status,
-                               created_at, updated_at, source)
+                               created_at, updated_at, source, public_id)
        SELECT email, address_hash, name, organisation, region, audience, 'active', :now, :now,
-              :source
+              :source, <public_id>
        FROM import_row WHERE person_id IS NULL AND left_alone = 0 ORDER BY line""",
     f"""INSERT INTO subscription (subscriber_id, topic, status, consent_at, consent_source, updated_at)
        SELECT p.id, t.slug, 'active', :now, :source, :now
@@ -152,6 +154,7 @@ class Staging:
     def write(self, now: dt.datetime, source: str) -> None:
         # Typed, so SQLite stores the time in the same format as the ORM does.
         for statement in _WRITES:
+            statement = statement.replace("<public_id>", PUBLIC_ID_SQL[self.dialect])
             query = text(statement).bindparams(bindparam("now", type_=DateTime()))
             values = {"now": now, "source": source} if ":source" in statement else {"now": now}
             self.session.execute(query, values)

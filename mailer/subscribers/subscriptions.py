@@ -14,10 +14,12 @@ import datetime as dt
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
-from sqlalchemy import exists, func, or_
+from sqlalchemy import TextClause, bindparam, delete, exists, func, or_, text, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -30,6 +32,7 @@ from mailer.models import (
     Suppression,
     utcnow,
 )
+from mailer.subscribers.tokens import Claim
 
 CONFIRM_RESEND_AFTER = dt.timedelta(minutes=15)
 # Fixed, so suppressions survive a change of secret_key (a keyed hash would silently forget every
@@ -47,7 +50,22 @@ class NotFound(Exception):
 
 
 class AlreadyConfirmed(Exception):
-    """A confirmation link that was already used, or has nothing left to confirm."""
+    """A confirmation link of someone whose sign-up is already confirmed."""
+
+
+class StaleConfirmation(Exception):
+    """A confirmation link for a sign-up that was replaced by a newer one, or that has gone."""
+
+
+class SignUp(NamedTuple):
+    """A recorded web sign-up: whom to mail, and the nonce its confirmation link must carry."""
+
+    subscriber: Subscriber
+    nonce: str
+
+
+# Who a service call is about: a row id (our own commands), or the claim of a link's token.
+SubscriberRef = int | Claim
 
 
 def normalise_email(value: str) -> str:
@@ -118,22 +136,57 @@ def is_suppressed(session: Session, email: str) -> bool:
     return session.get(Suppression, hash_address(email)) is not None
 
 
+# The one-click path in plain SQL, the same on SQLite and PostgreSQL: every statement goes
+# through a key or an index, and none pays for building ORM statements on every request.
+_TIME = Subscriber.__table__.c.updated_at.type  # type: ignore[attr-defined]
+
+
+def _timed(sql: str) -> TextClause:
+    """A statement whose `:now` is stored like the models' timestamps."""
+    return text(sql).bindparams(bindparam("now", type_=_TIME))
+
+
+_FIND_PUBLIC = text("SELECT id FROM subscriber WHERE public_id = :public_id")
+_LEAVE_EVERY_TOPIC_SQL = ("UPDATE subscription SET status = 'unsubscribed', updated_at = :now "
+                          "WHERE subscriber_id = :id AND status <> 'unsubscribed'")
+_LEAVE_EVERY_TOPIC = _timed(_LEAVE_EVERY_TOPIC_SQL)
+_LEAVE_TOPIC = _timed(_LEAVE_EVERY_TOPIC_SQL + " AND topic = :topic")
+_LEAVE = _timed("UPDATE subscriber SET status = 'unsubscribed', pending_request = NULL, "
+                "updated_at = :now WHERE id = :id RETURNING address_hash")
+_SUPPRESS = _timed(
+    "INSERT INTO suppression (address_hash, reason, created_at) VALUES (:hash, :reason, :now) "
+    "ON CONFLICT (address_hash) DO UPDATE SET reason = excluded.reason")
+
+
 def suppress(session: Session, email: str, reason: str) -> None:
     """Record that an address must not be mailed (unsubscribed, bounced, complaint, erased)."""
-    key = hash_address(email)
-    row = session.get(Suppression, key)
-    if row is None:
-        session.add(Suppression(address_hash=key, reason=reason))
-    else:
-        row.reason = reason
     session.flush()
+    session.execute(_SUPPRESS, {"hash": hash_address(email), "reason": reason, "now": utcnow()})
+    _forget_loaded(session)
 
 
-def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
-    subscriber = session.get(Subscriber, subscriber_id)
+def get_subscriber(session: Session, ref: SubscriberRef) -> Subscriber:
+    subscriber = _claimed(session, ref) if isinstance(ref, Claim) else session.get(Subscriber, ref)
     if subscriber is None:
-        raise NotFound(f"no subscriber with id {subscriber_id}")
+        raise NotFound("no such subscriber")
     return subscriber
+
+
+def _claimed(session: Session, claim: Claim) -> Subscriber | None:
+    """The person a link names, if they still exist.
+
+    A link from before public ids names a row id. It counts only for a row that existed when
+    public ids came (it has that `legacy_id`; rows made later have none), and only when the link
+    was made after the row was: before, the id belonged to someone erased since.
+    """
+    if claim.public_id is not None:
+        return session.exec(select(Subscriber).where(Subscriber.public_id == claim.public_id)
+                            ).first()
+    person = session.exec(select(Subscriber).where(Subscriber.legacy_id == claim.legacy_id)
+                          ).first()
+    if person is None or claim.issued_at < person.created_at.replace(microsecond=0):
+        return None
+    return person
 
 
 def find_by_email(session: Session, email: str) -> Subscriber:
@@ -154,13 +207,20 @@ def active_topics(session: Session, subscriber_id: int) -> list[str]:
     return [t for t in TOPIC_NAMES if t in subs and subs[t].status == "active"]
 
 
+def profile_of(session: Session, ref: SubscriberRef) -> tuple[Subscriber, list[str]]:
+    """A person and their active topics, for their preferences page."""
+    subscriber = get_subscriber(session, ref)
+    return subscriber, active_topics(session, subscriber.id)  # type: ignore[arg-type]
+
+
 def request_subscription(
     session: Session, email: str, profile: Profile, source: str
-) -> Subscriber | None:
+) -> SignUp | None:
     """Record a web sign-up awaiting double opt-in; return whom to mail, or None to stay quiet.
 
-    A new address gets a pending subscriber; an existing one only keeps the request aside. None
-    means a confirmation went to this address less than CONFIRM_RESEND_AFTER ago.
+    A new address gets a pending subscriber; an existing one only keeps the request aside. A new
+    request replaces an older one, with a new nonce, so an older link cannot apply it. None means
+    a confirmation went to this address less than CONFIRM_RESEND_AFTER ago.
     """
     email = normalise_email(email)
     now = utcnow()
@@ -174,10 +234,30 @@ def request_subscription(
         session.add(subscriber)
     elif subscriber.confirm_sent_at and now - subscriber.confirm_sent_at < CONFIRM_RESEND_AFTER:
         return None
-    subscriber.pending_request = json.dumps({**asdict(profile), "source": source})
+    nonce = secrets.token_hex(8)
+    subscriber.pending_request = json.dumps({**asdict(profile), "source": source, "nonce": nonce})
     subscriber.confirm_sent_at = now
     session.flush()
-    return subscriber
+    return SignUp(subscriber, nonce)
+
+
+def purge_pending(session: Session, older_than: dt.timedelta) -> int:
+    """Forget sign-ups never confirmed within `older_than`: people who only ever were pending are
+    deleted, and others lose the request they left waiting. Returns how many were affected."""
+    cutoff = utcnow() - older_than
+    sent = func.coalesce(Subscriber.confirm_sent_at, Subscriber.created_at)
+    gone = session.exec(select(Subscriber.id).where(Subscriber.status == "pending", sent < cutoff)
+                        ).all()
+    for chunk in (gone[i:i + 500] for i in range(0, len(gone), 500)):
+        session.execute(delete(Subscription).where(col(Subscription.subscriber_id).in_(chunk)))
+        session.execute(delete(Subscriber).where(col(Subscriber.id).in_(chunk)))
+    cleared = session.execute(
+        update(Subscriber)
+        .where(col(Subscriber.pending_request).is_not(None), sent < cutoff)
+        .values(pending_request=None, confirm_sent_at=None)
+    ).rowcount
+    session.flush()
+    return len(gone) + cleared
 
 
 def confirmation_failed(session: Session, subscriber_id: int) -> None:
@@ -186,12 +266,27 @@ def confirmation_failed(session: Session, subscriber_id: int) -> None:
     session.flush()
 
 
-def confirm(session: Session, subscriber_id: int) -> Subscriber:
-    """Apply a confirmed sign-up: the person's own opt-in, which also lifts a suppression."""
-    subscriber = get_subscriber(session, subscriber_id)
+def pending_sign_up(session: Session, ref: SubscriberRef, nonce: str) -> tuple[Subscriber, dict]:
+    """The sign-up a confirmation link was mailed for, still waiting; changes nothing.
+
+    Raises AlreadyConfirmed when nothing waits and the person is active, StaleConfirmation when
+    the link's sign-up was replaced by a newer one or is gone.
+    """
+    subscriber = get_subscriber(session, ref)
     if not subscriber.pending_request:
-        raise AlreadyConfirmed("nothing to confirm")
+        if subscriber.status == "active":
+            raise AlreadyConfirmed("nothing to confirm")
+        raise StaleConfirmation("no sign-up waits for this link")
     request = json.loads(subscriber.pending_request)
+    if not secrets.compare_digest(str(request.get("nonce", "")), nonce):
+        raise StaleConfirmation("a newer sign-up replaced the one this link was sent for")
+    return subscriber, request
+
+
+def confirm(session: Session, ref: SubscriberRef, nonce: str) -> Subscriber:
+    """Apply the confirmed sign-up the link was sent for: the person's own opt-in, which also
+    lifts a suppression."""
+    subscriber, request = pending_sign_up(session, ref, nonce)
     now = utcnow()
     profile = Profile(**{k: request[k] for k in ("name", "organisation", "region", "audience")},
                       topics=tuple(request["topics"]))
@@ -234,9 +329,9 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
             row.status, row.updated_at = "unsubscribed", now
 
 
-def update_preferences(session: Session, subscriber_id: int, profile: Profile) -> Subscriber:
+def update_preferences(session: Session, ref: SubscriberRef, profile: Profile) -> Subscriber:
     """The person's own changes. Someone who left everything must sign up again to come back."""
-    subscriber = get_subscriber(session, subscriber_id)
+    subscriber = get_subscriber(session, ref)
     _apply_profile(subscriber, profile)
     subscriber.updated_at = utcnow()
     if subscriber.status == "active":
@@ -246,29 +341,44 @@ def update_preferences(session: Session, subscriber_id: int, profile: Profile) -
 
 
 def unsubscribe(
-    session: Session, subscriber_id: int, topic: str | None = None, reason: str = "unsubscribed"
-) -> Subscriber:
-    """Leave one topic, or (topic None) everything, which also suppresses the address."""
-    subscriber = get_subscriber(session, subscriber_id)
-    now = utcnow()
-    for row in subscriptions_of(session, subscriber_id).values():
-        if (topic is None or row.topic == topic) and row.status != "unsubscribed":
-            row.status, row.updated_at = "unsubscribed", now
+    session: Session, ref: SubscriberRef, topic: str | None = None, reason: str = "unsubscribed"
+) -> str:
+    """Leave one topic, or (topic None) everything, which also suppresses the address; returns
+    the person's public id.
+
+    This is the one-click path, so it stays lean: one indexed read for the person, then writes
+    by key (their subscriptions, their row, the suppression) in one short transaction.
+    """
+    if isinstance(ref, Claim) and ref.public_id is not None:
+        person_id = session.execute(_FIND_PUBLIC, {"public_id": ref.public_id}).scalar()
+        public_id = ref.public_id
+        if person_id is None:
+            raise NotFound("no such subscriber")
+    else:
+        person = get_subscriber(session, ref)
+        person_id, public_id = person.id, person.public_id
+    params = {"id": person_id, "now": utcnow(), "topic": topic}
+    session.execute(_LEAVE_EVERY_TOPIC if topic is None else _LEAVE_TOPIC, params)
     if topic is None:
-        subscriber.status = "unsubscribed"
-        subscriber.pending_request = None
-        subscriber.updated_at = now
-        suppress(session, subscriber.email, reason)
-    session.flush()
-    return subscriber
+        address_hash = session.execute(_LEAVE, params).scalar_one()
+        session.execute(_SUPPRESS, {**params, "hash": address_hash, "reason": reason})
+    _forget_loaded(session)
+    return public_id
 
 
-def personal_data(session: Session, subscriber_id: int) -> dict:
+def _forget_loaded(session: Session) -> None:
+    """Plain SQL bypassed the rows this session had loaded: read them afresh when used."""
+    if session.identity_map:
+        session.expire_all()
+
+
+def personal_data(session: Session, ref: SubscriberRef) -> dict:
     """Everything kept about one person ("mijn gegevens"), as JSON-ready data."""
-    subscriber = get_subscriber(session, subscriber_id)
+    subscriber = get_subscriber(session, ref)
     suppression = session.get(Suppression, subscriber.address_hash)
     return {
         "email": subscriber.email,
+        "public_id": subscriber.public_id,
         "name": subscriber.name,
         "organisation": subscriber.organisation,
         "region": subscriber.region,
@@ -289,7 +399,7 @@ def personal_data(session: Session, subscriber_id: int) -> dict:
                 "consent_source": row.consent_source,
                 "updated_at": row.updated_at.isoformat(),
             }
-            for row in subscriptions_of(session, subscriber_id).values()
+            for row in subscriptions_of(session, subscriber.id).values()  # type: ignore[arg-type]
         ],
         "suppression": (
             {"reason": suppression.reason, "created_at": suppression.created_at.isoformat()}
@@ -298,11 +408,12 @@ def personal_data(session: Session, subscriber_id: int) -> dict:
     }
 
 
-def erase(session: Session, subscriber_id: int) -> None:
-    """Delete everything about a person; only the hashed suppression entry stays."""
-    subscriber = get_subscriber(session, subscriber_id)
+def erase(session: Session, ref: SubscriberRef) -> None:
+    """Delete everything about a person; only the hashed suppression entry stays. Their public
+    id goes with the row, so every link they were sent stops working."""
+    subscriber = get_subscriber(session, ref)
     suppress(session, subscriber.email, "erased")
-    for row in subscriptions_of(session, subscriber_id).values():
+    for row in subscriptions_of(session, subscriber.id).values():  # type: ignore[arg-type]
         session.delete(row)
     session.flush()
     session.delete(subscriber)

@@ -1,13 +1,22 @@
-"""Signed, opaque tokens for the links in a mail: bound to one subscriber and one purpose.
+"""Signed, opaque tokens for the links in a mail: bound to one person and one purpose.
 
-A token carries only the subscriber's id, signed with `settings.secret_key` and a salt per
-purpose, so an unsubscribe token cannot open the preferences page and no address is in a URL.
-Confirmation tokens expire; unsubscribe and preference tokens do not, because the mails that
-carry them are read months later.
+A token carries the subscriber's random public id (never a row id, which SQLite reuses), signed
+with `settings.secret_key` and a salt per purpose, so an unsubscribe token cannot open the
+preferences page and no address is in a URL. A confirmation token also carries the nonce of the
+one sign-up it was mailed for, and expires; unsubscribe and preference tokens do not, because
+the mails that carry them are read months later. Erasing a person deletes their public id, which
+makes every token of theirs useless.
+
+Links made before public ids carried the row id (an int); they are read as a `Claim` with
+`legacy_id` set, and `subscriptions.get_subscriber` decides whom, if anyone, they still name.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from dataclasses import dataclass
+from functools import cache
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -16,6 +25,8 @@ from mailer.config import Settings
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 CONFIRM_MAX_AGE = 48 * 3600
+PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
+NONCE = re.compile(r"[0-9a-f]{16}")
 
 
 class TokenError(Exception):
@@ -30,43 +41,67 @@ class ExpiredToken(TokenError):
     """Genuine but older than allowed."""
 
 
-def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
+@dataclass(frozen=True)
+class Claim:
+    """Whom a genuine token names: a public id, or (links made before public ids) a row id."""
+
+    issued_at: dt.datetime
+    public_id: str | None = None
+    legacy_id: int | None = None
+    nonce: str | None = None  # confirm tokens: the sign-up they were mailed for
+
+
+@cache
+def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(settings.secret_key, salt=f"mailer.{purpose}")
+    return URLSafeTimedSerializer(secret_key, salt=f"mailer.{purpose}")
 
 
-def make_token(settings: Settings, subscriber_id: int, purpose: str) -> str:
-    return _serializer(settings, purpose).dumps(subscriber_id)
+def make_token(settings: Settings, public_id: str, purpose: str, nonce: str | None = None) -> str:
+    """A token naming `public_id`; confirm tokens need the pending sign-up's `nonce`."""
+    if not PUBLIC_ID.fullmatch(public_id):
+        raise ValueError(f"not a public id: {public_id!r}")
+    if (purpose == "confirm") != (nonce is not None):
+        raise ValueError("a confirm token needs a nonce, and only a confirm token has one")
+    payload = [public_id, nonce] if nonce is not None else public_id
+    return _serializer(settings.secret_key, purpose).dumps(payload)
 
 
-def read_token(settings: Settings, token: str, purpose: str) -> int:
-    """The subscriber id in a token; confirm tokens expire after 48 hours."""
+def read_token(settings: Settings, token: str, purpose: str) -> Claim:
+    """Whom a token names; confirm tokens expire after 48 hours and must name their sign-up."""
     max_age = CONFIRM_MAX_AGE if purpose == "confirm" else None
     try:
-        value = _serializer(settings, purpose).loads(token, max_age=max_age)
+        value, signed = _serializer(settings.secret_key, purpose).loads(
+            token, max_age=max_age, return_timestamp=True)
     except SignatureExpired as exc:
         raise ExpiredToken("the link has expired") from exc
     except BadSignature as exc:
         raise BadToken("the link is not valid") from exc
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadToken("the link is not valid")
-    return value
+    if purpose == "confirm":
+        if (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+                and PUBLIC_ID.fullmatch(value[0]) and NONCE.fullmatch(value[1])):
+            return Claim(signed, public_id=value[0], nonce=value[1])
+    elif isinstance(value, str) and PUBLIC_ID.fullmatch(value):
+        return Claim(signed, public_id=value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return Claim(signed, legacy_id=value)
+    raise BadToken("the link is not valid")
 
 
 def _url(settings: Settings, path: str) -> str:
     return settings.public_base_url.rstrip("/") + path
 
 
-def confirm_url(settings: Settings, subscriber_id: int) -> str:
-    return _url(settings, f"/bevestig/{make_token(settings, subscriber_id, 'confirm')}")
+def confirm_url(settings: Settings, public_id: str, nonce: str) -> str:
+    return _url(settings, f"/bevestig/{make_token(settings, public_id, 'confirm', nonce)}")
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int, topic: str | None = None) -> str:
+def unsubscribe_url(settings: Settings, public_id: str, topic: str | None = None) -> str:
     """The page and RFC 8058 one-click target; with a topic it leaves only that topic."""
-    url = _url(settings, f"/afmelden/{make_token(settings, subscriber_id, 'unsubscribe')}")
+    url = _url(settings, f"/afmelden/{make_token(settings, public_id, 'unsubscribe')}")
     return f"{url}?onderwerp={quote(topic)}" if topic else url
 
 
-def preferences_url(settings: Settings, subscriber_id: int) -> str:
-    return _url(settings, f"/voorkeuren/{make_token(settings, subscriber_id, 'preferences')}")
+def preferences_url(settings: Settings, public_id: str) -> str:
+    return _url(settings, f"/voorkeuren/{make_token(settings, public_id, 'preferences')}")

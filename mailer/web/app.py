@@ -7,21 +7,24 @@ mail server never blocks the one-click unsubscribes that mail clients fire.
 Every page a recipient sees is Dutch. Safety:
 - forms carry a CSRF token that must match a SameSite=Strict cookie, and a foreign Origin is
   refused; only the one-click POST is exempt, as RFC 8058 requires (its URL's token is the secret);
-- /aanmelden has a honeypot field and a per-IP limit, and an address gets at most one
-  confirmation mail per CONFIRM_RESEND_AFTER; its answer is the same whether or not the address
-  is known;
+- /aanmelden has a honeypot field and a per-IP limit (in the database, so it holds across
+  workers), and an address gets at most one confirmation mail per CONFIRM_RESEND_AFTER; its
+  answer is the same whether or not the address is known;
+- nothing acts on a GET: confirming and erasing show a page whose button POSTs;
+- behind https (seen directly, or through X-Forwarded-Proto from a trusted proxy) pages send HSTS;
 - no page redirects, so there is nothing to redirect openly; token pages are never cached and
   send no Referer to other sites.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import json
 import secrets
 import threading
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -31,30 +34,42 @@ from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Engine
+from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
-from mailer.models import utcnow
+from mailer.models import Subscriber, utcnow
 from mailer.subscribers import subscriptions as subs
-from mailer.subscribers.tokens import TokenError, confirm_url, preferences_url, read_token, unsubscribe_url
+from mailer.subscribers.tokens import (
+    Claim,
+    TokenError,
+    confirm_url,
+    preferences_url,
+    read_token,
+    unsubscribe_url,
+)
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+from mailer.web import ratelimit
 from mailer.web.privacy import privacy_statement
 
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CSRF_COOKIE = "mailer_csrf"
 HONEYPOT = "website"
 MAX_BODY = 64 * 1024
-SIGNUPS_PER_IP = (10, 600.0)  # at most 10 sign-ups per address per 10 minutes
+SIGNUPS_PER_IP = ratelimit.RateLimiter("signup-ip", 10, 600.0)  # 10 per address per 10 minutes
+HOUSEKEEPING_EVERY = 3600.0  # seconds between purges of old sign-ups and rate counters
+HSTS = "max-age=31536000"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -79,28 +94,8 @@ BROKEN_LINK = (
 )
 
 
-class RateLimiter:
-    """At most `limit` events per key in a sliding window of `seconds` (in this process)."""
-
-    def __init__(self, limit: int, seconds: float):
-        self.limit, self.seconds = limit, seconds
-        self.events: dict[str, deque[float]] = defaultdict(deque)
-        self.lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            events = self.events[key]
-            while events and now - events[0] > self.seconds:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            return True
-
-
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every response, error pages included."""
+    """Adds SECURITY_HEADERS to every response, error pages included, and HSTS over https."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -108,7 +103,10 @@ class SecurityHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(SECURITY_HEADERS)
+                headers = MutableHeaders(scope=message)
+                headers.update(SECURITY_HEADERS)
+                if scope.get("scheme") == "https":
+                    headers["Strict-Transport-Security"] = HSTS
             await send(message)
 
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
@@ -119,6 +117,13 @@ class PageError(Exception):
 
     def __init__(self, status: int, heading: str, text: str):
         self.status, self.heading, self.text = status, heading, text
+
+
+def housekeeping(session: Session, settings: Settings) -> None:
+    """What a running server purges every HOUSEKEEPING_EVERY: sign-ups never confirmed in
+    `pending_days`, and rate counters whose window is over."""
+    subs.purge_pending(session, dt.timedelta(days=settings.pending_days))
+    ratelimit.purge(session, dt.timedelta(seconds=SIGNUPS_PER_IP.seconds))
 
 
 def template_environment(settings: Settings) -> Environment:
@@ -158,7 +163,6 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     send_lock = threading.Lock()
     env = template_environment(settings)
     env.globals["brand"] = load_brand(settings.content, settings.root)
-    per_ip = RateLimiter(*SIGNUPS_PER_IP)
     own_origins = {_origin(settings.public_base_url)}
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -199,16 +203,27 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
 
         return run_in_threadpool(call)
 
-    def token_id(request: Request, purpose: str) -> int:
+    def claim(request: Request, purpose: str) -> Claim:
         try:
             return read_token(settings, request.path_params["token"], purpose)
         except TokenError as exc:
             raise PageError(400, *BROKEN_LINK) from exc
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async def every_hour() -> None:
+            while True:
+                await asyncio.sleep(HOUSEKEEPING_EVERY)
+                await db(housekeeping, settings, write=True)
+
+        task = asyncio.create_task(every_hour())
+        yield
+        task.cancel()
+
     # --- /aanmelden and /bevestig ---------------------------------------------------------
 
     async def signup(request: Request) -> Response:
-        if request.method == "GET":
+        if _safe(request):
             return page(request, "aanmelden", values={"topics": ["updates"]}, errors={})
         form = await read_form(request)
         values = _profile_values(form)
@@ -224,80 +239,97 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
                       "mail gezien? Kijk ook even in je map met ongewenste mail.")
         if form.get(HONEYPOT):
             return message_page(request, *check_mail)
-        if not per_ip.allow(request.client.host if request.client else "?"):
+        client = request.client.host if request.client else "?"
+        if not await db(SIGNUPS_PER_IP.allow, client, write=True):
             raise PageError(429, "Even geduld", "Er zijn vanaf jouw verbinding veel aanmeldingen "
                             "gedaan. Probeer het over een kwartier opnieuw.")
-        subscriber = await db(subs.request_subscription, email, profile, "web /aanmelden",
-                              write=True)
-        if subscriber is not None:
-            message = confirmation_message(settings, env, email, profile,
-                                           confirm_url(settings, subscriber.id))
+        sign_up = await db(subs.request_subscription, email, profile, "web /aanmelden",
+                           write=True)
+        if sign_up is not None:
+            message = confirmation_message(settings, env, email, profile, confirm_url(
+                settings, sign_up.subscriber.public_id, sign_up.nonce))
             try:
                 await run_in_threadpool(_send, mailer_transport, send_lock, message)
             except DeliveryError as exc:
-                await db(subs.confirmation_failed, subscriber.id, write=True)
+                await db(subs.confirmation_failed, sign_up.subscriber.id, write=True)
                 raise PageError(503, "Versturen lukte niet", "We konden je de bevestigingsmail "
                                 "nu niet sturen. Probeer het later nog eens.") from exc
         return message_page(request, *check_mail)
 
+    def already_confirmed(request: Request, person: Subscriber) -> Response:
+        return message_page(
+            request, "Je aanmelding is al bevestigd",
+            "Je hoeft niets meer te doen: je ontvangt de mailings die je hebt gekozen. Wil je "
+            "iets veranderen? Dat kan bij je voorkeuren.",
+            links=[("Mijn voorkeuren", preferences_url(settings, person.public_id))],
+        )
+
     async def confirm(request: Request) -> Response:
-        subscriber_id = token_id(request, "confirm")
+        """GET (and HEAD, which link scanners send) only shows the button; its POST confirms."""
+        token = claim(request, "confirm")
         try:
-            await db(subs.confirm, subscriber_id, write=True)
-        except subs.AlreadyConfirmed as exc:
-            raise PageError(400, "Deze link is al gebruikt", "Je aanmelding was al bevestigd. "
-                            "Wil je iets veranderen? Gebruik de link onder een van onze mails."
-                            ) from exc
+            if _safe(request):
+                _, sign_up = await db(subs.pending_sign_up, token, token.nonce)
+                return page(request, "bevestigen", signup=sign_up)
+            await read_form(request)
+            person = await db(subs.confirm, token, token.nonce, write=True)
+        except subs.AlreadyConfirmed:
+            return already_confirmed(request, await db(subs.get_subscriber, token))
+        except subs.StaleConfirmation as exc:
+            raise PageError(400, "Deze link is niet meer geldig", "Je hebt je daarna opnieuw "
+                            "aangemeld, of de aanmelding is verlopen. Gebruik de link in je "
+                            "meest recente bevestigingsmail, of meld je opnieuw aan.") from exc
         return message_page(
             request, "Je aanmelding is bevestigd",
             "Welkom! Je ontvangt voortaan de mailings die je hebt gekozen. Onder elke mail vind "
             "je een link om je voorkeuren aan te passen of je af te melden.",
-            links=[("Mijn voorkeuren", preferences_url(settings, subscriber_id))],
+            links=[("Mijn voorkeuren", preferences_url(settings, person.public_id))],
         )
 
     # --- /afmelden ------------------------------------------------------------------------
 
     async def unsubscribe(request: Request) -> Response:
-        subscriber_id = token_id(request, "unsubscribe")
+        token = claim(request, "unsubscribe")
         topic = request.query_params.get("onderwerp") or None
         if topic is not None and topic not in TOPIC_NAMES:
             raise PageError(404, *BROKEN_LINK)
         what = TOPIC_NAMES[topic] if topic else "alle mailings van Veiligheid voorop"
-        if request.method == "GET":
-            person = await db(subs.get_subscriber, subscriber_id)
-            remaining = [TOPIC_NAMES[t] for t in await db(subs.active_topics, subscriber_id)
-                         if topic and t != topic]
+        if _safe(request):
+            person, active = await db(subs.profile_of, token)
+            remaining = [TOPIC_NAMES[t] for t in active if topic and t != topic]
             return page(request, "afmelden", what=what, topic=topic, remaining=remaining,
                         already=person.status == "unsubscribed")
         form = await read_form(request, csrf=False)
-        if form.get("List-Unsubscribe") != "One-Click":  # RFC 8058: the token is the secret
+        one_click = form.get("List-Unsubscribe") == "One-Click"
+        if not one_click:  # RFC 8058: the token is the secret
             check_csrf(request, form)
-        await db(subs.unsubscribe, subscriber_id, topic, write=True)
+        public_id = await db(subs.unsubscribe, token, topic, write=True)
+        if one_click:  # a mail provider's server, not a person: a short answer, no cookie
+            return PlainTextResponse(f"Afgemeld voor {what}.")
         return message_page(
             request, "Je bent afgemeld",
             f"Je bent afgemeld voor {what}. Dat gaat meteen in.",
-            links=[("Mijn voorkeuren", preferences_url(settings, subscriber_id))],
+            links=[("Mijn voorkeuren", preferences_url(settings, public_id))],
         )
 
     # --- /voorkeuren ----------------------------------------------------------------------
 
     async def preferences(request: Request) -> Response:
-        subscriber_id = token_id(request, "preferences")
+        token = claim(request, "preferences")
         saved, status, errors = False, 200, {}
-        if request.method == "POST":
+        if not _safe(request):
             form = await read_form(request)
             values = _profile_values(form)
             profile = _profile(values)
-            person = await db(subs.get_subscriber, subscriber_id)
+            person = await db(subs.get_subscriber, token)
             problems = profile.problems(require_topics=person.status == "active")
             errors = {k: FIELD_ERRORS[k] for k in problems}
             if errors:
                 status = 400
             else:
-                await db(subs.update_preferences, subscriber_id, profile, write=True)
+                await db(subs.update_preferences, token, profile, write=True)
                 saved = True
-        person = await db(subs.get_subscriber, subscriber_id)
-        topics = await db(subs.active_topics, subscriber_id)
+        person, topics = await db(subs.profile_of, token)
         values = {"name": person.name, "organisation": person.organisation,
                   "region": person.region, "audience": person.audience, "topics": topics}
         if errors:
@@ -305,20 +337,25 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         return page(
             request, "voorkeuren", status, values=values, errors=errors, saved=saved,
             person=person, token=request.path_params["token"],
-            unsubscribe_url=unsubscribe_url(settings, subscriber_id),
+            unsubscribe_url=unsubscribe_url(settings, person.public_id),
         )
 
     async def my_data(request: Request) -> Response:
-        data = await db(subs.personal_data, token_id(request, "preferences"))
+        data = await db(subs.personal_data, claim(request, "preferences"))
         return Response(
             json.dumps(data, indent=2, ensure_ascii=False), media_type="application/json",
             headers={"Content-Disposition": 'attachment; filename="mijn-gegevens.json"'},
         )
 
     async def erase(request: Request) -> Response:
-        subscriber_id = token_id(request, "preferences")
+        """GET asks whether the person is sure, on a page of its own; the POST erases."""
+        token = claim(request, "preferences")
+        if _safe(request):
+            person = await db(subs.get_subscriber, token)
+            return page(request, "wissen", person=person,
+                        back_url=f"/voorkeuren/{request.path_params['token']}")
         await read_form(request)
-        await db(subs.erase, subscriber_id, write=True)
+        await db(subs.erase, token, write=True)
         return message_page(
             request, "Je gegevens zijn gewist",
             "We hebben alles over je gewist. We bewaren alleen een onleesbaar gemaakte vorm van "
@@ -348,26 +385,34 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         return message_page(request, *BROKEN_LINK, status=status, tone="error")
 
     async def unknown_subscriber(request: Request, exc: Exception) -> Response:
-        return message_page(request, *BROKEN_LINK, status=404, tone="error")
+        """A genuine link of someone who is gone (erased, never confirmed): the same page as a
+        broken link, so nobody learns whether a person existed."""
+        return message_page(request, *BROKEN_LINK, status=400, tone="error")
 
     app = Starlette(
         routes=[
             Route("/aanmelden", signup, methods=["GET", "POST"]),
-            Route("/bevestig/{token}", confirm, methods=["GET"]),
+            Route("/bevestig/{token}", confirm, methods=["GET", "POST"]),
             Route("/afmelden", unsubscribe_help, methods=["GET"]),
             Route("/privacy", privacy, methods=["GET"]),
             Route("/afmelden/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}", preferences, methods=["GET", "POST"]),
             Route("/voorkeuren/{token}/gegevens", my_data, methods=["GET"]),
-            Route("/voorkeuren/{token}/wissen", erase, methods=["POST"]),
+            Route("/voorkeuren/{token}/wissen", erase, methods=["GET", "POST"]),
         ],
         exception_handlers={
             PageError: page_error,
             HTTPException: not_found,
             subs.NotFound: unknown_subscriber,
         },
+        lifespan=lifespan,
     )
-    return SecurityHeaders(app)
+    secured = SecurityHeaders(app)
+    if not settings.trusted_proxies:
+        return secured
+    # Believe X-Forwarded-For/-Proto only from the configured proxies: the client address the
+    # rate limit counts and the scheme that decides HSTS and secure cookies come from there.
+    return ProxyHeadersMiddleware(secured, trusted_hosts=settings.trusted_proxies)
 
 
 def _send(transport: Transport, lock: threading.Lock, message: EmailMessage) -> None:
@@ -404,3 +449,8 @@ def _profile_values(form: FormData) -> dict[str, Any]:
 def _profile(values: dict[str, Any]) -> subs.Profile:
     return subs.Profile(values["name"], values["organisation"], values["region"],
                         values["audience"], tuple(dict.fromkeys(values["topics"])))
+
+
+def _safe(request: Request) -> bool:
+    """GET and HEAD (which link scanners send) only ever show a page."""
+    return request.method in ("GET", "HEAD")
