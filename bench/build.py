@@ -104,8 +104,7 @@ def main() -> None:
     node = install_mjml()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for name in ("content", "templates"):
-            shutil.copytree(REPO / name, root / name)
+        shutil.copytree(REPO / "content", root / "content")
         (root / "mailer.toml").write_text('secret_key = "bench"\n', encoding="utf-8")
         count = write_segment_documents(root, root / "mjml")
         block = root / "content" / "stalking" / EDITED_BLOCK

@@ -58,12 +58,11 @@ def serve(port: int, ready: multiprocessing.synchronize.Event, count: multiproce
 
 
 def project(root: Path, dkim: bool) -> Settings:
-    for name in ("content", "templates"):
-        target = root / name
-        if not target.exists():
-            import shutil
+    target = root / "content"
+    if not target.exists():
+        import shutil
 
-            shutil.copytree(REPO / name, target)
+        shutil.copytree(REPO / "content", target)
     settings = Settings(root=root, secret_key="bench", smtp_security="none")
     if dkim:
         key = root / "dkim.pem"

@@ -13,9 +13,10 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from mailer.config_checks import check_settings, warn_unknown
+from mailer.errors import ConfigError
 
-class ConfigError(Exception):
-    """A settings file or environment variable that cannot be used."""
+ENVIRONMENT_ONLY = ("MAILER_ROOT", "MAILER_CONFIG")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class Settings:
         return url
 
 
-def _coerce(name: str, raw: object, kind: type) -> object:
+def _coerce(where: str, raw: object, kind: type) -> object:
     try:
         if kind is Path:
             return Path(str(raw))
@@ -128,11 +129,11 @@ def _coerce(name: str, raw: object, kind: type) -> object:
             return ",".join(str(item).strip() for item in raw)
         return str(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name!r}: cannot use {raw!r} ({exc})") from exc
+        raise ConfigError(f"{where}: cannot use {raw!r} ({exc})") from exc
 
 
 def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Read `mailer.toml` (or $MAILER_CONFIG) and MAILER_* environment overrides."""
+    """Read `mailer.toml` (or $MAILER_CONFIG) and MAILER_* environment overrides, and check them."""
     env = dict(os.environ if environ is None else environ)
     root = Path(env.get("MAILER_ROOT", root or Path.cwd())).resolve()
     config_file = Path(env.get("MAILER_CONFIG", root / "mailer.toml"))
@@ -142,6 +143,9 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         for name, t in types.items()
     }
     values: dict[str, object] = {}
+    origin: dict[str, str] = {}  # where each value came from, for the error that names it
+    if "MAILER_CONFIG" in env and not config_file.is_file():
+        raise ConfigError(f"MAILER_CONFIG: there is no settings file {config_file}")
     if config_file.exists():
         try:
             data = tomllib.loads(config_file.read_text(encoding="utf-8"))
@@ -153,15 +157,22 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
                 flat.update({f"{section}_{k}": v for k, v in table.items()})
         for key, raw in flat.items():
             if key not in kinds:
-                raise ConfigError(f"{config_file}: unknown setting {key!r}")
-            values[key] = _coerce(key, raw, kinds[key])
-    for key, kind in kinds.items():
-        env_key = f"MAILER_{key.upper()}"
-        if env_key in env:
-            values[key] = _coerce(env_key, env[env_key], kind)
+                warn_unknown(key, str(config_file), kinds)
+                continue
+            origin[key] = f"{config_file}: {key}"
+            values[key] = _coerce(origin[key], raw, kinds[key])
+    for env_key in sorted(k for k in env if k.startswith("MAILER_") and k not in ENVIRONMENT_ONLY):
+        key = env_key.removeprefix("MAILER_").lower()
+        if key not in kinds:
+            warn_unknown(env_key, "environment", [f"MAILER_{k.upper()}" for k in kinds])
+            continue
+        origin[key] = env_key
+        values[key] = _coerce(env_key, env[env_key], kinds[key])
     if "secret_key" not in values:
         values["secret_key"] = _local_secret(root)
-    return replace(Settings(root=root), **values)  # type: ignore[arg-type]
+    settings = replace(Settings(root=root), **values)  # type: ignore[arg-type]
+    check_settings({f.name: getattr(settings, f.name) for f in fields(settings)}, origin)
+    return settings
 
 
 def _local_secret(root: Path) -> str:

@@ -13,18 +13,20 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
 
 from mailer.config import Settings
+from mailer.errors import DatabaseError
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = "mailer:migrations"  # package data, found through importlib.resources by Alembic
 
 _engines: dict[str, Engine] = {}
 _writers: dict[int, WriterQueue] = {}
@@ -64,7 +66,7 @@ class WriterQueue:
         self.threads.release()
 
 
-class SchemaError(Exception):
+class SchemaError(DatabaseError):
     """The database exists but is not at the schema version this code needs."""
 
 
@@ -103,13 +105,13 @@ def engine_for(url: str) -> Engine:
 def _alembic_config(connection) -> Config:  # type: ignore[no-untyped-def]
     """Alembic configured in code, so no alembic.ini is needed wherever the tool runs."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", MIGRATIONS)
     config.attributes["connection"] = connection
     return config
 
 
 def head_revision() -> str:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head() or ""
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head() or ""
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -125,24 +127,46 @@ def ensure_schema(engine: Engine) -> str:
     return head_revision()
 
 
+@contextmanager
+def opening(url: str) -> Iterator[None]:
+    """Turn a database that cannot be reached or a URL that cannot be used into a DatabaseError."""
+    try:
+        yield
+    except (OperationalError, ArgumentError, ImportError) as exc:
+        shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise DatabaseError(f"cannot open the database {shown}: {reason}; check the database_url "
+                            "setting (mailer.toml or MAILER_DATABASE_URL)") from exc
+
+
 def get_engine(settings: Settings) -> Engine:
     """The engine for the configured database; a new database is created at the current version.
 
     An existing database at an older version is not changed behind the user's back: they are told
     to run `mailer db upgrade`.
     """
-    engine = engine_for(settings.resolved_database_url)
-    if id(engine) not in _current:
+    url = settings.resolved_database_url
+    with opening(url):
+        engine = engine_for(url)
+        if id(engine) in _current:
+            return engine
         found = current_revision(engine)
         if found is None:
             ensure_schema(engine)
-        elif found != head_revision():
-            raise SchemaError(
-                f"the database is at schema version {found}, this mailer needs {head_revision()}: "
-                "run `mailer db upgrade`"
-            )
-        _current.add(id(engine))
+    if found is not None and found != head_revision():
+        raise SchemaError(
+            f"the database is at schema version {found}, this mailer needs {head_revision()}: "
+            "run `mailer db upgrade`"
+        )
+    _current.add(id(engine))
     return engine
+
+
+def upgrade(settings: Settings) -> str:
+    """`mailer db upgrade`: bring the configured database to the newest schema version."""
+    url = settings.resolved_database_url
+    with opening(url):
+        return ensure_schema(engine_for(url))
 
 
 @contextmanager

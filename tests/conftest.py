@@ -75,14 +75,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(root=tmp_path, database_url=database_url, secret_key="test-secret-key",
+    return Settings(root=tmp_path, database_url=database_url, secret_key="test-secret-key-0123456789",
                     public_base_url="http://testserver")
 
 
 @pytest.fixture
 def plain_settings(tmp_path: Path) -> Settings:
     """Settings for tests that need no database."""
-    return Settings(root=tmp_path, secret_key="test-secret-key", public_base_url="http://testserver")
+    return Settings(root=tmp_path, secret_key="test-secret-key-0123456789", public_base_url="http://testserver")
 
 
 @pytest.fixture
@@ -160,10 +160,9 @@ LISTS_DIR = REPO / "lists"
 
 @pytest.fixture
 def send_settings(settings: Settings) -> Settings:
-    """`settings` with the real content and templates in its root, https links (as a message
-    needs) and quick retries and back-offs."""
-    for name in ("content", "templates"):
-        shutil.copytree(REPO / name, settings.root / name)
+    """`settings` with the real content in its root (templates come from the package), https
+    links (as a message needs) and quick retries and back-offs."""
+    shutil.copytree(REPO / "content", settings.root / "content")
     return replace(settings, public_base_url="https://testserver", send_retry_seconds=0.01,
                    send_connection_retry_seconds=0.01, send_batch=5)
 
@@ -188,9 +187,8 @@ def invoke(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: i
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A project folder with the real content and templates; commands run inside it."""
-    for name in ("content", "templates"):
-        shutil.copytree(REPO / name, tmp_path / name)
+    """A project folder with the real content; commands run inside it."""
+    shutil.copytree(REPO / "content", tmp_path / "content")
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("MAILER_")]:
         monkeypatch.delenv(key)

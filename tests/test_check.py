@@ -18,6 +18,7 @@ from mailer.check.readiness import check_theme
 from mailer.check.spam import spamassassin
 from mailer.cli.main import main
 from mailer.config import Settings
+from mailer.render.templates import PACKAGE_TEMPLATES
 from tests.conftest import REPO
 
 EXAMPLE_BLOCKS = ["30-nieuw-werkproces-rotterdam.md:10", "40-brief-van-de-minister.md:13",
@@ -64,8 +65,7 @@ def site() -> Iterator[Site]:
 
 
 def small_theme(settings: Settings, links: list[str], extra: str = "") -> Settings:
-    """A one-article theme `kort` linking to `links`, with the real templates."""
-    shutil.copytree(REPO / "templates", settings.root / "templates", dirs_exist_ok=True)
+    """A one-article theme `kort` linking to `links`; the templates come from the package."""
     theme = settings.root / "content" / "kort"
     theme.mkdir(parents=True)
     (theme / "mailing.yaml").write_text(
@@ -173,8 +173,9 @@ def test_the_gmail_size_is_measured_on_the_encoded_html_part(project: Settings) 
 
 def test_contrast_is_checked_in_the_compiled_variants(plain_settings: Settings) -> None:
     config = small_theme(plain_settings, ["https://example.org/"])
+    (config.templates / "mjml").mkdir(parents=True)  # the project's own layout overrides the package's
     (config.templates / "mjml" / "mailing.mjml.j2").write_text(
-        (config.templates / "mjml" / "mailing.mjml.j2").read_text("utf-8").replace(
+        (PACKAGE_TEMPLATES / "mjml" / "mailing.mjml.j2").read_text("utf-8").replace(
             "</mj-body>", '<mj-section><mj-column><mj-text color="#aaaaaa">Lichtgrijs'
                           "</mj-text></mj-column></mj-section></mj-body>"), "utf-8")
     contrast = result(check_theme(config, "kort", offline=True), "contrast")

@@ -125,7 +125,7 @@ def test_a_calendar_with_a_yaml_error_names_file_and_line(project, calendar):
     for command in ("check", "apply"):
         result = mailer("calendar", command)
         assert result.exit_code == 1
-        assert result.output.startswith("Error: content/calendar.yaml:5: YAML error:")
+        assert result.output.startswith("error: content/calendar.yaml:5: YAML error:")
     assert schedules(project) == []
 
 

@@ -93,7 +93,7 @@ def test_all_problems_are_reported_at_once(built_once: Settings) -> None:
         theme_file(built_once, name).write_text(text, encoding="utf-8")
     result = CliRunner().invoke(main, ["build", "stalking"])
     assert result.exit_code == 1
-    assert "2 problem(s)" in result.output and "15-a.md" in result.output and "16-b.md" in result.output
+    assert "2 problems" in result.output and "15-a.md" in result.output and "16-b.md" in result.output
 
 
 def test_unknown_theme_names_the_known_ones(project: Settings) -> None:

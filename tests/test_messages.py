@@ -14,7 +14,7 @@ import dkim
 import pytest
 from click.testing import CliRunner
 
-from mailer.cli.dkim import keygen
+from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.render.renderer import CompiledVariant, slot_value
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory, format_address
@@ -125,8 +125,8 @@ def test_names_with_specials_are_quoted() -> None:
 def published_key(tmp_path: Path, runner: CliRunner):
     """Run `mailer dkim keygen`; return the key and a dnsfunc serving the printed record."""
     key = tmp_path / "dkim" / "nieuws.pem"
-    result = runner.invoke(keygen, ["--selector", "nieuws", "--domain", "veiligheidvoorop.nl",
-                                    "--output", str(key)])
+    result = runner.invoke(main, ["dkim", "keygen", "--selector", "nieuws",
+                                  "--domain", "veiligheidvoorop.nl", "--output", str(key)])
     assert result.exit_code == 0, result.output
     record = next(line for line in result.output.splitlines() if "IN TXT" in line)
     name, _, rest = record.partition(" IN TXT ")
@@ -154,9 +154,9 @@ def test_keygen_signs_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert dkim.verify(signed, dnsfunc=dnsfunc)
     assert not dkim.verify(signed.replace(b"Beste Jos", b"Beste Kos"), dnsfunc=dnsfunc)
 
-    again = runner.invoke(keygen, ["--output", str(key)])
+    again = runner.invoke(main, ["dkim", "keygen", "--output", str(key)])
     assert again.exit_code == 1 and "already exists" in again.output
-    assert runner.invoke(keygen, ["--output", str(key), "--force"]).exit_code == 0
+    assert runner.invoke(main, ["dkim", "keygen", "--output", str(key), "--force"]).exit_code == 0
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.partners.publications import add_publication
+from mailer.render.templates import PACKAGE_TEMPLATES
 from mailer.schedule.scheduler import Request, plan
 from mailer.web.studio import create_studio
 from tests.conftest import add_subscriber, outbox
@@ -129,10 +130,15 @@ def test_a_saved_template_is_used_by_the_next_rebuild(send_settings: Settings) -
 
     live = LiveBuild(send_settings, "stalking")
     live.rebuild()
-    template = send_settings.templates / "mjml" / "parts.mjml.j2"
-    template.write_text(template.read_text("utf-8").replace("Lees verder", "Lees meer"), "utf-8")
+    template = send_settings.templates / "mjml" / "parts.mjml.j2"  # a new override of the package's
+    template.parent.mkdir(parents=True)
+    package = (PACKAGE_TEMPLATES / "mjml" / "parts.mjml.j2").read_text("utf-8")
+    template.write_text(package.replace("Lees verder", "Lees meer"), "utf-8")
     assert live.rebuild().problems == ()
     assert "Lees meer" in live.mail("limburg", "werkveld")[0]
+    template.write_text(package.replace("Lees verder", "Lees ook"), "utf-8")
+    assert live.rebuild().problems == ()
+    assert "Lees ook" in live.mail("limburg", "werkveld")[0]
 
 
 def test_the_studio_command_refuses_an_unknown_theme(project: Settings) -> None:

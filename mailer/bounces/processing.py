@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 from sqlmodel import Session, func, select
 
+from mailer.errors import FileError, user_file
 from mailer.models import Bounce, Delivery
 from mailer.send.messages import parse_message_id
 from mailer.subscribers.subscriptions import hash_address, suppress
@@ -163,6 +164,8 @@ def kind_of(status: str) -> Kind:
 
 def read_messages(path: Path) -> Iterator[tuple[str, EmailMessage]]:
     """(source name, message) from a Maildir, a plain folder of messages, or an mbox file."""
+    if not path.exists():
+        raise FileError(f"cannot read {path}: no such file or folder")
     if path.is_dir():
         folders = [path / sub for sub in ("new", "cur") if (path / sub).is_dir()] or [path]
         for folder in folders:
@@ -273,8 +276,9 @@ def _original_message_id(message: EmailMessage) -> str | None:
 def process(path: Path, handler: BounceHandler) -> list[Processed]:
     """Classify every message under `path` and hand each finding to `handler`."""
     results = []
-    for source, message in read_messages(path):
-        findings, ignored = classify(message, source)
-        actions = tuple(getattr(handler, f.kind)(f) for f in findings)
-        results.append(Processed(source, tuple(findings), actions, ignored))
+    with user_file(path):
+        for source, message in read_messages(path):
+            findings, ignored = classify(message, source)
+            actions = tuple(getattr(handler, f.kind)(f) for f in findings)
+            results.append(Processed(source, tuple(findings), actions, ignored))
     return results

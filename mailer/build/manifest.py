@@ -12,11 +12,13 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from mailer.errors import MailerError
+
 VERSION = 2  # 1 was the untyped manifest, without "version" and "partners"
 NAME = "manifest.json"
 
 
-class ManifestError(Exception):
+class ManifestError(MailerError):
     """A manifest that is missing, of another version or damaged; a new build replaces it."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from mailer.build.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, segment_key
+from mailer.errors import MailerError
 from mailer.render.renderer import CompiledVariant
 
 SAMPLE_READER = "Jan Jansen"  # whom previews and checks greet
@@ -21,7 +22,7 @@ SCREEN_WIDTHS = (600, 375)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
 
-class PreviewError(Exception):
+class PreviewError(MailerError):
     """The preview cannot be made (no build, unknown segment, no browser for screenshots)."""
 
 

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.build.manifest import Manifest
+from mailer.errors import MailerError
 
 WARN_BYTES = 90 * 1024
 MAX_BYTES = 102 * 1024  # Gmail clips messages whose HTML is larger than this
 
 
-class BuildError(Exception):
+class BuildError(MailerError):
     """The mailing rendered, but the result must not be sent; nothing was written."""
 
 

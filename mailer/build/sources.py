@@ -15,6 +15,7 @@ import mailer
 from mailer.build.manifest import Manifest
 from mailer.config import Settings
 from mailer.partners.rows import digest, read_publications
+from mailer.render.templates import template_sources
 
 SHOWN_SETTINGS = ("public_base_url", "sender_name", "reply_to", "postal_address")
 PACKAGE = Path(mailer.__file__).parent
@@ -40,11 +41,14 @@ def source_hash(settings: Settings, theme: str) -> str:
     """Fingerprint of every file and setting a build of THEME reads, and of the code."""
     digest = hashlib.sha256(code_digest())
     for root in (settings.content / theme, settings.content / "about.md",
-                 settings.content / "brand.yaml", settings.content / "brand", settings.templates):
+                 settings.content / "brand.yaml", settings.content / "brand"):
         for path in _files(root):
             if path.exists():
                 digest.update(str(path.relative_to(settings.root)).encode())
                 digest.update(path.read_bytes())
+    for name, data in template_sources(settings):  # the package's templates and the overrides
+        digest.update(name.encode())
+        digest.update(data)
     for name in SHOWN_SETTINGS:
         digest.update(str(getattr(settings, name)).encode())
     return digest.hexdigest()

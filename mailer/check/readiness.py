@@ -23,6 +23,7 @@ from mailer.check.links import LinkCache, check_links
 from mailer.check.spam import SpamCheckError, spamassassin, verdicts
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
+from mailer.errors import MailerError
 from mailer.send.messages import MessageError
 from mailer.send.runner import Letter, Mail, current_manifest
 
@@ -289,7 +290,7 @@ def check_theme(settings: Settings, theme: str, *, offline: bool = False) -> Rea
     return Readiness(theme, built.manifest.source_hash, results)
 
 
-class NotReady(Exception):
+class NotReady(MailerError):
     """A real send was asked for while readiness checks fail, and nobody forced it."""
 
     def __init__(self, readiness: Readiness):

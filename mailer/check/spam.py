@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from mailer.errors import MailerError
+
 _STATUS = re.compile(rb"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) required=([\d.]+)"
                      rb"(?: tests=(.*?))?(?: autolearn=| version=|\r?\n\S)", re.M | re.S)
 TIMEOUT = 120
@@ -27,7 +29,7 @@ class SpamVerdict:
     tests: tuple[str, ...]
 
 
-class SpamCheckError(Exception):
+class SpamCheckError(MailerError):
     """spamassassin ran but gave no verdict."""
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mailer.bounces.processing import DatabaseHandler, MemoryHandler, process
-from mailer.cli.common import database, friendly, settings
+from mailer.cli.common import database, settings
 from mailer.db import session_scope
 
 
@@ -22,12 +22,11 @@ def bounces() -> None:
 
 
 @bounces.command("process")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report only; record nothing.")
 @click.option("--soft-limit", type=int,
               help="Soft bounces after which an address is suppressed (default: the "
                    "bounce_soft_limit setting, 3).")
-@friendly(OSError)
 def process_command(path: Path, dry_run: bool, soft_limit: int | None) -> None:
     """Read bounces from a Maildir, a folder of .eml files or an mbox file.
 

@@ -13,26 +13,27 @@ import click
 
 from mailer.build.builder import build
 from mailer.build.result import BuildError, BuildResult
-from mailer.cli.common import UserError, settings
+from mailer.cli.common import settings
+from mailer.errors import MailerError
 from mailer.partners.rows import PartnerError
 
 
 @contextmanager
 def build_errors(theme: str) -> Iterator[None]:
-    """Turn every content or build problem of a theme into one clean error."""
+    """Say which theme failed to build, and how many problems its content has."""
     try:
         yield
     except (BuildError, PartnerError) as exc:
-        raise UserError(f"cannot build {theme!r}: {exc}") from exc
-    except Exception as exc:
+        raise MailerError(f"cannot build {theme!r}: {exc}") from exc
+    except MailerError as exc:
         from mailer.content.loader import ContentError
         from mailer.render.renderer import RenderError
 
-        if isinstance(exc, ContentError):
+        if isinstance(exc, ContentError) and len(exc.problems) > 1:
             lines = "\n".join(f"  {p}" for p in exc.problems)
-            raise UserError(f"cannot build {theme!r}: {len(exc.problems)} problem(s)\n{lines}") from exc
-        if isinstance(exc, RenderError):
-            raise UserError(f"cannot build {theme!r}: {exc}") from exc
+            raise MailerError(f"cannot build {theme!r}: {len(exc.problems)} problems\n{lines}") from exc
+        if isinstance(exc, ContentError | RenderError):
+            raise MailerError(f"cannot build {theme!r}: {exc}") from exc
         raise
 
 
@@ -93,13 +94,10 @@ def preview_command(theme: str, region: str | None, audience: str | None, open_b
     Example:
       mailer preview stalking --region rotterdam-zuid-holland-zuid --audience beleidsmakers --open
     """
-    from mailer.build.preview import PreviewError, write_preview
+    from mailer.build.preview import write_preview
 
     run_build(theme)
-    try:
-        written = write_preview(settings(), theme, region, audience, screenshot=screenshot)
-    except PreviewError as exc:
-        raise UserError(str(exc)) from exc
+    written = write_preview(settings(), theme, region, audience, screenshot=screenshot)
     for path in written:
         click.echo(f"Wrote {path}")
     if open_browser:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mailer.cli.common import UserError, settings
-from mailer.db import engine_for, ensure_schema
+from mailer.cli.common import settings
+from mailer.db import upgrade as upgrade_database
 
 
 @click.group("db")
@@ -30,10 +30,7 @@ def upgrade() -> None:
       mailer db upgrade
     """
     config = settings()
-    try:
-        revision = ensure_schema(engine_for(config.resolved_database_url))
-    except Exception as exc:  # a driver or connection error: say which database and why
-        raise UserError(f"cannot upgrade {config.database_url}: {exc}") from exc
+    revision = upgrade_database(config)
     click.echo(f"database {config.database_url} is at schema version {revision}")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mailer.cli.common import friendly, settings
+from mailer.cli.common import settings
 from mailer.send.dkimkeys import dns_record, generate_key
 
 
@@ -26,7 +26,6 @@ def dkim() -> None:
 @click.option("--output", type=click.Path(path_type=Path),
               help="Private key file; default: dkim_key_file, else dkim/<selector>.pem.")
 @click.option("--force", is_flag=True, help="Replace an existing key file.")
-@friendly(FileExistsError, OSError)
 def keygen(selector: str | None, domain: str | None, output: Path | None, force: bool) -> None:
     """Write a new RSA 2048 private key (mode 0600) and print the DNS TXT record to publish.
 

@@ -9,9 +9,10 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
-from mailer.cli.common import database_session, friendly
+from mailer.cli.common import database_session
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
-from mailer.subscribers.lists import ListImportError, export_list, import_list
+from mailer.errors import user_file
+from mailer.subscribers.lists import export_list, import_list
 
 PROGRESS_FROM = 2000  # rows; smaller files finish before a bar would be worth drawing
 
@@ -27,12 +28,12 @@ def lists() -> None:
 
 
 def _count_rows(path: Path) -> int:
-    with path.open("rb") as handle:
+    with user_file(path), path.open("rb") as handle:
         return max(sum(1 for _ in handle) - 1, 0)
 
 
 @lists.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--region", type=click.Choice(list(REGIONS)),
               help="Region for rows that leave it empty.")
 @click.option("--audience", type=click.Choice(list(AUDIENCES)),
@@ -43,7 +44,6 @@ def _count_rows(path: Path) -> int:
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
 @click.option("--skip-invalid", is_flag=True,
               help="Import the valid rows even when others are rejected.")
-@friendly(ListImportError)
 def import_(file: Path, region: str | None, audience: str | None, topic: str, dry_run: bool,
             skip_invalid: bool) -> None:
     """Import a CSV contact list (columns: email, name, organisation, region, audience).
@@ -83,7 +83,7 @@ def export(output: Path | None) -> None:
         if output is None:
             count = export_list(session, sys.stdout)
         else:
-            with output.open("w", encoding="utf-8", newline="") as handle:
+            with user_file(output, "write"), output.open("w", encoding="utf-8", newline="") as handle:
                 count = export_list(session, handle)
     click.echo(f"exported {count} subscribers", err=True)
 

@@ -1,29 +1,34 @@
 """The `mailer` command: a thin click group over the library.
 
-Each area keeps its commands in `mailer/cli/<area>.py`; this module only gathers them, lazily:
-a command's module is imported when that command runs, so `mailer build` does not pay for the
-database or HTTP libraries.
+Each area keeps its commands in `mailer/cli/<area>.py`; this module gathers them, lazily (a
+command's module is imported when that command runs, so `mailer build` does not pay for the
+database or HTTP libraries), and is the one place where errors are shown: a MailerError as
+`error: …` with exit code 1, anything else as a bug with its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
+from typing import Any
 
 import click
 
 from mailer import __version__
 from mailer.cli import COMMANDS
+from mailer.errors import BUG_REPORT, ConfigWarning, MailerError
 
 
-class LazyGroup(click.Group):
-    """A group that knows its commands' names and summaries, and imports a command on use."""
+class MailerGroup(click.Group):
+    """Knows its commands' names and summaries and imports a command on use; shows a user's
+    mistake as one clean message and an unexpected exception as a bug."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
-            return None
+            return super().get_command(ctx, cmd_name)  # one added with @main.command()
         module = importlib.import_module(f"mailer.cli.{COMMANDS[cmd_name][0]}")
         return next(c for c in module.COMMANDS if c.name == cmd_name)
 
@@ -35,8 +40,32 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MailerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception:
+            click.echo(f"mailer: unexpected error; {BUG_REPORT}", err=True)
+            raise
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """A settings warning reads like an error: `warning: …`, without Python's source line."""
+    if issubclass(category, ConfigWarning):
+        return f"warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+_python_format = warnings.formatwarning
+warnings.formatwarning = _format_warning
+
+
+@click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailer")
 def main() -> None:
     """Build, schedule and send the mailings of the Ontwikkelagenda Veiligheid Voorop.

@@ -8,11 +8,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailer.cli.common import UserError, friendly, settings
-from mailer.content.loader import ContentError, load_mailing
+from mailer.cli.common import settings
+from mailer.content.loader import load_mailing
 from mailer.content.segments import REGIONS
-from mailer.db import SchemaError
-from mailer.partners.publications import FetchReport, PartnerError, add_publication, fetch_all, suggest
+from mailer.errors import MailerError
+from mailer.partners.publications import FetchReport, add_publication, fetch_all, suggest
 
 
 @click.group("partners")
@@ -35,7 +35,6 @@ def _print_report(report: FetchReport) -> None:
 
 
 @partners.command("fetch")
-@friendly(PartnerError, SchemaError)
 def fetch_command() -> None:
     """Read every feed listed in content/partners.yaml into the database.
 
@@ -51,7 +50,7 @@ def fetch_command() -> None:
         click.echo("No partner in content/partners.yaml has a feed.")
     failed = [r for r in reports if r.status == "error"]
     if failed:
-        raise UserError(f"{len(failed)} of {len(reports)} feed(s) failed")
+        raise MailerError(f"{len(failed)} of {len(reports)} feed(s) failed")
 
 
 @partners.command("add")
@@ -62,7 +61,6 @@ def fetch_command() -> None:
 @click.option("--theme", "themes", multiple=True, help="Theme it belongs to (repeatable).")
 @click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
               help="Only of interest to this region (repeatable); none = every region.")
-@friendly(PartnerError, SchemaError)
 def add_command(organisation: str, title: str, url: str, published: dt.datetime | None,
                 themes: tuple[str, ...], regions: tuple[str, ...]) -> None:
     """Record a partner publication by hand, for partners without a feed.
@@ -81,7 +79,6 @@ def add_command(organisation: str, title: str, url: str, published: dt.datetime 
 @partners.command("suggest")
 @click.argument("theme")
 @click.option("--limit", default=10, show_default=True, help="How many to show.")
-@friendly(PartnerError, SchemaError)
 def suggest_command(theme: str, limit: int) -> None:
     """List recent partner publications that fit THEME, best first, with why they match.
 
@@ -93,10 +90,7 @@ def suggest_command(theme: str, limit: int) -> None:
       mailer partners suggest stalking --limit 5
     """
     config = settings()
-    try:
-        mailing = load_mailing(config.content, theme, config.root)
-    except ContentError as exc:
-        raise UserError(str(exc)) from exc
+    mailing = load_mailing(config.content, theme, config.root)
     found = suggest(config, mailing, limit=limit)
     if not found:
         click.echo(f"No partner publication matches {theme!r} yet.")

@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mailer.cli.common import UserError, database, database_session, friendly, settings
+from mailer.cli.common import database, database_session, settings
 from mailer.cli.send import by_option
 from mailer.content.loader import ContentError
+from mailer.errors import MailerError
 from mailer.models import Schedule, utcnow
 from mailer.schedule.calendar import Entry, apply, check, load_calendar
 from mailer.schedule.scheduler import (
@@ -29,7 +30,6 @@ from mailer.schedule.scheduler import (
     plan,
 )
 from mailer.send import approval
-from mailer.send.approval import ApprovalError
 
 
 class PlanByDefault(click.Group):
@@ -69,7 +69,6 @@ def schedule() -> None:
               help="Audience slug; repeat for more. Default: all.")
 @click.option("--note", default="", help="A note shown by `mailer schedule list`.")
 @by_option
-@friendly(ScheduleError, ApprovalError)
 def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...], note: str,
         by: str | None) -> None:
     """Plan THEME to be sent at a moment to some regions and audiences.
@@ -88,7 +87,7 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
                       created_by=approval.person(config, by))
     [problems] = check_requests(config, [request], now)
     if problems:
-        raise ScheduleError("nothing planned:\n" + "\n".join(f"  {p}" for p in problems))
+        raise ScheduleError("nothing planned: " + "\n  ".join(problems))
     [planned] = plan(config, [request], now)
     with database_session() as session:
         reach = count_recipients(session, config, planned)
@@ -133,7 +132,6 @@ def list_command() -> None:
 @schedule.command("approve")
 @click.argument("schedule_id", type=int)
 @by_option
-@friendly(ApprovalError)
 def approve_command(schedule_id: int, by: str | None) -> None:
     """Approve schedule ID for the content as it is now (four eyes: not by its creator).
 
@@ -152,7 +150,6 @@ def approve_command(schedule_id: int, by: str | None) -> None:
 
 @schedule.command("cancel")
 @click.argument("schedule_id", type=int)
-@friendly(ScheduleError)
 def cancel_command(schedule_id: int) -> None:
     """Cancel schedule ID; refused once its first message has left.
 
@@ -170,7 +167,6 @@ def cancel_command(schedule_id: int) -> None:
 @click.argument("schedule_id", type=int)
 @click.option("--at", "at", required=True,
               help='The new time, e.g. "2026-12-08 09:00" (Europe/Amsterdam unless an offset is given).')
-@friendly(ScheduleError)
 def move_command(schedule_id: int, at: str) -> None:
     """Move schedule ID to another time; refused once its first message has left.
 
@@ -226,13 +222,6 @@ def calendar() -> None:
     """
 
 
-def _entries() -> list[Entry]:
-    try:
-        return load_calendar(settings())
-    except ContentError as exc:
-        raise UserError("\n".join(str(p) for p in exc.problems)) from exc
-
-
 def _describe(entry: Entry, timezone: str) -> str:
     request = entry.request
     return (f"{entry.key} ({request.theme}, {local_time(request.due_at, timezone)}, "
@@ -251,10 +240,10 @@ def check_command() -> None:
       mailer calendar check
     """
     config = settings()
-    entries = _entries()
+    entries = load_calendar(config)
     problems = check(config, entries, utcnow())
     if problems:
-        raise UserError("\n".join(str(p) for p in problems))
+        raise ContentError(problems)
     upcoming = [e for e in entries if e.request.due_at > utcnow()]
     click.echo(f"{len(upcoming)} upcoming entries of {len(entries)}: every theme builds.")
 
@@ -272,12 +261,11 @@ def apply_command() -> None:
     """
     config = settings()
     database(config)
-    entries = _entries()
+    entries = load_calendar(config)
     try:
         applied = apply(config, entries, utcnow())
     except ContentError as exc:
-        lines = "\n".join(str(p) for p in exc.problems)
-        raise UserError(f"{lines}\nnothing planned") from exc
+        raise MailerError(f"{exc}\nnothing planned") from exc
     for entry, planned in applied.planned:
         click.echo(f"Planned schedule {planned.id}: {_describe(entry, config.timezone)}")
     for entry, known in applied.known:

@@ -16,18 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import select
 
-from mailer.check.readiness import NotReady, release
+from mailer.check.readiness import release
 from mailer.cli.build import build_errors
-from mailer.cli.common import database, database_session, friendly, settings
+from mailer.cli.common import database, database_session, settings
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS
+from mailer.errors import user_file
 from mailer.models import Send
 from mailer.send import approval
 from mailer.send import runner as sending
-from mailer.send.approval import ApprovalError
-from mailer.send.preflight import PreflightError, preflight
+from mailer.send.preflight import preflight
 from mailer.send.report import html_report, send_report
-from mailer.transport.transports import DeliveryError
 
 region_option = click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
                              help="Only this region (repeatable; default: every region).")
@@ -114,7 +113,6 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
               help="Send although readiness checks fail (needs --reason; both are recorded).")
 @click.option("--reason", help="Why the send must go out despite failing checks (with --force).")
 @click.option("--offline", is_flag=True, help="Skip the link check of the readiness checks.")
-@friendly(sending.SendError, DeliveryError, NotReady, ApprovalError, PreflightError)
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
                  test_addresses: tuple[str, ...], queue: bool, rate: float | None, by: str | None,
                  force: bool, reason: str | None, offline: bool) -> None:
@@ -210,7 +208,6 @@ def list_command(limit: int) -> None:
 @click.argument("send_id", type=int)
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a one-page HTML report with a chart to this file.")
-@friendly(sending.SendError, OSError)
 def show_command(send_id: int, html_file: Path | None) -> None:
     """Counts per delivery status and per region/audience of one send.
 
@@ -236,14 +233,14 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     for error, n in report.errors:
         console.print(f"{n:>6}  {error}")
     if html_file:
-        html_file.write_text(html_report(report), encoding="utf-8")
+        with user_file(html_file, "write"):
+            html_file.write_text(html_report(report), encoding="utf-8")
         console.print(f"Wrote {html_file}")
 
 
 @sends.command("approve")
 @click.argument("send_id", type=int)
 @by_option
-@friendly(ApprovalError)
 def approve_command(send_id: int, by: str | None) -> None:
     """Approve send ID for the content as it is now (four eyes: not by its creator).
 
@@ -260,7 +257,6 @@ def approve_command(send_id: int, by: str | None) -> None:
 
 @sends.command("pause")
 @click.argument("send_id", type=int)
-@friendly(sending.SendError)
 def pause_command(send_id: int) -> None:
     """Pause a send; the batch in flight finishes.
 
@@ -275,7 +271,6 @@ def pause_command(send_id: int) -> None:
 @sends.command("resume")
 @click.argument("send_id", type=int)
 @rate_option
-@friendly(sending.SendError, DeliveryError)
 def resume_command(send_id: int, rate: float | None) -> None:
     """Start, resume or finish a send after a pause, a crash or a kill.
 
@@ -293,7 +288,6 @@ def resume_command(send_id: int, rate: float | None) -> None:
 
 @sends.command("cancel")
 @click.argument("send_id", type=int)
-@friendly(sending.SendError)
 def cancel_command(send_id: int) -> None:
     """Call off a send before any message has left (afterwards: pause).
 
@@ -308,7 +302,6 @@ def cancel_command(send_id: int) -> None:
 @sends.command("work")
 @click.argument("send_id", type=int, required=False)
 @rate_option
-@friendly(sending.SendError, DeliveryError)
 def work_command(send_id: int | None, rate: float | None) -> None:
     """Deliver pending messages of running sends (or of one), beside other workers.
 

@@ -6,8 +6,7 @@ import gc
 
 import click
 
-from mailer.cli.common import database, friendly, settings
-from mailer.content.loader import ContentError
+from mailer.cli.common import database, settings
 
 
 @click.command("serve")
@@ -16,7 +15,6 @@ from mailer.content.loader import ContentError
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker processes sharing the port; they share state only through the "
                    "database (use PostgreSQL for more than one, see docs/production.md).")
-@friendly(ContentError)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren, /privacy).
 

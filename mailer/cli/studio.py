@@ -6,7 +6,7 @@ import secrets
 
 import click
 
-from mailer.cli.common import UserError, database, settings
+from mailer.cli.common import database, settings
 from mailer.content.loader import ContentError, load_mailing
 
 
@@ -32,10 +32,10 @@ def studio_command(theme: str, host: str, port: int, open_browser: bool) -> None
     config = settings()
     try:
         load_mailing(config.content, theme, config.root)
-    except ContentError as exc:
+    except ContentError:
         # A theme that exists but does not build opens anyway: the page shows its problems.
         if not (config.content / theme / "mailing.yaml").is_file():
-            raise UserError(str(exc)) from exc
+            raise
     database(config)
     token = secrets.token_urlsafe(18)
 

@@ -7,9 +7,8 @@ import json
 
 import click
 
-from mailer.cli.common import database_session, friendly, settings
+from mailer.cli.common import database_session, settings
 from mailer.subscribers.subscriptions import (
-    NotFound,
     active_topics,
     erase,
     find_by_email,
@@ -32,7 +31,6 @@ def subscribers() -> None:
 
 @subscribers.command("show")
 @click.argument("email")
-@friendly(NotFound)
 def show(email: str) -> None:
     """Show everything kept about one address (the same data the person can download).
 
@@ -69,7 +67,6 @@ def find(text: str, limit: int) -> None:
 @click.argument("email")
 @click.option("--erase", "erase_all", is_flag=True,
               help="Erase everything about the person; only a hashed suppression entry stays.")
-@friendly(NotFound)
 def remove(email: str, erase_all: bool) -> None:
     """Unsubscribe an address from everything, e.g. after a request by phone or mail.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from mailer.content.segments import AUDIENCES, KIND_TOPICS, REGIONS, unknown_slugs
+from mailer.errors import MailerError
 
 BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
 BLOCK_FIELDS = {
@@ -47,7 +48,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class ContentError(Exception):
+class ContentError(MailerError):
     """The content of a theme cannot be built; `problems` says where and why."""
 
     def __init__(self, problems: list[Problem]):

@@ -57,11 +57,21 @@ def load_partners(content_dir: Path) -> list[Partner]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise PartnerError(str(yaml_problem(exc, path))) from exc
+    if not isinstance(data, dict):
+        raise PartnerError(f"{path}: must be a mapping with the key 'partners', not a "
+                           f"{type(data).__name__}; write `partners:` above the list")
+    items = data.get("partners") or []
+    if not isinstance(items, list):
+        raise PartnerError(f"{path}: partners: must be a list of partners (each with a name and a "
+                           f"website), not {items!r}")
     partners = []
-    for n, item in enumerate(data.get("partners") or [], 1):
+    for n, item in enumerate(items, 1):
         if not isinstance(item, dict) or not item.get("name") or not item.get("website"):
             raise PartnerError(f"{path}: partners[{n}] needs at least a name and a website")
-        regions = tuple(item.get("regions") or ())
+        regions = item.get("regions") or ()
+        if not isinstance(regions, list | tuple):
+            raise PartnerError(f"{path}: partners[{n}].regions: must be a list of region slugs")
+        regions = tuple(regions)
         unknown = [r for r in regions if r not in REGIONS]
         if unknown:
             raise PartnerError(f"{path}: partners[{n}] ({item['name']}): unknown region(s) {unknown}")

@@ -17,12 +17,13 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from mailer.config import Settings
+from mailer.errors import MailerError
 
 COLUMNS = ("url", "organisation", "title", "summary", "published", "categories", "themes", "regions")
 QUERY = f"SELECT {', '.join(COLUMNS)} FROM partner_publication ORDER BY url"
 
 
-class PartnerError(Exception):
+class PartnerError(MailerError):
     """partners.yaml or a publication cannot be used; the message names file and field."""
 
 

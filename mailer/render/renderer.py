@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
@@ -24,9 +24,11 @@ from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.content.loader import Block, Mailing
 from mailer.content.segments import REGIONS, TOPIC_NAMES
+from mailer.errors import MailerError
 from mailer.render.dates import dutch_date, dutch_datetime
 from mailer.render.events import event_when, has_calendar_file
 from mailer.render.inline import inline_css
+from mailer.render.overrides import OverridableLoader
 from mailer.render.plaintext import markdown_to_text
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
@@ -40,7 +42,7 @@ KIND_LABELS = {
 _md = MarkdownIt("commonmark", {"html": False})
 
 
-class RenderError(Exception):
+class RenderError(MailerError):
     """A template or the MJML compiler failed; the message says which mailing and why."""
 
 
@@ -152,7 +154,7 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
     """One environment per templates folder, kept: it compiles each template once per process
     and recompiles only a template whose file changed (the studio rebuilds on every save)."""
     env = Environment(
-        loader=FileSystemLoader(str(templates)),
+        loader=OverridableLoader(templates),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=False,

@@ -30,14 +30,13 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailer.build.builder import build
-from mailer.build.result import BuildError
 from mailer.build.sources import source_hash
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.content.segments import AUDIENCES, REGIONS, unknown_slugs
 from mailer.db import get_engine, session_scope
+from mailer.errors import MailerError
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
-from mailer.render.renderer import RenderError
 from mailer.send import approval
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
@@ -51,7 +50,7 @@ TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 Starter = Callable[[Schedule], None]
 
 
-class ScheduleError(Exception):
+class ScheduleError(MailerError):
     """A request the schedule cannot carry out; the message says why (one problem per line)."""
 
 
@@ -115,7 +114,7 @@ def build_problems(settings: Settings, theme: str) -> list[str]:
         build(settings, theme)
     except ContentError as exc:
         return [f"theme {theme!r} does not build: {problem}" for problem in exc.problems]
-    except (BuildError, RenderError) as exc:
+    except MailerError as exc:  # the render, the size checks, the partner block
         return [f"theme {theme!r} does not build: {exc}"]
     return []
 
@@ -197,7 +196,7 @@ def _get(settings: Settings, schedule_id: int) -> Schedule:
     with session_scope(settings) as session:
         schedule = session.get(Schedule, schedule_id)
     if schedule is None:
-        raise ScheduleError(f"there is no schedule {schedule_id}")
+        raise ScheduleError(f"there is no schedule {schedule_id}; `mailer schedule list` shows them")
     return schedule
 
 

@@ -16,12 +16,13 @@ from sqlmodel import SQLModel
 from mailer.build.sources import source_hash
 from mailer.config import Settings
 from mailer.db import session_scope
+from mailer.errors import MailerError
 from mailer.models import Approval, Schedule, Send, utcnow
 
 APPROVABLE = {"send": ("planned", "paused"), "schedule": ("planned", "missed")}
 
 
-class ApprovalError(Exception):
+class ApprovalError(MailerError):
     """An approval that cannot be given, or a name that is not on the staff list."""
 
 

@@ -13,20 +13,23 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailer.errors import FileError, user_file
+
 
 def generate_key(path: Path, force: bool = False) -> bytes:
     """Write a new PEM private key readable by its owner only; returns the public key (DER)."""
     if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; use --force to replace the key")
+        raise FileError(f"{path} already exists; use --force to replace the key")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if force:
-        path.unlink(missing_ok=True)  # a fresh file, so the 0600 mode below always applies
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    with user_file(path, "write"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if force:
+            path.unlink(missing_ok=True)  # a fresh file, so the 0600 mode below always applies
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
     return key.public_key().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
 

@@ -24,6 +24,7 @@ from email.utils import format_datetime, formataddr
 import dkim
 
 from mailer.config import Settings
+from mailer.errors import MailerError
 from mailer.transport.transports import Outgoing
 
 SIGNED_HEADERS = (b"From", b"Reply-To", b"To", b"Subject", b"Date", b"Message-ID", b"List-Id",
@@ -38,7 +39,7 @@ _UTF8_QP = Charset("utf-8")
 _UTF8_QP.header_encoding = QP  # readable encoded words: =?utf-8?q?Jos=C3=A9?=
 
 
-class MessageError(ValueError):
+class MessageError(MailerError, ValueError):
     """A recipient value that cannot be put into a message safely; the recipient is skipped."""
 
 

@@ -15,6 +15,7 @@ from mailer.build.builder import build
 from mailer.build.manifest import Manifest
 from mailer.config import Settings
 from mailer.content.segments import TOPIC_NAMES
+from mailer.errors import MailerError
 from mailer.send.messages import DkimSigner, MessageError, MessageFactory
 
 SECURITIES = ("starttls", "tls", "none")
@@ -22,7 +23,7 @@ _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # line breaks and cont
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 
 
-class PreflightError(Exception):
+class PreflightError(MailerError):
     """A send that cannot start as configured; the message says what to fix, in one line."""
 
 

@@ -44,7 +44,7 @@ def send_report(settings: Settings, send_id: int, top_errors: int = 10) -> SendR
     with session_scope(settings) as session:
         send = session.get(Send, send_id)
         if send is None:
-            raise SendError(f"no send with id {send_id}")
+            raise SendError(f"no send with id {send_id}; `mailer sends list` shows the sends")
         rows = session.exec(
             select(Delivery.region, Delivery.audience, Delivery.status, func.count())
             .where(Delivery.send_id == send_id)

@@ -38,6 +38,7 @@ from mailer.build.writer import anonymous_links
 from mailer.config import Settings
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
 from mailer.db import get_engine, session_scope
+from mailer.errors import MailerError
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, slot_value
 from mailer.send import approval, lease
@@ -59,7 +60,7 @@ LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this of
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
 
-class SendError(Exception):
+class SendError(MailerError):
     """A send that cannot be created, run or changed as asked."""
 
 
@@ -179,7 +180,7 @@ def _get(session: Session, send_id: int, lock: bool = False) -> Send:
     query = select(Send).where(Send.id == send_id)
     send = session.exec(query.with_for_update() if lock else query).first()
     if send is None:
-        raise SendError(f"no send with id {send_id}")
+        raise SendError(f"no send with id {send_id}; `mailer sends list` shows the sends")
     return send
 
 

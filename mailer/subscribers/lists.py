@@ -21,6 +21,7 @@ from typing import TextIO
 from sqlmodel import Session, col, select
 
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer.errors import MailerError, user_file
 from mailer.models import TEXT_MAX, Subscriber, Subscription, utcnow
 from mailer.subscribers.staging import Staged, Staging
 from mailer.subscribers.subscriptions import (
@@ -40,7 +41,7 @@ CHUNK = 500
 BATCH = 5000  # rows checked and staged at a time
 
 
-class ListImportError(Exception):
+class ListImportError(MailerError):
     """The file cannot be imported as a whole; `report.rejected` lists every bad row."""
 
     def __init__(self, message: str, report: ImportReport | None = None):
@@ -165,7 +166,7 @@ def read_rows(path: Path, region: str | None, audience: str | None, topic: str,
     """The checked rows of a file, one at a time; each bad row is added to `rejected` as
     (line, reason). Duplicates within the file are found later, in the staging tables."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with user_file(path), path.open(encoding="utf-8-sig", newline="") as handle:
             reader = _open_rows(handle)
             checker = _RowChecker(_check_header(next(reader, None)), region, audience, topic)
             end = reader.line_num

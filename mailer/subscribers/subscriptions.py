@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer.errors import MailerError
 from mailer.models import (
     EMAIL_MAX,
     TEXT_MAX,
@@ -45,15 +46,15 @@ EMAIL_RE = re.compile(rf"{_LOCAL}@{_DOMAIN}", re.ASCII)
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
 
 
-class NotFound(Exception):
+class NotFound(MailerError):
     """No such subscriber (never said to a web visitor in a way that reveals an address)."""
 
 
-class AlreadyConfirmed(Exception):
+class AlreadyConfirmed(MailerError):
     """A confirmation link of someone whose sign-up is already confirmed."""
 
 
-class StaleConfirmation(Exception):
+class StaleConfirmation(MailerError):
     """A confirmation link for a sign-up that was replaced by a newer one, or that has gone."""
 
 
@@ -193,7 +194,8 @@ def find_by_email(session: Session, email: str) -> Subscriber:
     email = normalise_email(email)
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
     if subscriber is None:
-        raise NotFound(f"no subscriber with address {email}")
+        raise NotFound(f"no subscriber with address {email}; `mailer subscribers find TEXT` looks "
+                       "people up")
     return subscriber
 
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from mailer.config import Settings
+from mailer.errors import MailerError
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 CONFIRM_MAX_AGE = 48 * 3600
@@ -29,7 +30,7 @@ PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
 NONCE = re.compile(r"[0-9a-f]{16}")
 
 
-class TokenError(Exception):
+class TokenError(MailerError):
     """A token that cannot be used; the web app shows one page for every kind."""
 
 

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Protocol
 
 from mailer.config import Settings
+from mailer.errors import MailerError
 
 
-class DeliveryError(Exception):
+class DeliveryError(MailerError):
     """A message could not be delivered. `permanent` says whether retrying can help.
 
     `connection` says the trouble lies with the connection or the session (greeting, TLS,

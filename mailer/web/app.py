@@ -28,11 +28,10 @@ from collections.abc import AsyncIterator, Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, StrictUndefined
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.applications import Starlette
@@ -49,7 +48,9 @@ from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
+from mailer.errors import MailerError
 from mailer.models import Subscriber, utcnow
+from mailer.render.overrides import OverridableLoader
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import (
     Claim,
@@ -63,7 +64,6 @@ from mailer.transport.transports import DeliveryError, Outgoing, Transport, tran
 from mailer.web import ratelimit
 from mailer.web.privacy import privacy_statement
 
-PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CSRF_COOKIE = "mailer_csrf"
 HONEYPOT = "website"
 MAX_BODY = 64 * 1024
@@ -112,7 +112,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
-class PageError(Exception):
+class PageError(MailerError):
     """Ends a request with a Dutch message page."""
 
     def __init__(self, status: int, heading: str, text: str):
@@ -127,10 +127,9 @@ def housekeeping(session: Session, settings: Settings) -> None:
 
 
 def template_environment(settings: Settings) -> Environment:
-    """The project's templates, overridable per site in settings.templates."""
+    """The package's templates, overridable per site in settings.templates."""
     return Environment(
-        loader=ChoiceLoader([FileSystemLoader(settings.templates),
-                             FileSystemLoader(PROJECT_TEMPLATES)]),
+        loader=OverridableLoader(settings.templates),
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
         undefined=StrictUndefined,
         trim_blocks=True,

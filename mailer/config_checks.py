@@ -1,0 +1,138 @@
+"""The checks every setting passes at load, so a bad value stops the command before it runs.
+
+A value that cannot work, or that would silently weaken security or delivery (plain-http links
+that carry personal tokens, a guessable signing key, DKIM half configured), is a ConfigError that
+names where the value came from. An unknown setting is a warning with the nearest known name: a
+typo must not go unnoticed, but an old settings file must not stop a newer mailer.
+
+A setting gets its checks in FIELD_CHECKS: a mode is `choice(...)`, a number a range, a URL a
+parser. Checks that relate settings to each other are in `_together`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mailer.errors import ConfigError, ConfigWarning
+
+Check = Callable[[Any], str | None]  # why the value cannot be used, or None
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+KNOWN_DEFAULT_KEY = "not-secret-for-tests-only"  # Settings' placeholder, public in the source
+SECRET_MIN = 16
+DATABASES = ("sqlite", "postgresql")
+
+
+def choice(*allowed: str) -> Check:
+    """A mode: one of a few words."""
+    return lambda value: None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+
+def at_least(low: float) -> Check:
+    return lambda value: None if value >= low else f"must be at least {low}"
+
+
+def above(low: float) -> Check:
+    return lambda value: None if value > low else f"must be more than {low}"
+
+
+def between(low: int, high: int) -> Check:
+    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
+
+
+def public_url(value: str) -> str | None:
+    """Links in mails carry personal tokens: https, except for a site on this machine."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be a full address such as https://nieuws.example.nl"
+    if parts.query or parts.fragment:
+        return "must not have a ?query or #fragment"
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        return ("must start with https://: the links in mails carry personal tokens "
+                "(http:// only for localhost)")
+    return None
+
+
+def database_url(value: str) -> str | None:
+    """The kind of database from the URL's scheme (`postgresql+psycopg` is PostgreSQL); read
+    without SQLAlchemy, which commands that never open the database (`mailer build`) skip."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or not rest or not scheme.replace("+", "").replace("_", "").isalnum():
+        return ("cannot be read as a database URL; e.g. sqlite:///mailer.db or "
+                "postgresql+psycopg://user@host/db")
+    return None if scheme.split("+")[0] in DATABASES else f"must be a {' or '.join(DATABASES)} URL"
+
+
+def timezone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "must be a time zone name such as Europe/Amsterdam"
+    return None
+
+
+def secret(value: str) -> str | None:
+    """Anyone who knows or guesses the key can forge every unsubscribe and erase link."""
+    if value == KNOWN_DEFAULT_KEY or len(value) < SECRET_MIN:
+        return (f"must be a random text of at least {SECRET_MIN} characters; leave it unset to use "
+                "a random key kept in .mailer-secret")
+    return None
+
+
+FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
+    "database_url": (database_url,),
+    "public_base_url": (public_url,),
+    "secret_key": (secret,),
+    "timezone": (timezone,),
+    "smtp_port": (between(1, 65535),),
+    "smtp_connections": (at_least(1),),
+    "smtp_rate": (at_least(0),),
+    "smtp_timeout": (above(0),),
+    "grace_period_hours": (at_least(0),),
+    "feed_timeout": (above(0),),
+    "link_timeout": (above(0),),
+    "link_cache_hours": (at_least(0),),
+    "approval_mode": (choice("none", "required"),),  # a typo must not switch four eyes off
+    "send_batch": (at_least(1),),
+    "send_max_attempts": (at_least(1),),
+    "send_retry_seconds": (at_least(0),),
+    "send_claim_timeout": (above(0),),
+    "bounce_soft_limit": (at_least(1),),
+}
+
+DKIM = ("dkim_selector", "dkim_domain", "dkim_key_file")
+
+
+def _together(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    """(setting, problem) for settings that only work together."""
+    dkim = [name for name in DKIM if values[name]]
+    if dkim and len(dkim) < len(DKIM):
+        missing = ", ".join(n for n in DKIM if n not in dkim)
+        yield dkim[0], (f"DKIM needs {', '.join(DKIM)} together; without {missing} mail would "
+                        "go out unsigned")
+
+
+def check_settings(values: Mapping[str, Any], origin: Mapping[str, str]) -> None:
+    """Raise one ConfigError listing every setting that cannot be used, each with its source.
+
+    `origin` names where a setting came from (`mailer.toml: smtp_port`, `MAILER_SMTP_PORT`);
+    defaults need no check, but settings that only work together are checked whatever their
+    source. Values are not repeated: they may be secret.
+    """
+    problems = [(name, problem) for name, checks in FIELD_CHECKS.items() if name in origin
+                for check in checks if (problem := check(values[name]))]
+    problems += list(_together(values))
+    if problems:
+        raise ConfigError("\n".join(f"{origin.get(name, name)}: {problem}" for name, problem in problems))
+
+
+def warn_unknown(name: str, where: str, known: Iterable[str]) -> None:
+    """An unknown setting is ignored, with a warning that names the closest known one."""
+    near = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    warnings.warn(f"{where}: unknown setting {name!r}{hint}; ignored", ConfigWarning, stacklevel=3)
