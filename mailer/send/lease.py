@@ -56,9 +56,11 @@ def _exclusive(bind: Engine | Connection) -> bool:
 
 def _take(session: Session, send_id: int, name: str, now: dt.datetime,
           timeout: dt.timedelta) -> None:
-    holder, since, renewed = session.exec(
-        select(Send.lease_holder, Send.lease_since, Send.lease_renewed_at)
-        .where(Send.id == send_id)).one()
+    row = session.exec(select(Send.lease_holder, Send.lease_since, Send.lease_renewed_at)
+                       .where(Send.id == send_id)).first()
+    if row is None:
+        return  # no such send: the caller says so when it reads it
+    holder, since, renewed = row
     free = (not holder or holder == name or renewed is None or now - renewed > timeout
             or gone(holder))
     if not free:
