@@ -29,7 +29,7 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailer.config import Settings  # noqa: E402
-from mailer.content.segments import AUDIENCES, REGIONS  # noqa: E402
+from mailer.taxonomy import AUDIENCES, REGIONS  # noqa: E402
 
 
 def generate(path: Path, rows: int) -> None:

@@ -95,14 +95,16 @@ def full_send(settings: Settings, recipients: int, run: str, memory: bool = Fals
 
 def bare_loop(settings: Settings, messages: int) -> float:
     """Seconds to send one pre-built message `messages` times over one smtplib connection."""
-    from mailer.send.runner import Letter, Mail
+    from mailer.send.runner import MessageCommon, MessageTemplate
 
     manifest = sending.current_manifest(settings, "stalking")
     name = manifest.segments["limburg/netwerk"].variant
-    mail = Mail(0, manifest.subject, manifest.topic, manifest.greeting, manifest.greeting_named)
-    letter = Letter(settings, mail, *sending._read_variant(settings, "stalking", manifest, name))
+    common = MessageCommon(0, manifest.subject, manifest.topic, manifest.greeting,
+                           manifest.greeting_named)
+    template = MessageTemplate(settings, common,
+                               *sending._read_variant(settings, "stalking", manifest, name))
     url = f"{settings.public_base_url}/afmelden/x"
-    message = letter.message(recipient_id=1, address="r1@example.org", name="Ontvanger 1",
+    message = template.message(recipient_id=1, address="r1@example.org", name="Ontvanger 1",
                              unsubscribe=url, preferences=url)
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port) as conn:
         start = time.perf_counter()

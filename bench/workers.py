@@ -121,7 +121,7 @@ def workers_run(settings: Settings, recipients: int, workers: int, counters  # t
     `workers` processes."""
     count, first, last = counters
     send_id = sending.create_send(settings, "stalking")
-    sending.start_send(settings, send_id)
+    sending.snapshot_send(settings, send_id)
     with count.get_lock():
         count.value, first.value, last.value = 0, 0.0, 0.0
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},

@@ -7,12 +7,34 @@ so both backends compare alike.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
+from typing import Any
 
 from sqlalchemy import Column, Float, Index, LargeBinary, Table, Text, Unicode, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 EMAIL_MAX = 254
+
+
+class TextList(TypeDecorator):
+    """A list of strings as a JSON array in a text column: the one way lists are stored, the
+    same on SQLite and PostgreSQL, and safe for any character a value may hold."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return json.dumps(list(value or ()), ensure_ascii=False)
+
+    def process_result_value(self, value: Any, dialect: Any) -> list[str]:
+        return json.loads(value) if value else []
+
+
+def text_list() -> Any:
+    """A TextList field, empty by default (for regions and audiences: empty means all)."""
+    return Field(default_factory=list, sa_type=TextList)
 TEXT_MAX = 200
 
 
@@ -127,8 +149,8 @@ class Send(Approval, table=True):
     theme: str = Field(max_length=80)
     topic: str = Field(max_length=40)
     subject: str = Field(sa_type=Text)
-    regions: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = all
-    audiences: str = Field(default="", sa_type=Text)
+    regions: list[str] = text_list()  # slugs; empty = all
+    audiences: list[str] = text_list()
     status: str = Field(default="planned", max_length=12, index=True)
     pause_reason: str = Field(default="", sa_type=Text)
     source_hash: str = Field(default="", max_length=64)
@@ -206,8 +228,7 @@ class Bounce(SQLModel, table=True):
 class PartnerPublication(SQLModel, table=True):
     """A partner's publication our mailings can point to; from a feed or added by hand.
 
-    Lists (categories, themes, regions) are stored as "|"-joined slugs: they are only ever read
-    whole, and this keeps one schema for SQLite and PostgreSQL.
+    Lists (categories, themes, regions) are only ever read whole: TextList columns.
     """
 
     __tablename__ = "partner_publication"
@@ -218,9 +239,9 @@ class PartnerPublication(SQLModel, table=True):
     title: str = Field(max_length=500)
     summary: str = Field(default="", sa_type=Text)
     published: dt.date | None = Field(default=None, index=True)
-    categories: str = Field(default="", sa_type=Text)
-    themes: str = Field(default="", sa_type=Text)
-    regions: str = Field(default="", sa_type=Text)
+    categories: list[str] = text_list()
+    themes: list[str] = text_list()
+    regions: list[str] = text_list()
     source: str = Field(default="hand", max_length=1000)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
@@ -252,8 +273,8 @@ class Schedule(Approval, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     theme: str = Field(max_length=80)
-    regions: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = every region
-    audiences: str = Field(default="", sa_type=Text)  # comma-separated slugs; empty = every audience
+    regions: list[str] = text_list()  # slugs; empty = every region
+    audiences: list[str] = text_list()  # slugs; empty = every audience
     due_at: dt.datetime = Field(index=True)
     # planned | started | missed | cancelled | done | failed
     status: str = Field(default="planned", max_length=12, index=True)
@@ -265,14 +286,6 @@ class Schedule(Approval, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow)
     note: str = Field(default="", sa_type=Text)
     hold_reason: str = Field(default="", sa_type=Text)  # why a due send did not start (approval)
-
-    @property
-    def region_list(self) -> list[str]:
-        return self.regions.split(",") if self.regions else []
-
-    @property
-    def audience_list(self) -> list[str]:
-        return self.audiences.split(",") if self.audiences else []
 
 
 # APScheduler's job store table, declared here (as APScheduler 3 defines it) so the migration

@@ -19,7 +19,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ class Received:
     recipients: tuple[str, ...]
     data: bytes
     at: float = 0.0  # time.time() when it was accepted
+    connection: int = 0  # which connection: numbered in the order they were opened
 
 
 def free_port() -> int:
@@ -68,8 +69,9 @@ def self_signed_context(folder: Path) -> ssl.SSLContext:
 
 
 class _ScriptedSMTP(SMTP):
-    """aiosmtpd's server whose greeting can be replaced by a scripted answer, after which it
-    hangs up, as a busy or unwilling relay does."""
+    """aiosmtpd's server telling the test server when a client connects and leaves, whose
+    greeting can be replaced by a scripted answer, after which it hangs up, as a busy or
+    unwilling relay does."""
 
     def __init__(self, server: SMTPTestServer, *args: Any, **kwargs: Any):
         with warnings.catch_warnings():  # a login without TLS, on loopback, on purpose
@@ -77,6 +79,16 @@ class _ScriptedSMTP(SMTP):
             super().__init__(*args, **kwargs)
         self.test_server = server
         self.greeted = False
+        self.connection = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.connection == 0:  # not again after STARTTLS
+            self.connection = self.test_server.opened(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.test_server.closed(self)
+        super().connection_lost(error)
 
     async def push(self, status: str) -> None:
         if not self.greeted:
@@ -122,7 +134,7 @@ class _Handler:
             return "451 4.3.0 Temporary local problem, try again later"
         self.server.accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos),
                                     bytes(envelope.original_content or envelope.content),
-                                    time.time()))
+                                    at=time.time(), connection=server.connection))
         return "250 2.0.0 OK: queued"
 
 
@@ -156,6 +168,8 @@ class SMTPTestServer:
         self._started = False
         self.greeting = ""  # answered to every connection once `greetings` ran out; "" = 220
         self.refused_greetings = 0
+        self._opened = 0
+        self._open: set[_ScriptedSMTP] = set()
         options: dict[str, Any] = {}
         if login:
             options.update(auth_required=True, auth_require_tls=False,
@@ -185,6 +199,43 @@ class SMTPTestServer:
             answer = self.greetings.popleft() if self.greetings else self.greeting
             self.refused_greetings += bool(answer)
             return answer
+
+    def opened(self, protocol: _ScriptedSMTP) -> int:
+        with self._lock:
+            self._opened += 1
+            self._open.add(protocol)
+            return self._opened
+
+    def closed(self, protocol: _ScriptedSMTP) -> None:
+        with self._lock:
+            self._open.discard(protocol)
+
+    @property
+    def connections_opened(self) -> int:
+        """How many connections were opened so far (the controller's own check included)."""
+        with self._lock:
+            return self._opened
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def close_connections(self) -> None:
+        """Hang up on every client, as a server does with idle connections; returns once done."""
+        with self._lock:
+            transports = [p.transport for p in self._open if p.transport is not None]
+        for transport in transports:
+            self._controller.loop.call_soon_threadsafe(transport.close)
+        self.wait_until(lambda: self.open_connections == 0, "connections still open")
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+        """Wait for something the server's thread does; fails with `what` after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(what)
+            time.sleep(0.01)
 
     def draw_fault(self) -> str:
         """Which fault, if any, the next DATA meets; recorded in `faults`."""

@@ -14,7 +14,7 @@ from sqlmodel import select
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Schedule, Send
-from mailer.schedule.scheduler import Request, fire, overview, plan, start_send
+from mailer.schedule.scheduler import Request, fire, overview, plan, send_schedule
 from mailer.send import approval
 from mailer.send.approval import ApprovalError
 from tests.conftest import add_subscriber, outbox
@@ -102,7 +102,7 @@ def site(send_settings: Settings) -> Settings:
 
 def fire_now(site: Settings, schedule_id: int, worker: str = "w1") -> str:
     stop = threading.Event()
-    return fire(site, schedule_id, functools.partial(start_send, site, stop),
+    return fire(site, schedule_id, functools.partial(send_schedule, site, stop),
                 now=DUE + dt.timedelta(minutes=1), worker=worker, stop=stop)
 
 

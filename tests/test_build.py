@@ -10,7 +10,7 @@ import pytest
 
 from mailer.build.builder import build
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS
+from mailer.taxonomy import AUDIENCES, REGIONS
 
 ROTTERDAM = "rotterdam-zuid-holland-zuid"
 
@@ -30,7 +30,10 @@ def test_manifest_lists_all_thirty_segments(built) -> None:
         html = out / entry["html"]
         assert html.is_file() and (out / entry["text"]).is_file()
         assert entry["bytes"] == len(html.read_bytes())
-        assert len(entry["hash"]) == 64
+    contents = {e["hash"]: (out / e["html"]).read_text(encoding="utf-8")
+                + (out / e["text"]).read_text(encoding="utf-8") for e in manifest["segments"].values()}
+    by_hash = {e["hash"]: e["variant"] for e in manifest["segments"].values()}
+    assert len(set(contents.values())) == len(contents) == len(set(by_hash.values()))  # hash ⇔ content
 
 
 def test_regional_and_audience_blocks_only_reach_their_segments(built) -> None:

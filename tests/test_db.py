@@ -6,7 +6,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
-from mailer.content.segments import TOPIC_NAMES
 from mailer.db import (
     SchemaError,
     current_revision,
@@ -16,6 +15,7 @@ from mailer.db import (
     session_scope,
 )
 from mailer.models import Subscriber, Topic
+from mailer.taxonomy import TOPICS
 
 
 def test_a_new_database_is_created_at_the_newest_revision(engine):
@@ -29,7 +29,7 @@ def test_migrations_match_the_models(engine):
 
 
 def test_topics_are_seeded(session):
-    assert {t.slug: t.name for t in session.exec(select(Topic))} == TOPIC_NAMES
+    assert {t.slug: t.name for t in session.exec(select(Topic))} == TOPICS
 
 
 def test_session_scope_rolls_back_on_error(engine):

@@ -36,13 +36,11 @@ def smtp(server: SMTPTestServer, timeout: float = 5.0) -> SMTPTransport:
 
 def test_one_connection_is_reused_and_bytes_arrive_unchanged(smtp_server: SMTPTestServer) -> None:
     transport = smtp(smtp_server)
-    for n in range(3):
+    for n in range(4):
         transport.send(outgoing(n))
-    connection = transport._conn
-    transport.send(outgoing(3))
-    assert transport._conn is connection
     transport.close()
     received = smtp_server.wait_for(4)
+    assert len({m.connection for m in received}) == 1
     assert received[0].sender == "bounce@example.org"
     assert received[0].recipients == ("r0@example.org",)
     assert received[0].data.replace(b"\r\n", b"\n") == outgoing(0).data.replace(b"\r\n", b"\n")
@@ -51,6 +49,7 @@ def test_one_connection_is_reused_and_bytes_arrive_unchanged(smtp_server: SMTPTe
 @pytest.mark.parametrize("smtp_server", [{"reject": ["gone@example.org"]}], indirect=True)
 def test_a_5xx_answer_is_permanent_and_keeps_the_connection(smtp_server: SMTPTestServer) -> None:
     transport = smtp(smtp_server)
+    before = smtp_server.connections_opened
     with pytest.raises(DeliveryError) as caught:
         transport.send(outgoing(1, "gone@example.org"))
     assert caught.value.permanent and caught.value.code == 550
@@ -58,6 +57,7 @@ def test_a_5xx_answer_is_permanent_and_keeps_the_connection(smtp_server: SMTPTes
     transport.send(outgoing(2))
     transport.close()
     assert len(smtp_server.wait_for(1)) == 1
+    assert smtp_server.connections_opened == before + 1
 
 
 @pytest.mark.parametrize(("fault", "code"), [({"temporary": 1.0, "temporary_code": 451}, 451),
@@ -79,11 +79,11 @@ def test_temporary_faults_are_not_permanent_and_the_next_send_reconnects(
 def test_a_connection_the_server_closed_while_idle_is_reopened(smtp_server: SMTPTestServer) -> None:
     transport = smtp(smtp_server)
     transport.send(outgoing(1))
-    assert transport._conn is not None
-    transport._conn.sock.close()  # as if the server had timed the idle connection out
+    smtp_server.close_connections()  # the server timed the idle connection out
     transport.send(outgoing(2))
     transport.close()
-    assert len(smtp_server.wait_for(2)) == 2
+    first, second = smtp_server.wait_for(2)
+    assert second.connection > first.connection
 
 
 def test_no_server_and_a_silent_server_are_temporary() -> None:
@@ -123,7 +123,8 @@ def test_the_pool_spreads_threads_over_its_connections(smtp_server: SMTPTestServ
     received = smtp_server.wait_for(50)
     expected = sorted(f"r{n}@example.org" for n in range(50))
     assert sorted(r.recipients[0] for r in received) == expected
-    assert sum(t._conn is None for t in pool._all) == 3  # all closed, none left open
+    assert len({r.connection for r in received}) <= 3  # at most smtp_connections in use
+    smtp_server.wait_until(lambda: smtp_server.open_connections == 0, "the pool left connections open")
 
 
 def test_the_rate_limiter_spaces_messages() -> None:

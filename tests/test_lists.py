@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailer.content.segments import REGIONS
 from mailer.models import Subscriber, Subscription, Suppression
 from mailer.subscribers.lists import ListImportError, export_list, import_list
 from mailer.subscribers.subscriptions import active_topics, erase, find_by_email, unsubscribe
+from mailer.taxonomy import REGIONS
 from tests.conftest import add_subscriber
 
 LISTS = Path(__file__).resolve().parent.parent / "lists"
@@ -83,7 +83,8 @@ def test_every_bad_row_is_reported_by_line_and_nothing_is_imported(session, writ
 def test_skip_invalid_imports_the_rest(session, write_csv):
     path = write_csv(HEADER + "ok@example.org,Ok,,limburg,netwerk\nbad,,,limburg,netwerk\n")
     report = import_list(session, path, skip_invalid=True)
-    assert report.added == 1 and report.rejected == ["line 3: not a valid email address: 'bad'"]
+    assert report.added == 1 and report.rejected == [
+        "line 3: not a valid email address: 'bad' (An email address must have an @-sign)"]
     assert list(people(session)) == ["ok@example.org"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +30,7 @@ class FeedHandler(BaseHTTPRequestHandler):
     """Serves the fixtures: RSS with ETag, Atom, a malformed feed, a slow one and a huge one."""
 
     requests: list[str] = []
+    release = threading.Event()
 
     def log_message(self, *args: object) -> None:
         pass
@@ -38,7 +38,7 @@ class FeedHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         FeedHandler.requests.append(self.path)
         if self.path == "/slow.rss":
-            time.sleep(2)
+            FeedHandler.release.wait(10)  # slower than the client's timeout, until the test ends
         if self.path == "/om.rss" and self.headers.get("If-None-Match") == ETAG:
             self.send_response(304)
             self.end_headers()
@@ -72,7 +72,9 @@ def feed_server() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     FeedHandler.requests = []
+    FeedHandler.release.clear()
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    FeedHandler.release.set()
     server.shutdown()
     server.server_close()
 
@@ -111,11 +113,11 @@ def test_fetch_stores_good_feeds_and_reports_bad_ones(site: Settings, feed_serve
     rows = stored(site)
     assert len(rows) == 4
     om = rows["https://www.om.nl/actueel/nieuws/2026/11/02/aanpak-stalking"]
-    assert om.organisation == "Openbaar Ministerie" and om.regions == "oost-nederland"
-    assert om.categories == "Huiselijk geweld" and str(om.published) == "2026-11-02"
+    assert om.organisation == "Openbaar Ministerie" and om.regions == ["oost-nederland"]
+    assert om.categories == ["Huiselijk geweld"] and str(om.published) == "2026-11-02"
     assert rows["https://www.veiligthuis.nl/publicaties/rotterdam-stalking"].regions == \
-        "rotterdam-zuid-holland-zuid"
-    assert rows["https://www.veiligthuis.nl/publicaties/factsheet-stalking"].regions == ""
+        ["rotterdam-zuid-holland-zuid"]
+    assert rows["https://www.veiligthuis.nl/publicaties/factsheet-stalking"].regions == []
 
 
 def test_second_fetch_with_unchanged_etag_stores_nothing_new(site: Settings, feed_server: str) -> None:
@@ -187,7 +189,7 @@ def test_add_by_hand_validates(site: Settings) -> None:
                            themes=["stalking"], regions=["limburg"]) == "new"
     assert add_publication(site, "Openbaar Ministerie", "Titel 2", "https://www.om.nl/x", None) == "updated"
     row = stored(site)["https://www.om.nl/x"]
-    assert (row.title, row.themes, row.regions) == ("Titel 2", "stalking", "")
+    assert (row.title, row.themes, row.regions) == ("Titel 2", ["stalking"], [])
 
 
 def test_atom_feed_lists_every_mailing_and_article_with_stable_ids(project: Settings) -> None:

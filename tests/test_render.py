@@ -32,3 +32,11 @@ def test_markdown_headings_stay_below_the_page_heading() -> None:
     assert str(markdown_html("# Kop\n\n## Sub\n\n#### Diep", below=2)) == \
         "<h3>Kop</h3>\n<h3>Sub</h3>\n<h4>Diep</h4>\n"
     assert "<script>" not in markdown_html("<script>x</script>")
+
+
+def test_the_greeting_uses_the_name_only_when_known_and_wanted() -> None:
+    from mailer.render.renderer import greeting
+
+    assert greeting("Beste lezer,", "Beste {naam},", "Anouk Jansen") == "Beste Anouk Jansen,"
+    assert greeting("Beste lezer,", "Beste {naam},", "") == "Beste lezer,"
+    assert greeting("Beste lezer,", "", "Anouk Jansen") == "Beste lezer,"

@@ -21,6 +21,11 @@ from mailer.models import Schedule
 from tests.conftest import REPO, add_subscriber
 
 
+def schedule_status(project) -> str:
+    with session_scope(project) as session:
+        return session.exec(select(Schedule.status)).one()
+
+
 def test_a_planned_send_goes_out_once_and_the_scheduler_stops_cleanly(project, smtp_server):
     with session_scope(project) as session:
         for name in ("anna", "bram"):
@@ -39,10 +44,13 @@ def test_a_planned_send_goes_out_once_and_the_scheduler_stops_cleanly(project, s
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         received = smtp_server.wait_for(2, timeout=30)
-        time.sleep(1)  # time enough for a second, wrong delivery to show up
+        deadline = time.monotonic() + 30
+        while schedule_status(project) != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         scheduler.send_signal(signal.SIGTERM)
         output, _ = scheduler.communicate(timeout=30)
+    # The process is gone: whatever it would have sent twice or wrongly has arrived by now.
     assert scheduler.returncode == 0, output
     assert "SIGTERM: stopping" in output and output.rstrip().endswith("Scheduler stopped."), output
     assert "Traceback" not in output, output

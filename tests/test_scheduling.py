@@ -27,10 +27,11 @@ from mailer.schedule.scheduler import (
     overview,
     parse_when,
     plan,
-    start_send,
+    send_schedule,
 )
 from mailer.send.runner import create_send, run_send, summary
 from tests.conftest import REPO, add_subscriber
+from tests.fake_clock import FakeClock
 
 DUE = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # 09:00 in Amsterdam
 BEFORE = DUE - dt.timedelta(days=3)
@@ -118,24 +119,25 @@ def test_a_schedule_fires_at_its_time_and_once(site):
     assert fire_at(site, schedule_id, DUE, starts) == "done"
     assert fire_at(site, schedule_id, DUE, starts, worker="w2") == "not due"
     assert starts.ids == [schedule_id]
-    assert starts.schedules[0].region_list == ["oost-nederland"]
+    assert starts.schedules[0].regions == ["oost-nederland"]
     assert stored(site, schedule_id).status == "done"
 
 
 def test_a_planned_send_survives_a_restart_of_the_scheduler(site):
     schedule_id = planned(site)
-    first = Scheduler(site, Starts(), clock=lambda: BEFORE)
+    first = Scheduler(site, Starts(), clock=FakeClock(BEFORE))
     first.aps.start(paused=True)
     first.tick()
     first.aps.shutdown()
     engine_for(site.resolved_database_url).dispose()  # as after a restart of the machine
 
     starts = Starts()
-    second = Scheduler(site, starts, clock=lambda: DUE)
+    second = Scheduler(site, starts, clock=FakeClock(DUE))
     second.aps.start(paused=True)
     [job] = second.aps.get_jobs()
     assert job.id == f"schedule-{schedule_id}" and job.next_run_time == DUE
-    assert job.func(*job.args) is None and starts.ids == []  # no scheduler is running here
+    assert (job.func_ref, job.args) == ("mailer.schedule.scheduler:_run_job", (schedule_id,))
+    assert starts.ids == []  # loading the stored job starts nothing
     assert second.fire(schedule_id) == "done" and starts.ids == [schedule_id]
     second.tick()
     assert second.aps.get_jobs() == []  # the mirror follows the table
@@ -282,7 +284,7 @@ def test_a_send_that_fails_its_preflight_fails_the_schedule_and_creates_nothing(
     broken = replace(site, dkim_selector="mail2026", dkim_domain="veiligheidvoorop.nl",
                      dkim_key_file="missing.pem")
     schedule_id = planned(broken)
-    starter = functools.partial(start_send, broken, threading.Event())
+    starter = functools.partial(send_schedule, broken, threading.Event())
     assert fire_at(broken, schedule_id, DUE, starter) == "failed"
     schedule = stored(broken, schedule_id)
     assert (schedule.status, schedule.send_id) == ("failed", None)

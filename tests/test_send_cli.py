@@ -45,6 +45,8 @@ def test_show_pause_cancel_resume_and_work(run, send_settings: Settings, tmp_pat
     assert shown.exit_code == 0 and "limburg/beleidsmakers" in shown.output
     page = report.read_text()
     assert "<svg" in page and "limburg/netwerk" in page
+    assert re.search(r'>sent</text>\s*<rect x="80" y="0" width="370" height="22" fill="#2f8132"/>',
+                     page), "one full-length bar for the sent messages"
     assert not re.search(r'(src|href)="https?:', page), "no external assets"
 
     run("send", "stalking", "--queue", *FORCE)

@@ -48,7 +48,7 @@ def test_a_second_worker_is_refused_and_told_who_holds_the_send(
         send_settings: Settings, send_id: int, invoke) -> None:  # type: ignore[no-untyped-def]
     if not send_settings.database_url.startswith("sqlite"):
         pytest.skip("the lease is SQLite's; PostgreSQL: see the next test")
-    sending.start_send(send_settings, send_id)
+    sending.snapshot_send(send_settings, send_id)
     other = f"{HOST}:{os.getpid()}:other"  # alive: this very process
     with lease.holding(get_engine(send_settings), send_id, other, 900):
         with pytest.raises(sending.SendError, match=(

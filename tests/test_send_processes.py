@@ -136,7 +136,7 @@ def test_chaos_killed_at_random_points_nobody_lost_nobody_mailed_after_leaving(
     rejected = {f"r{n}@example.org" for n in (7, 700, 1400)}
     bulk_subscribers(send_settings, RECIPIENTS)
     send_id = sending.create_send(send_settings, "stalking")
-    sending.start_send(send_settings, send_id)
+    sending.snapshot_send(send_settings, send_id)
     started = time.monotonic()
     with SMTPTestServer(temporary=0.04, temporary_code=(421, 451), drop=0.02, reject=rejected,
                         seed=seed) as server:
@@ -184,7 +184,7 @@ def test_two_workers_share_one_send_on_postgresql(send_settings: Settings,
     bulk_subscribers(send_settings, total)
     settings = replace(send_settings, smtp_host=smtp_server.host, smtp_port=smtp_server.port)
     send_id = sending.create_send(settings, "stalking")
-    sending.start_send(settings, send_id)
+    sending.snapshot_send(settings, send_id)
     workers = [mailer(settings, smtp_server, "sends", "work", str(send_id), "--rate", "300")
                for _ in range(2)]
     for worker in workers:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 from sqlmodel import select
@@ -12,7 +13,6 @@ from mailer.subscribers.subscriptions import (
     StaleConfirmation,
     active_topics,
     confirm,
-    email_problem,
     erase,
     hash_address,
     is_suppressed,
@@ -29,26 +29,11 @@ from tests.conftest import add_subscriber
 PROFILE = Profile("Anouk Jansen", "Veilig Thuis", "limburg", "netwerk", ("updates", "verdiepingen"))
 
 
-@pytest.mark.parametrize("address", [
-    "", "plain", "a@b", "a@@example.org", "a b@example.org", "a@example.org\r\nBcc: x@evil.org",
-    "a@example.org, b@example.org", "<a@example.org>", '"a"@example.org', "a@-example.org",
-    ".a@example.org", "a..b@example.org", "a@example.org\n", "ä@example.org",
-    "a@" + "x" * 250 + ".org", "x" * 65 + "@example.org",
-])
-def test_bad_addresses_are_refused(address):
-    assert email_problem(address) is not None
-
-
-@pytest.mark.parametrize("address", ["a@example.org", "anouk.jansen+ovv@sub.example.org",
-                                     "o'brien@example.org"])
-def test_good_addresses_pass(address):
-    assert email_problem(address) is None
-
-
 def test_hash_is_stable_and_ignores_case_and_space():
     assert hash_address(" Anouk@Example.org ") == hash_address("anouk@example.org")
-    assert len(hash_address("anouk@example.org")) == 64
-    assert "anouk" not in hash_address("anouk@example.org")
+    assert hash_address("anouk@example.org") != hash_address("anouk@example.com")
+    # Salted: a list of plain SHA-256 digests of known addresses does not find the person.
+    assert hash_address("anouk@example.org") != hashlib.sha256(b"anouk@example.org").hexdigest()
 
 
 def test_double_opt_in_activates_the_chosen_topics(session):

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import replace
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
-from itsdangerous.timed import TimestampSigner
 
 from mailer.subscribers.tokens import (
     BadToken,
@@ -15,6 +15,7 @@ from mailer.subscribers.tokens import (
     read_token,
     unsubscribe_url,
 )
+from tests.fake_clock import FakeClock
 
 PID = "0123456789abcdef0123456789abcdef"
 NONCE = "00112233aabbccdd"
@@ -80,21 +81,34 @@ def test_other_payloads_are_refused(plain_settings, value):
         read_token(plain_settings, old_style(plain_settings, value, "preferences"), "preferences")
 
 
-def test_confirm_tokens_expire_after_48_hours(plain_settings, monkeypatch):
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 49 * 3600)
-    old = make_token(plain_settings, PID, "confirm", NONCE)
-    old_unsubscribe = make_token(plain_settings, PID, "unsubscribe")
-    monkeypatch.undo()
+def test_confirm_tokens_expire_after_48_hours(plain_settings):
+    clock = FakeClock()
+    confirm = make_token(plain_settings, PID, "confirm", NONCE, clock)
+    unsubscribe = make_token(plain_settings, PID, "unsubscribe", clock=clock)
+    clock.advance(48 * 3600 - 1)
+    assert read_token(plain_settings, confirm, "confirm", clock).public_id == PID
+    clock.advance(2)
     with pytest.raises(ExpiredToken):
-        read_token(plain_settings, old, "confirm")
-    assert read_token(plain_settings, old_unsubscribe, "unsubscribe").public_id == PID
+        read_token(plain_settings, confirm, "confirm", clock)
+    clock.advance(365 * 24 * 3600)  # a mail read a year later still unsubscribes
+    assert read_token(plain_settings, unsubscribe, "unsubscribe", clock).public_id == PID
 
 
-def test_urls_are_absolute_and_hold_no_address(plain_settings):
+def test_a_token_signed_by_the_real_clock_two_days_ago_has_expired(plain_settings):
+    two_days_ago = FakeClock(dt.datetime.now(dt.UTC) - dt.timedelta(hours=49))
+    with pytest.raises(ExpiredToken):
+        read_token(plain_settings, make_token(plain_settings, PID, "confirm", NONCE, two_days_ago),
+                   "confirm")
+
+
+def test_urls_are_absolute_and_carry_a_token_for_their_purpose(plain_settings):
     url = unsubscribe_url(plain_settings, PID, "verdiepingen")
     assert url.startswith("http://testserver/afmelden/")
     assert url.endswith("?onderwerp=verdiepingen")
-    assert "@" not in url
+    token = url.removeprefix("http://testserver/afmelden/").removesuffix("?onderwerp=verdiepingen")
+    assert read_token(plain_settings, token, "unsubscribe").public_id == PID
+    with pytest.raises(BadToken):
+        read_token(plain_settings, token, "preferences")
     assert preferences_url(plain_settings, PID).startswith("http://testserver/voorkeuren/")
 
 

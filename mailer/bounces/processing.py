@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 from sqlmodel import Session, func, select
 
+from mailer import addresses
 from mailer.errors import FileError, user_file
 from mailer.models import Bounce, Delivery
 from mailer.send.messages import parse_message_id
@@ -31,7 +32,7 @@ Kind = Literal["hard", "soft"]
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_CODE = re.compile(r"\b([45])\d\d\b")
-_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_AT_WORD = re.compile(r"[^\s<>()\[\]\",;:]+@[^\s<>()\[\]\",;:]+")  # candidates, checked below
 _MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
@@ -212,12 +213,18 @@ def _from_report(report: EmailMessage, source: str, original: str | None) -> Ite
         yield Finding(source, address, kind_of(status), status, reason.strip() or status, original)
 
 
+def _addresses_in(text: str) -> list[str]:
+    """The valid addresses in free text, normalised, in order."""
+    found = (addresses.normalise(word.strip(".'")) for word in _AT_WORD.findall(text))
+    return [a for a in found if addresses.problem(a) is None]
+
+
 def _from_plain_text(message: EmailMessage, source: str, original: str | None) -> Finding | None:
     """Heuristics for bounces without a report part: the notification text before the quote."""
     notice = _QUOTE_START.split(_text(message), maxsplit=1)[0]
-    ours = {a.lower() for field in ("From", "To") for a in _ADDRESS.findall(str(message[field]))}
+    ours = {a for field in ("From", "To") for a in _addresses_in(str(message[field]))}
     failed = str(message.get("X-Failed-Recipients", "")) or notice
-    addresses = [a.lower() for a in _ADDRESS.findall(failed) if a.lower() not in ours]
+    bounced = [a for a in _addresses_in(failed) if a not in ours]
     lowered = notice.lower()
     status_match = _STATUS.search(notice)
     code_match = _SMTP_CODE.search(notice)
@@ -231,12 +238,12 @@ def _from_plain_text(message: EmailMessage, source: str, original: str | None) -
         status = "5.0.0"
     else:
         return None
-    if not addresses:
+    if not bounced:
         return None
     phrases = [p for p in (*_SOFT_PHRASES, *_HARD_PHRASES) if p in lowered]
     reason = next((line.strip() for line in notice.splitlines() if status in line),
                   phrases[0] if phrases else status)
-    return Finding(source, addresses[0], kind_of(status), status, reason, original)
+    return Finding(source, bounced[0], kind_of(status), status, reason, original)
 
 
 def _text(message: EmailMessage) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 from mailer.build.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.brand import load_brand
-from mailer.render.renderer import KIND_LABELS, jinja_environment
+from mailer.render.renderer import jinja_environment
+from mailer.taxonomy import KINDS
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -61,7 +62,7 @@ def atom_feed(settings: Settings, mailings: list[Manifest]) -> bytes:
     sub(author, "name", settings.sender_name)
     sub(author, "email", settings.reply_to)
     for mailing in mailings:
-        label = KIND_LABELS.get(mailing.kind, mailing.kind)
+        label = KINDS.get(mailing.kind, mailing.kind)
         title = mailing.title if mailing.title == label else f"{label}: {mailing.title}"
         entries = [(mailing.theme, title, mailing.preheader, mailing.public_url)]
         entries += [(f"{mailing.theme}/{a.id}", a.title, a.summary, a.url) for a in mailing.articles]
@@ -95,15 +96,15 @@ def write_archive(settings: Settings) -> list[Path]:
     template = env.get_template("web/archive.html.j2")
     brand = load_brand(settings.content, settings.root)
     written = {out / "feed.xml": atom_feed(settings, mailings)}
-    kinds = [k for k in KIND_LABELS if any(m.kind == k for m in mailings)]
+    kinds = [k for k in KINDS if any(m.kind == k for m in mailings)]
     pages = {"index.html": (None, mailings)}
     pages.update({f"archief/{k}.html": (k, [m for m in mailings if m.kind == k]) for k in kinds})
     for name, (kind, listed) in pages.items():
         prefix = "../" if "/" in name else ""
         html = template.render(settings=settings, brand=brand, kind=kind, kinds=kinds,
-                               labels=KIND_LABELS, mailings=listed, prefix=prefix,
+                               labels=KINDS, mailings=listed, prefix=prefix,
                                home_url=f"{prefix}index.html",
-                               page_title=KIND_LABELS[kind] if kind else "Archief")
+                               page_title=KINDS[kind] if kind else "Archief")
         written[out / name] = html.encode("utf-8")
     for path, data in written.items():
         _replace(path, data)

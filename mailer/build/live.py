@@ -24,7 +24,7 @@ from mailer.config import Settings
 from mailer.content.loader import ContentError, Problem
 from mailer.content.segments import segment_key
 from mailer.partners.publications import PartnerError
-from mailer.render.renderer import CompiledVariant, RenderError
+from mailer.render.renderer import CompiledVariant, RenderError, greeting
 
 SITE_PREFIX = "/site"
 
@@ -94,9 +94,8 @@ class LiveBuild:
                                    (folder / entry.text).read_text("utf-8"))
         slots = sample_slots(self.manifest, self.settings)
         if name is not None:
-            named = self.manifest.greeting_named or ""
-            slots["greeting"] = (named.replace("{naam}", name) if name and named
-                                 else self.manifest.greeting)
+            slots["greeting"] = greeting(self.manifest.greeting, self.manifest.greeting_named,
+                                         name)
         slots["webversion_url"] = entry.online_url
         return compiled.fill(slots)
 

@@ -6,16 +6,17 @@ points public image URLs at the local copies, so it works offline from the file 
 
 from __future__ import annotations
 
-import html as html_lib
 import shutil
 import subprocess
 from pathlib import Path
 
+from mailer import taxonomy
 from mailer.build.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS, segment_key
+from mailer.content.segments import segment_key
 from mailer.errors import MailerError
-from mailer.render.renderer import CompiledVariant
+from mailer.render.renderer import CompiledVariant, greeting, jinja_environment
+from mailer.taxonomy import AUDIENCES, REGIONS
 
 SAMPLE_READER = "Jan Jansen"  # whom previews and checks greet
 SCREEN_WIDTHS = (600, 375)
@@ -28,54 +29,26 @@ class PreviewError(MailerError):
 
 def sample_slots(manifest: Manifest, settings: Settings) -> dict[str, str]:
     base = settings.public_base_url.rstrip("/")
-    named = manifest.greeting_named or manifest.greeting or ""
     return {
-        "greeting": named.replace("{naam}", SAMPLE_READER),
+        "greeting": greeting(manifest.greeting, manifest.greeting_named, SAMPLE_READER),
         "unsubscribe_url": f"{base}/afmelden/voorbeeld",
         "preferences_url": f"{base}/voorkeuren/voorbeeld",
         "webversion_url": manifest.public_url,
     }
 
 
-def _page(theme: str, manifest: Manifest, chosen: str, texts: dict[str, str]) -> str:
+def _page(settings: Settings, theme: str, manifest: Manifest, chosen: str,
+          texts: dict[str, str]) -> str:
     options = []
     for key, seg in manifest.segments.items():
         region, audience = key.split("/")
-        label = f"{REGIONS[region]} · {AUDIENCES[audience]} ({seg.variant}, {seg.bytes / 1024:.0f} KB)"
-        selected = " selected" if key == chosen else ""
-        options.append(f'<option value="{seg.variant}"{selected}>{html_lib.escape(label)}</option>')
-    first = manifest.segments[chosen].variant
-    pres = "\n".join(
-        f'<pre id="text-{name}" tabindex="0" aria-label="Tekstversie" hidden>{html_lib.escape(text)}</pre>'
-        for name, text in texts.items()
-    )
-    return f"""<!doctype html>
-<html lang="nl"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Voorbeeld: {html_lib.escape(manifest.title)}</title>
-<style>
- body {{ margin: 0; font: 14px Arial, sans-serif; background: #e9edf0; }}
- header {{ padding: 10px 16px; background: #00567a; color: #fff; }}
- h1 {{ display: inline; font-size: 16px; margin: 0 8px 0 0; }}
- select {{ max-width: 100%; font-size: 14px; }}
- main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; align-items: flex-start; }}
- iframe {{ width: 100%; max-width: 640px; height: 85vh; border: 1px solid #b8c2c9; background: #fff; }}
- pre {{ flex: 1 1 320px; min-width: 0; white-space: pre; overflow: auto; background: #fff; padding: 12px;
-        border: 1px solid #b8c2c9; max-height: 85vh; margin: 0; }}
- @media (max-width: 480px) {{ main {{ padding: 8px; }} }}
-</style></head><body>
-<header><h1>Voorbeeld {html_lib.escape(theme)}</h1>
-<label for="segment">Segment:</label> <select id="segment">{"".join(options)}</select></header>
-<main><iframe id="mail" src="{first}.html" title="HTML-versie"></iframe>{pres}</main>
-<script>
- const pick = document.getElementById('segment');
- function show() {{
-   document.getElementById('mail').src = pick.value + '.html';
-   document.querySelectorAll('pre').forEach(p => p.hidden = p.id !== 'text-' + pick.value);
- }}
- pick.addEventListener('change', show); show();
-</script></body></html>
-"""
+        options.append({"variant": seg.variant, "selected": key == chosen,
+                        "label": f"{REGIONS[region]} · {AUDIENCES[audience]} "
+                                 f"({seg.variant}, {seg.bytes / 1024:.0f} KB)"})
+    template = jinja_environment(settings.templates, autoescape=True).get_template(
+        "web/preview.html.j2")
+    return template.render(title=manifest.title, theme=theme, options=options, texts=texts,
+                           first=manifest.segments[chosen].variant)
 
 
 def write_preview(settings: Settings, theme: str, region: str | None = None,
@@ -86,9 +59,10 @@ def write_preview(settings: Settings, theme: str, region: str | None = None,
         manifest = read_manifest(built)
     except ManifestError as exc:
         raise PreviewError(str(exc)) from exc
-    for value, known, what in ((region, REGIONS, "region"), (audience, AUDIENCES, "audience")):
-        if value and value not in known:
-            raise PreviewError(f"unknown {what} {value!r} (known: {', '.join(known)})")
+    problems = [taxonomy.problem(what, value) for what, value in
+                (("region", region), ("audience", audience)) if value]
+    if any(problems):
+        raise PreviewError("; ".join(p for p in problems if p))
     chosen = segment_key(region or next(iter(REGIONS)), audience or next(iter(AUDIENCES)))
     target = settings.out / "preview" / theme
     if target.exists():
@@ -106,7 +80,7 @@ def write_preview(settings: Settings, theme: str, region: str | None = None,
         html, texts[name] = compiled.fill(slots)
         (target / f"{name}.html").write_text(html.replace(public, f"../../{theme}/"), encoding="utf-8")
     index = target / "index.html"
-    index.write_text(_page(theme, manifest, chosen, texts), encoding="utf-8")
+    index.write_text(_page(settings, theme, manifest, chosen, texts), encoding="utf-8")
     written = [index]
     if screenshot:
         written += take_screenshots(target / f"{manifest.segments[chosen].variant}.html", target)

@@ -25,7 +25,7 @@ from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
 from mailer.errors import MailerError
 from mailer.send.messages import MessageError
-from mailer.send.runner import Letter, Mail, current_manifest
+from mailer.send.runner import MessageCommon, MessageTemplate, current_manifest
 
 IMAGE_MAX_BYTES = 200 * 1024  # a portrait or header image; more only slows the mail down
 SAMPLE_ADDRESS = "lezer@example.org"
@@ -182,13 +182,13 @@ def _alt(built: _Built) -> CheckResult:
 
 def _sample_message(built: _Built, name: str) -> bytes:
     manifest = built.manifest
-    mail = Mail("check", manifest.subject, manifest.topic, manifest.greeting,
-                manifest.greeting_named)
+    common = MessageCommon("check", manifest.subject, manifest.topic, manifest.greeting,
+                           manifest.greeting_named)
     entry = built.variants[name]
-    letter = Letter(built.settings, mail, built.html[name],
-                    (built.folder / entry.text).read_text("utf-8"), entry.online_url)
+    template = MessageTemplate(built.settings, common, built.html[name],
+                               (built.folder / entry.text).read_text("utf-8"), entry.online_url)
     links = anonymous_links(built.settings)
-    return letter.message(recipient_id="check", address=SAMPLE_ADDRESS, name=SAMPLE_READER,
+    return template.message(recipient_id="check", address=SAMPLE_ADDRESS, name=SAMPLE_READER,
                           unsubscribe=links["unsubscribe_url"],
                           preferences=links["preferences_url"]).data
 

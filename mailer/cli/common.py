@@ -7,13 +7,39 @@ build` starts without SQLAlchemy.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import click
+
+from mailer import taxonomy
 from mailer.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlmodel import Session
+
+
+class Term(click.ParamType):
+    """A region, audience or topic slug, checked by the one taxonomy check (with suggestions)."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.name = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        problem = taxonomy.problem(self.what, value)
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.what.upper()
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(slug) for slug in taxonomy.VOCABULARIES[self.what]
+                if slug.startswith(incomplete)]
 
 
 def settings() -> Settings:

@@ -9,8 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
-from mailer.cli.common import database_session
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer.cli.common import Term, database_session
 from mailer.errors import user_file
 from mailer.subscribers.lists import export_list, import_list
 
@@ -34,11 +33,11 @@ def _count_rows(path: Path) -> int:
 
 @lists.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--region", type=click.Choice(list(REGIONS)),
+@click.option("--region", type=Term("region"),
               help="Region for rows that leave it empty.")
-@click.option("--audience", type=click.Choice(list(AUDIENCES)),
+@click.option("--audience", type=Term("audience"),
               help="Audience for rows that leave it empty.")
-@click.option("--topic", type=click.Choice(list(TOPIC_NAMES)), default="updates",
+@click.option("--topic", type=Term("topic"), default="updates",
               show_default=True,
               help="Topic the rows are subscribed to (a 'topics' column overrides it per row).")
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")

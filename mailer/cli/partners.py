@@ -8,9 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailer.cli.common import settings
+from mailer.cli.common import Term, settings
 from mailer.content.loader import load_mailing
-from mailer.content.segments import REGIONS
 from mailer.errors import MailerError
 from mailer.partners.publications import FetchReport, add_publication, fetch_all, suggest
 
@@ -59,7 +58,7 @@ def fetch_command() -> None:
 @click.option("--url", required=True, help="Address of the publication on the partner's site.")
 @click.option("--date", "published", type=click.DateTime(["%Y-%m-%d"]), help="Publication date.")
 @click.option("--theme", "themes", multiple=True, help="Theme it belongs to (repeatable).")
-@click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
+@click.option("--region", "regions", multiple=True, type=Term("region"),
               help="Only of interest to this region (repeatable); none = every region.")
 def add_command(organisation: str, title: str, url: str, published: dt.datetime | None,
                 themes: tuple[str, ...], regions: tuple[str, ...]) -> None:

@@ -35,15 +35,17 @@ from mailer.send import approval
 class PlanByDefault(click.Group):
     """A group whose first argument, when it names no subcommand, is the THEME of `add`."""
 
+    default_command = "add"
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["add", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
 def _segments(schedule: Schedule) -> str:
-    regions = ", ".join(schedule.region_list) or "every region"
-    audiences = ", ".join(schedule.audience_list) or "every audience"
+    regions = ", ".join(schedule.regions) or "every region"
+    audiences = ", ".join(schedule.audiences) or "every audience"
     return f"{regions}; {audiences}"
 
 

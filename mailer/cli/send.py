@@ -18,9 +18,8 @@ from sqlmodel import select
 
 from mailer.check.readiness import release
 from mailer.cli.build import build_errors
-from mailer.cli.common import database, database_session, settings
+from mailer.cli.common import Term, database, database_session, settings
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS
 from mailer.errors import user_file
 from mailer.models import Send
 from mailer.send import approval
@@ -28,10 +27,10 @@ from mailer.send import runner as sending
 from mailer.send.preflight import preflight
 from mailer.send.report import html_report, send_report
 
-region_option = click.option("--region", "regions", multiple=True, type=click.Choice(list(REGIONS)),
+region_option = click.option("--region", "regions", multiple=True, type=Term("region"),
                              help="Only this region (repeatable; default: every region).")
 audience_option = click.option("--audience", "audiences", multiple=True,
-                               type=click.Choice(list(AUDIENCES)),
+                               type=Term("audience"),
                                help="Only this audience (repeatable; default: every audience).")
 by_option = click.option("--by", help="Your name, recorded as who did this (default: $USER).")
 rate_option = click.option("--rate", type=float,
@@ -165,7 +164,7 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                       f"`mailer sends approve {send_id} --by NAME`, then `mailer sends resume {send_id}`.")
         return
     if queue:
-        sending.start_send(config, send_id)
+        sending.snapshot_send(config, send_id)
         _print_summary(sending.summary(config, send_id), console)
         return
     _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)
@@ -194,7 +193,7 @@ def list_command(limit: int) -> None:
         rows = session.exec(select(Send).order_by(Send.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
     table = Table("id", "theme", "topic", "segment", "status", "created (UTC)")
     for send in rows:
-        segment = f"{send.regions or 'all'} / {send.audiences or 'all'}"
+        segment = f"{','.join(send.regions) or 'all'} / {','.join(send.audiences) or 'all'}"
         table.add_row(str(send.id), send.theme, send.topic, segment, send.status,
                       f"{send.created_at:%Y-%m-%d %H:%M}")
     console = Console()
@@ -215,7 +214,8 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     Example:
       mailer sends show 3 --html report.html
     """
-    report = send_report(_settings(None), send_id)
+    config = _settings(None)
+    report = send_report(config, send_id)
     console = Console()
     send = report.send
     console.print(f"Send {send.id}: {send.theme} ({send.subject}) to topic {send.topic}; "
@@ -234,7 +234,7 @@ def show_command(send_id: int, html_file: Path | None) -> None:
         console.print(f"{n:>6}  {error}")
     if html_file:
         with user_file(html_file, "write"):
-            html_file.write_text(html_report(report), encoding="utf-8")
+            html_file.write_text(html_report(config, report), encoding="utf-8")
         console.print(f"Wrote {html_file}")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from mailer.content.segments import AUDIENCES, KIND_TOPICS, REGIONS, unknown_slugs
+from mailer import taxonomy
 from mailer.errors import MailerError
 
 BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
@@ -214,7 +214,7 @@ class _Reader:
             self.fail(f"field {key!r} must be one line: it contains a line break", key)
         return value
 
-    def slugs(self, data: dict, key: str, known: dict[str, str]) -> frozenset[str] | None:
+    def slugs(self, data: dict, key: str) -> frozenset[str] | None:
         value = data.get(key)
         if value is None:
             return None
@@ -223,7 +223,7 @@ class _Reader:
         if not isinstance(value, list) or not value:
             self.fail(f"field {key!r} must be a non-empty list of slugs", key)
             return None
-        for problem in unknown_slugs(key[:-1], value, known):
+        for problem in taxonomy.problems(key[:-1], value):
             self.fail(problem, key)
         return frozenset(str(v) for v in value)
 
@@ -419,8 +419,8 @@ def load_block(path: Path, root: Path, theme_dir: Path) -> tuple[Block | None, l
         people=_people(data, reader, theme_dir),
         media=_media(data, reader),
         links=_links(data, reader),
-        regions=reader.slugs(data, "regions", REGIONS),
-        audiences=reader.slugs(data, "audiences", AUDIENCES),
+        regions=reader.slugs(data, "regions"),
+        audiences=reader.slugs(data, "audiences"),
         organisation=reader.text(data, "organisation"),
         url=_url(reader.text(data, "url"), reader, "url") if data.get("url") else "",
         date=_date(data, "date", reader),
@@ -531,11 +531,11 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         raise ContentError([Problem(config, None, f"no such theme {theme!r} (known: {known})")])
     data, reader = read_mapping_file(config, root, MAILING_FIELDS)
     kind = reader.text(data, "kind", required=True)
-    if kind and kind not in KIND_TOPICS:
-        reader.fail(f"unknown mailing kind {kind!r} (known: {', '.join(KIND_TOPICS)})", "kind")
-    topic = reader.text(data, "topic") or KIND_TOPICS.get(kind, "")
-    if topic and topic not in KIND_TOPICS.values():
-        reader.fail(f"unknown topic {topic!r} (known: {', '.join(KIND_TOPICS.values())})", "topic")
+    topic = reader.text(data, "topic") or taxonomy.KIND_TOPICS.get(kind, "")
+    for key, value in (("kind", kind), ("topic", topic)):
+        problem = taxonomy.problem(key, value) if value else None
+        if problem:
+            reader.fail(problem, key)
     problems = reader.problems
     blocks: list[Block] = []
     first_file: dict[str, Path] = {}

@@ -4,47 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mailer.content.loader import Block
-
-REGIONS: dict[str, str] = {
-    "noord-nederland": "Noord-Nederland",
-    "oost-nederland": "Oost-Nederland",
-    "noord-holland": "Noord-Holland",
-    "amsterdam-amstelland": "Amsterdam-Amstelland",
-    "midden-nederland": "Midden-Nederland",
-    "haaglanden-hollands-midden": "Haaglanden-Hollands-Midden",
-    "rotterdam-zuid-holland-zuid": "Rotterdam-Zuid-Holland-Zuid",
-    "zeeland-west-brabant": "Zeeland-West-Brabant",
-    "oost-brabant": "Oost-Brabant",
-    "limburg": "Limburg",
-}
-
-AUDIENCES: dict[str, str] = {
-    "beleidsmakers": "Beleidsmakers",
-    "netwerk": "Netwerk Straf/Zorg",
-    "werkveld": "Werkveld buiten Straf/Zorg",
-}
-
-KIND_TOPICS: dict[str, str] = {
-    "update": "updates",
-    "verdieping": "verdiepingen",
-    "verbeteractiviteit": "verbeteractiviteiten",
-}
-
-TOPIC_NAMES: dict[str, str] = {
-    "updates": "Updates",
-    "verdiepingen": "Thematische verdiepingen",
-    "verbeteractiviteiten": "Verbeteractiviteiten in de praktijk",
-}
-
-
-def unknown_slugs(kind: str, given: Iterable[str], known: dict[str, str]) -> list[str]:
-    """A problem for each of `given` that is not a slug of `known` (REGIONS or AUDIENCES)."""
-    return [f"unknown {kind} {slug!r} (known: {', '.join(known)})" for slug in given
-            if slug not in known]
+from mailer.content.loader import Block
+from mailer.taxonomy import AUDIENCES, REGIONS
 
 
 def segment_key(region: str, audience: str) -> str:

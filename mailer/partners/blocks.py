@@ -47,7 +47,7 @@ def partner_block(settings: Settings, theme: str, url: str) -> Path:
         front["date"] = row.published
     if row.summary:
         front["lead"] = row.summary
-    regions = [r for r in row.regions.split("|") if r]
+    regions = list(row.regions)
     if regions:
         front["regions"] = regions
     front["example"] = True

@@ -15,13 +15,13 @@ import httpx
 import yaml
 from sqlmodel import Session, select
 
+from mailer import taxonomy
 from mailer.config import Settings
 from mailer.content.loader import Mailing, yaml_problem
-from mailer.content.segments import REGIONS
 from mailer.db import session_scope
 from mailer.models import PartnerFeed, PartnerPublication, utcnow
 from mailer.partners.feeds import Entry, fetch_feed
-from mailer.partners.rows import PartnerError, join, read_publications, split
+from mailer.partners.rows import PartnerError, read_publications, unique
 from mailer.partners.selection import WINDOW_DAYS, Suggestion, contains_word, rank
 
 # Extra ways a region is named in partner publications, beside its own name.
@@ -72,9 +72,9 @@ def load_partners(content_dir: Path) -> list[Partner]:
         if not isinstance(regions, list | tuple):
             raise PartnerError(f"{path}: partners[{n}].regions: must be a list of region slugs")
         regions = tuple(regions)
-        unknown = [r for r in regions if r not in REGIONS]
-        if unknown:
-            raise PartnerError(f"{path}: partners[{n}] ({item['name']}): unknown region(s) {unknown}")
+        problems = taxonomy.problems("region", regions)
+        if problems:
+            raise PartnerError(f"{path}: partners[{n}] ({item['name']}): {'; '.join(problems)}")
         partners.append(Partner(str(item["name"]), str(item.get("abbreviation") or item["name"]),
                                 str(item["website"]), str(item.get("feed") or ""), regions))
     return partners
@@ -83,7 +83,7 @@ def load_partners(content_dir: Path) -> list[Partner]:
 def regions_named(*texts: str) -> tuple[str, ...]:
     """Regions a publication names in its title, summary or categories."""
     found = []
-    for slug, name in REGIONS.items():
+    for slug, name in taxonomy.REGIONS.items():
         names = (name, *REGION_ALIASES.get(slug, ()))
         if any(contains_word(text, n) for text in texts for n in names):
             found.append(slug)
@@ -108,8 +108,8 @@ def _store(session: Session, organisation: str, source: str, entry: Entry,
     row = session.exec(select(PartnerPublication).where(PartnerPublication.url == entry.url)).first()
     values = {
         "organisation": organisation, "title": entry.title[:500], "summary": entry.summary,
-        "published": entry.published, "categories": join(entry.categories),
-        "regions": join(regions or regions_named(entry.title, entry.summary, *entry.categories)),
+        "published": entry.published, "categories": unique(entry.categories),
+        "regions": unique(regions or regions_named(entry.title, entry.summary, *entry.categories)),
         "source": source,
     }
     if row is None:
@@ -178,14 +178,14 @@ def add_publication(settings: Settings, organisation: str, title: str, url: str,
     if not title.strip():
         raise PartnerError("title must not be empty")
     regions = tuple(regions)
-    unknown = [r for r in regions if r not in REGIONS]
-    if unknown:
-        raise PartnerError(f"unknown region(s) {unknown} (known: {', '.join(REGIONS)})")
+    problems = taxonomy.problems("region", regions)
+    if problems:
+        raise PartnerError("; ".join(problems))
     entry = Entry(url, " ".join(title.split()), "", published, ())
     with session_scope(settings, write=True) as session:
         outcome = _store(session, organisation, "hand", entry, regions)
         row = session.exec(select(PartnerPublication).where(PartnerPublication.url == url)).one()
-        row.themes = join([*split(row.themes), *themes])
+        row.themes = unique([*row.themes, *themes])
         session.add(row)
     return "new" if outcome == "new" else "updated"
 

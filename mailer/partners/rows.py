@@ -42,13 +42,13 @@ class Publication:
 
 
 def split(value: str) -> tuple[str, ...]:
-    """A stored list ("|"-joined slugs) as a tuple."""
-    return tuple(v for v in value.split("|") if v)
+    """A stored list (a JSON array, as models.TextList writes it) as a tuple."""
+    return tuple(json.loads(value)) if value else ()
 
 
-def join(values: Iterable[str]) -> str:
-    """A list as stored: "|"-joined, without empties or repeats."""
-    return "|".join(dict.fromkeys(v for v in values if v))
+def unique(values: Iterable[str]) -> list[str]:
+    """A list as it is stored: without empties or repeats, in order."""
+    return list(dict.fromkeys(v for v in values if v))
 
 
 def _publication(row: tuple) -> Publication:

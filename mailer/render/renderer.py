@@ -23,22 +23,17 @@ from mjml import mjml2html
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.content.loader import Block, Mailing
-from mailer.content.segments import REGIONS, TOPIC_NAMES
 from mailer.errors import MailerError
 from mailer.render.dates import dutch_date, dutch_datetime
 from mailer.render.events import event_when, has_calendar_file
 from mailer.render.inline import inline_css
 from mailer.render.overrides import OverridableLoader
 from mailer.render.plaintext import markdown_to_text
+from mailer.taxonomy import KINDS, label
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
 SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
 _EMAIL_WRAPPER = re.compile(r'<div [^>]*aria-roledescription="email"')
-KIND_LABELS = {
-    "update": "Update",
-    "verdieping": "Thematische verdieping",
-    "verbeteractiviteit": "Verbeteractiviteit in de praktijk",
-}
 _md = MarkdownIt("commonmark", {"html": False})
 
 
@@ -98,6 +93,11 @@ class Urls:
 
     def variant(self, name: str) -> str:
         return f"{self.base}/{self.theme}/online/{name}.html"
+
+
+def greeting(anonymous: str, named: str, name: str) -> str:
+    """The greeting slot: `named` with {naam} filled in when the name is known, else `anonymous`."""
+    return named.replace("{naam}", name) if name and named else anonymous
 
 
 def slot_value(value: str, html: bool) -> str:
@@ -166,7 +166,7 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
         plaintext=markdown_to_text,
         dutch_date=dutch_date,
         dutch_datetime=dutch_datetime,
-        region_name=lambda slug: REGIONS.get(slug, slug),
+        region_name=lambda slug: label("region", slug),
         event_when=event_when,
     )
     env.tests["with_calendar_file"] = has_calendar_file
@@ -198,8 +198,8 @@ class Renderer:
             "show_toc": self.mailing.kind != "update" and len(blocks) > 1,
             "has_bundle": self.mailing.kind != "update",
             "heading": self.mailing.title,
-            "kind_label": KIND_LABELS.get(self.mailing.kind, ""),
-            "topic_name": TOPIC_NAMES.get(self.mailing.topic, self.mailing.topic),
+            "kind_label": KINDS.get(self.mailing.kind, ""),
+            "topic_name": label("topic", self.mailing.topic),
             "settings": self.settings,
             "urls": self.urls,
             "brand": self.brand,

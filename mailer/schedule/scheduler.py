@@ -23,17 +23,17 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from mailer import taxonomy
 from mailer.build.builder import build
 from mailer.build.sources import source_hash
+from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
-from mailer.content.segments import AUDIENCES, REGIONS, unknown_slugs
 from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
@@ -127,8 +127,8 @@ def check_requests(settings: Settings, requests: Sequence[Request], now: dt.date
     built: dict[str, list[str]] = {}
     found = []
     for request in requests:
-        problems = (unknown_slugs("region", request.regions, REGIONS)
-                    + unknown_slugs("audience", request.audiences, AUDIENCES))
+        problems = (taxonomy.problems("region", request.regions)
+                    + taxonomy.problems("audience", request.audiences))
         if request.due_at <= now:
             problems.append(f"{local_time(request.due_at, settings.timezone)} is in the past "
                             f"(now: {local_time(now, settings.timezone)})")
@@ -143,8 +143,8 @@ def plan(settings: Settings, requests: Sequence[Request], now: dt.datetime) -> l
     """Store checked requests as planned schedules, all or none."""
     with session_scope(settings, write=True) as session:
         schedules = [
-            Schedule(theme=r.theme, due_at=r.due_at, regions=",".join(dict.fromkeys(r.regions)),
-                     audiences=",".join(dict.fromkeys(r.audiences)), calendar_key=r.calendar_key,
+            Schedule(theme=r.theme, due_at=r.due_at, regions=list(dict.fromkeys(r.regions)),
+                     audiences=list(dict.fromkeys(r.audiences)), calendar_key=r.calendar_key,
                      note=r.note, created_by=r.created_by, created_at=now, updated_at=now)
             for r in requests
         ]
@@ -170,7 +170,7 @@ def count_recipients(session: Session, settings: Settings, schedule: Schedule) -
         topic = load_mailing(settings.content, schedule.theme, settings.root).topic
     except ContentError:
         return None
-    return recipient_count(session, topic, schedule.region_list, schedule.audience_list)
+    return recipient_count(session, topic, schedule.regions, schedule.audiences)
 
 
 def overview(settings: Settings, now: dt.datetime) -> list[Overview]:
@@ -336,12 +336,12 @@ def create_scheduled_send(settings: Settings, schedule: Schedule) -> int:
         session.exec(update(Schedule).where(col(Schedule.id) == schedule.id)  # type: ignore[call-overload]
                      .values(send_id=send_id, updated_at=utcnow()))
 
-    return create_send(settings, schedule.theme, schedule.region_list or None,
-                       schedule.audience_list or None, planned_for=schedule.due_at, then=link,
+    return create_send(settings, schedule.theme, schedule.regions or None,
+                       schedule.audiences or None, planned_for=schedule.due_at, then=link,
                        record=approval.approval_of(schedule))
 
 
-def start_send(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
+def send_schedule(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
     """The default starter: create the schedule's send once, then run (or resume) it."""
     send_id = schedule.send_id
     if send_id is None:
@@ -402,40 +402,48 @@ class Scheduler:
 
     def __init__(self, settings: Settings, start: Starter | None = None, *,
                  tick_seconds: float = TICK_SECONDS,
-                 clock: Callable[[], dt.datetime] = utcnow):
+                 clock: Clock = SYSTEM):
         self.settings = settings
         self.stop = threading.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.start_send = start or functools.partial(start_send, settings, self.stop)
+        self.starter = start or functools.partial(send_schedule, settings, self.stop)
         self.clock = clock
         self.tick_seconds = tick_seconds
         store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)
         self.aps = BackgroundScheduler(
             timezone=dt.UTC,
-            jobstores={"default": store, "local": MemoryJobStore()},
+            jobstores={"default": store},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
         )
 
     def run(self) -> None:
-        """Fire due schedules until `stop` is set; then let running sends stop between batches."""
+        """Fire due schedules until `stop` is set; then let running sends stop between batches.
+
+        The tick runs here, not as an APScheduler job: APScheduler's shutdown holds its job
+        store lock while it waits for running jobs, so a tick job caught in `get_jobs` at that
+        moment would wait for the lock forever and the process would never exit.
+        """
         global _active
         _active = self
         self.aps.start()
-        self.aps.add_job(self.tick, "interval", seconds=self.tick_seconds, id="tick",
-                         jobstore="local", next_run_time=utcnow())
         try:
-            self.stop.wait()
+            while not self.stop.is_set():
+                try:
+                    self.tick()
+                except Exception:  # as APScheduler did for the tick job: log, try next time
+                    log.exception("scheduler tick failed; trying again")
+                self.clock.wait(self.tick_seconds, self.stop)
         finally:
             self.aps.shutdown(wait=True)
             _active = None
 
     def fire(self, schedule_id: int) -> str:
-        return fire(self.settings, schedule_id, self.start_send, now=self.clock(), worker=self.worker,
+        return fire(self.settings, schedule_id, self.starter, now=self.clock.now(), worker=self.worker,
                     stop=self.stop)
 
     def tick(self) -> None:
         """Renew this worker's leases and bring the job store in line with the table."""
-        now = self.clock()
+        now = self.clock.now()
         renew_leases(self.settings, self.worker, now)
         wanted = wanted_jobs(self.settings, now)
         stored = {job.id: job for job in self.aps.get_jobs(jobstore="default")}

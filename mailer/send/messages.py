@@ -23,6 +23,7 @@ from email.utils import format_datetime, formataddr
 
 import dkim
 
+from mailer import addresses
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.transport.transports import Outgoing
@@ -33,7 +34,6 @@ SIGNED_HEADERS = (b"From", b"Reply-To", b"To", b"Subject", b"Date", b"Message-ID
 # Line breaks of every kind and other control characters: in a header they could start a new
 # header line (header injection), so a display name never keeps them.
 _CONTROL = {code: " " for code in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]}
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _URL = re.compile(r"https://[!-~]+")  # visible ASCII only: no space, CR, LF
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.header_encoding = QP  # readable encoded words: =?utf-8?q?Jos=C3=A9?=
@@ -50,8 +50,9 @@ def clean_name(name: str) -> str:
 
 def format_address(name: str, address: str) -> str:
     """`Name <address>` for a header: names quoted or RFC 2047-encoded, addresses checked."""
-    if not _ADDRESS.fullmatch(address):
-        raise MessageError(f"not a usable address: {address!r}")
+    problem = addresses.problem(address)
+    if problem:
+        raise MessageError(problem)
     name = clean_name(name)
     if name.isascii():
         return formataddr((name, address))

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from mailer import taxonomy
 from mailer.build.builder import build
 from mailer.build.manifest import Manifest
 from mailer.config import Settings
-from mailer.content.segments import TOPIC_NAMES
 from mailer.errors import MailerError
 from mailer.send.messages import DkimSigner, MessageError, MessageFactory
 
@@ -79,7 +79,7 @@ def sample_message(settings: Settings, manifest: Manifest) -> None:
     key_file = settings.path("dkim_key_file") if settings.dkim_key_file else None
     try:
         factory = MessageFactory(settings, subject=manifest.subject, list_slug=manifest.topic,
-                                 list_name=TOPIC_NAMES[manifest.topic], send_id="preflight")
+                                 list_name=taxonomy.TOPICS[manifest.topic], send_id="preflight")
     except OSError as exc:
         raise PreflightError(f"dkim_key_file {key_file}: cannot read it: {exc.strerror}") from exc
     try:

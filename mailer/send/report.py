@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from jinja2 import Environment, StrictUndefined
 from sqlmodel import func, select
 
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Delivery, Send
+from mailer.render.renderer import jinja_environment
 from mailer.send.approval import describe
 from mailer.send.runner import SendError
 
@@ -62,56 +62,32 @@ def send_report(settings: Settings, send_id: int, top_errors: int = 10) -> SendR
                       [(e, n) for e, n in errors])
 
 
-def bars(counts: dict[str, int], width: int = 520, bar: int = 22) -> str:
-    """A horizontal bar chart of the statuses as inline SVG."""
+@dataclass(frozen=True)
+class Chart:
+    """A horizontal bar chart of the statuses, measured for the report template's SVG."""
+
+    bars: list[dict]
+    width: int = 520
+    bar: int = 22
+    label: int = 80
+
+    @property
+    def height(self) -> int:
+        return len(self.bars) * (self.bar + 6) or self.bar
+
+
+def chart(counts: dict[str, int]) -> Chart:
+    empty = Chart([])
     shown = [(s, counts.get(s, 0)) for s in STATUSES if counts.get(s, 0)]
     most = max((n for _, n in shown), default=1)
-    label, gap = 80, 6
-    height = len(shown) * (bar + gap) or bar
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="Deliveries per status">']
-    for i, (status, n) in enumerate(shown):
-        y = i * (bar + gap)
-        length = max(round((width - label - 70) * n / most), 1)
-        parts.append(
-            f'<text x="0" y="{y + bar - 6}" font-size="13">{status}</text>'
-            f'<rect x="{label}" y="{y}" width="{length}" height="{bar}" fill="{COLOURS[status]}"/>'
-            f'<text x="{label + length + 6}" y="{y + bar - 6}" font-size="13">{n:,}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    room = empty.width - empty.label - 70
+    return Chart([{"status": status, "count": n, "colour": COLOURS[status],
+                   "y": i * (empty.bar + 6), "length": max(round(room * n / most), 1)}
+                  for i, (status, n) in enumerate(shown)])
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Send {{ r.send.id }}: {{ r.send.theme }}</title>
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #1f2933; max-width: 60em; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border-bottom: 1px solid #d9e2ec; padding: .25em .6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.reason { color: #c62828; }
-</style></head><body>
-<h1>Send {{ r.send.id }}: {{ r.send.theme }}</h1>
-<p>{{ r.send.subject }} — topic {{ r.send.topic }}; status <strong>{{ r.send.status }}</strong>
-{% if r.send.pause_reason %}<span class="reason">({{ r.send.pause_reason }})</span>{% endif %};
-{{ "{:,}".format(r.total) }} recipients; created {{ r.send.created_at.strftime("%Y-%m-%d %H:%M") }} UTC
-{% if r.send.finished_at %}, finished {{ r.send.finished_at.strftime("%Y-%m-%d %H:%M") }} UTC{% endif %}.</p>
-<p>{{ r.approval }}.</p>
-{% if r.send.forced_by %}<p class="reason">Forced past failing readiness checks by {{ r.send.forced_by }}:
-“{{ r.send.forced_reason }}”</p><pre>{{ r.send.forced_checks }}</pre>{% endif %}
-{{ chart | safe }}
-<h2>Per region and audience</h2>
-<table><tr><th>segment</th>{% for s in statuses %}<th>{{ s }}</th>{% endfor %}</tr>
-{% for key, row in r.segments.items() %}<tr><td>{{ key }}</td>
-{% for s in statuses %}<td>{{ row.get(s, "") }}</td>{% endfor %}</tr>{% endfor %}
-</table>
-{% if r.errors %}<h2>Most common answers and reasons</h2>
-<table><tr><th>answer or reason</th><th>recipients</th></tr>
-{% for error, n in r.errors %}<tr><td>{{ error }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
-{% endif %}
-</body></html>
-"""
-
-
-def html_report(report: SendReport) -> str:
-    env = Environment(autoescape=True, undefined=StrictUndefined)
-    return env.from_string(PAGE).render(r=report, chart=bars(report.counts), statuses=STATUSES)
+def html_report(settings: Settings, report: SendReport) -> str:
+    """The report as one standalone HTML page (templates/web/send-report.html.j2)."""
+    template = jinja_environment(settings.templates, autoescape=True).get_template(
+        "web/send-report.html.j2")
+    return template.render(r=report, chart=chart(report.counts), statuses=STATUSES)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,14 +32,16 @@ from functools import partial
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
+from mailer import taxonomy
 from mailer.build.manifest import Manifest
 from mailer.build.writer import anonymous_links
+from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES, all_segments, segment_key
+from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
-from mailer.render.renderer import CompiledVariant, slot_value
+from mailer.render.renderer import CompiledVariant, greeting, slot_value
 from mailer.send import approval, lease
 from mailer.send.messages import EncodedBody, MessageError, MessageFactory
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
@@ -84,9 +85,9 @@ class SendSummary:
 def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
              ) -> tuple[list[str], list[str]]:
     regions, audiences = list(regions or []), list(audiences or [])
-    unknown = [r for r in regions if r not in REGIONS] + [a for a in audiences if a not in AUDIENCES]
-    if unknown:
-        raise SendError(f"unknown region or audience: {', '.join(unknown)}")
+    problems = taxonomy.problems("region", regions) + taxonomy.problems("audience", audiences)
+    if problems:
+        raise SendError("; ".join(problems))
     return regions, audiences
 
 
@@ -107,8 +108,8 @@ def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
 
 
 @dataclass(frozen=True)
-class Mail:
-    """What every recipient of a send shares: subject, topic and greetings."""
+class MessageCommon:
+    """What every message of a send shares: subject, topic and greetings."""
 
     send_id: int | str
     subject: str
@@ -118,24 +119,25 @@ class Mail:
     test: bool = False
 
 
-class Letter:
-    """One variant of one send, compiled once; `message` fills in one recipient's copy."""
+class MessageTemplate:
+    """The messages of one variant of a send: headers and bodies prepared once (with the
+    MessageFactory); `message` fills in one recipient's copy, an Outgoing message."""
 
-    def __init__(self, settings: Settings, mail: Mail, html: str, text: str, online_url: str):
+    def __init__(self, settings: Settings, common: MessageCommon, html: str, text: str,
+                 online_url: str):
         compiled = CompiledVariant(html, text)
         self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
         self.text = EncodedBody(compiled.text_parts)
         self.online_url = online_url
-        self.greeting, self.greeting_named = mail.greeting, mail.greeting_named
-        self.factory = MessageFactory(settings, subject=mail.subject, list_slug=mail.topic,
-                                      list_name=TOPIC_NAMES[mail.topic], send_id=mail.send_id,
-                                      test=mail.test)
+        self.greeting, self.greeting_named = common.greeting, common.greeting_named
+        self.factory = MessageFactory(settings, subject=common.subject, list_slug=common.topic,
+                                      list_name=taxonomy.TOPICS[common.topic],
+                                      send_id=common.send_id, test=common.test)
 
     def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
                 preferences: str) -> Outgoing:
-        greeting = (self.greeting_named.replace("{naam}", name)
-                    if name and self.greeting_named else self.greeting)
-        slots = {"greeting": greeting, "unsubscribe_url": unsubscribe,
+        slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
+                 "unsubscribe_url": unsubscribe,
                  "preferences_url": preferences, "webversion_url": self.online_url}
         return self.factory.build_encoded(
             address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
@@ -161,7 +163,7 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
     manifest = preflight(settings, theme)
     with session_scope(settings, write=True) as session:
         send = Send(theme=theme, topic=manifest.topic, subject=manifest.subject,
-                    regions=",".join(chosen_regions), audiences=",".join(chosen_audiences),
+                    regions=chosen_regions, audiences=chosen_audiences,
                     planned_for=planned_for, source_hash=manifest.source_hash,
                     greeting=manifest.greeting, greeting_named=manifest.greeting_named,
                     **(record or {}))
@@ -172,10 +174,6 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
         return send.id  # type: ignore[return-value]
 
 
-def _split(value: str) -> list[str]:
-    return [v for v in value.split(",") if v]
-
-
 def _get(session: Session, send_id: int, lock: bool = False) -> Send:
     query = select(Send).where(Send.id == send_id)
     send = session.exec(query.with_for_update() if lock else query).first()
@@ -184,7 +182,7 @@ def _get(session: Session, send_id: int, lock: bool = False) -> Send:
     return send
 
 
-def start_send(settings: Settings, send_id: int) -> Send:
+def snapshot_send(settings: Settings, send_id: int) -> Send:
     """Snapshot the recipients (once) and mark the send running; a paused send runs again,
     a finished one is left as it is.
 
@@ -210,7 +208,7 @@ def start_send(settings: Settings, send_id: int) -> Send:
 
 
 def _snapshot(settings: Settings, session: Session, send: Send, manifest: Manifest) -> None:
-    regions, audiences = _split(send.regions), _split(send.audiences)
+    regions, audiences = send.regions, send.audiences
     variants = _variants_of(manifest, regions, audiences)
     for name in sorted(set(variants.values())):
         html, text, online_url = _read_variant(settings, send.theme, manifest, name)
@@ -273,16 +271,16 @@ class _Worker:
     """One process's part in delivering a send; `name` marks the rows it claimed."""
 
     def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport,
-                 name: str):
+                 name: str, clock: Clock):
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
-        self.name = name
+        self.name, self.clock = name, clock
         self.halt = threading.Event()  # the connection failed: leave the rest of the batch
-        mail = Mail(send.id, send.subject, send.topic, send.greeting,  # type: ignore[arg-type]
-                    send.greeting_named)
+        common = MessageCommon(send.id, send.subject, send.topic,  # type: ignore[arg-type]
+                               send.greeting, send.greeting_named)
         with session_scope(engine) as session:
             rows = session.exec(select(SendVariant).where(SendVariant.send_id == send.id))
-            self.letters = {row.name: Letter(settings, mail, row.html, row.text, row.online_url)
-                            for row in rows}
+            self.templates = {row.name: MessageTemplate(settings, common, row.html, row.text,
+                                                        row.online_url) for row in rows}
 
     def claim(self) -> tuple[str, list[_Claimed], int]:
         """The send's status, up to `send_batch` due rows now marked as ours, and how many
@@ -296,7 +294,7 @@ class _Worker:
                 return status, [], 0
             if not lease.renew(session, self.send.id, self.name):  # type: ignore[arg-type]
                 return "taken over", [], 0
-            now = utcnow()
+            now = self.clock.now()
             due = (select(Delivery.id)
                    .where(Delivery.send_id == self.send.id, Delivery.status == "pending",
                           or_(col(Delivery.next_attempt_at).is_(None),
@@ -336,9 +334,9 @@ class _Worker:
         """Build and send one message; runs in the pool's threads."""
         if self.halt.is_set():
             return _Outcome(item, Verdict.UNTRIED)
-        letter = self.letters[item.variant]
+        template = self.templates[item.variant]
         try:
-            self.transport.send(letter.message(
+            self.transport.send(template.message(
                 recipient_id=item.subscriber_id, address=item.address, name=item.name,
                 unsubscribe=unsubscribe_url(self.settings, item.public_id, self.send.topic),
                 preferences=preferences_url(self.settings, item.public_id)))
@@ -352,7 +350,7 @@ class _Worker:
     def record(self, outcomes: Sequence[_Outcome]) -> int:
         """The batch's results in one transaction, one UPDATE for everything that was sent;
         returns how many rows reached a final status."""
-        now = utcnow()
+        now = self.clock.now()
         sent = [o.claimed.delivery_id for o in outcomes if o.verdict is Verdict.SENT]
         others = [self._failure(o, now) for o in outcomes if o.verdict is not Verdict.SENT]
         with session_scope(self.engine, write=True) as session:
@@ -381,7 +379,7 @@ class _Worker:
     def idle(self) -> float | None:
         """Nothing was due: seconds to wait for a retry or another worker's batch, or None
         when the send is finished (then it is marked done)."""
-        now = utcnow()
+        now = self.clock.now()
         with session_scope(self.engine, write=True) as session:
             _requeue_abandoned(session, self.send.id,  # type: ignore[arg-type]
                                now - dt.timedelta(seconds=self.settings.send_claim_timeout))
@@ -402,19 +400,22 @@ class _Worker:
             return None
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
-        """Sit out a back-off, renewing the lease meanwhile; `stop` ends it at once."""
-        deadline = time.monotonic() + seconds
-        while not stop.wait(min(max(deadline - time.monotonic(), 0), LEASE_WAIT)):
-            if time.monotonic() >= deadline:
+        """Sit out a back-off on the clock, renewing the lease meanwhile; `stop` ends it at once."""
+        while seconds > 0:
+            step = min(seconds, LEASE_WAIT)
+            if self.clock.wait(step, stop):
                 return
-            with session_scope(self.engine, write=True) as session:
-                lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
+            seconds -= step
+            if seconds > 0:
+                with session_scope(self.engine, write=True) as session:
+                    lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
 
     def run(self, progress: Progress | None, stop: threading.Event) -> None:
         """Claim, send and record batches until the send is done, paused, cancelled or stopped."""
         breaker = _Breaker()
         connection = ConnectionWatch(self.settings.send_connection_retry_seconds,
-                                     self.settings.send_connection_patience)
+                                     self.settings.send_connection_patience,
+                                     clock=lambda: self.clock.now().timestamp())
         counts = _counts(self.engine, self.send.id)  # type: ignore[arg-type]
         total, finished = sum(counts.values()), sum(counts.get(s, 0) for s in FINAL)
         if progress:
@@ -432,7 +433,7 @@ class _Worker:
                     wait = self.idle()
                     if wait is None:
                         return
-                    stop.wait(wait)
+                    self.clock.wait(wait, stop)
                     continue
                 self.halt.clear()
                 outcomes = list(pool.map(self.deliver, batch))
@@ -515,11 +516,12 @@ def summary(settings: Settings, send_id: int) -> SendSummary:
 
 
 def _deliver(settings: Settings, send: Send, transport: Transport | None,
-             progress: Progress | None, stop: threading.Event | None, name: str) -> SendSummary:
+             progress: Progress | None, stop: threading.Event | None, name: str, clock: Clock
+             ) -> SendSummary:
     own = transport is None
     transport = transport or transport_from_settings(settings)
     try:
-        _Worker(settings, get_engine(settings), send, transport, name).run(
+        _Worker(settings, get_engine(settings), send, transport, name, clock).run(
             progress, stop or threading.Event())
     finally:
         if own:
@@ -539,8 +541,8 @@ def _holding(settings: Settings, send_id: int) -> Iterator[str]:
 
 
 def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
-             progress: Progress | None = None, stop: threading.Event | None = None
-             ) -> SendSummary:
+             progress: Progress | None = None, stop: threading.Event | None = None,
+             clock: Clock = SYSTEM) -> SendSummary:
     """Start or resume a send and deliver every pending recipient.
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
@@ -549,17 +551,17 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
     between batches.
     """
     with _holding(settings, send_id) as name:
-        send = start_send(settings, send_id)
+        send = snapshot_send(settings, send_id)
         if send.status == "done":
             return summary(settings, send_id)
         with session_scope(settings, write=True) as session:
             _requeue(session, send_id, None)
-        return _deliver(settings, send, transport, progress, stop, name)
+        return _deliver(settings, send, transport, progress, stop, name, clock)
 
 
 def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
-         progress: Progress | None = None, stop: threading.Event | None = None
-         ) -> list[SendSummary]:
+         progress: Progress | None = None, stop: threading.Event | None = None,
+         clock: Clock = SYSTEM) -> list[SendSummary]:
     """Deliver the pending rows of running sends (or of one) beside other workers.
 
     Other workers' fresh claims are left alone; claims older than `send_claim_timeout` are
@@ -577,7 +579,7 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
         if stop.is_set():
             break
         with _holding(settings, send.id) as name:  # type: ignore[arg-type]
-            results.append(_deliver(settings, send, transport, progress, stop, name))
+            results.append(_deliver(settings, send, transport, progress, stop, name, clock))
     return results
 
 
@@ -644,16 +646,17 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     manifest = preflight(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
-    mail = Mail(f"test-{utcnow():%Y%m%d%H%M%S}", manifest.subject, manifest.topic,
-                manifest.greeting, manifest.greeting_named, test=True)
+    common = MessageCommon(f"test-{utcnow():%Y%m%d%H%M%S}", manifest.subject, manifest.topic,
+                           manifest.greeting, manifest.greeting_named, test=True)
     own = transport is None
     transport = transport or transport_from_settings(settings)
     sent = []
     try:
         for name in names:
-            letter = Letter(settings, mail, *_read_variant(settings, theme, manifest, name))
+            template = MessageTemplate(settings, common,
+                                       *_read_variant(settings, theme, manifest, name))
             for n, (address, tester) in enumerate(testers, 1):
-                transport.send(letter.message(
+                transport.send(template.message(
                     recipient_id=f"{name}-{n}", address=address, name=tester,
                     unsubscribe=links["unsubscribe_url"], preferences=links["preferences_url"]))
                 sent.append((address, name))

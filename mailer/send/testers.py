@@ -7,10 +7,10 @@ from email.utils import parseaddr
 
 from sqlmodel import select
 
+from mailer.addresses import normalise
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Subscriber
-from mailer.subscribers.subscriptions import normalise_email
 
 
 def tester_names(settings: Settings, addresses: Sequence[str]) -> list[tuple[str, str]]:
@@ -19,6 +19,6 @@ def tester_names(settings: Settings, addresses: Sequence[str]) -> list[tuple[str
     parsed = [parseaddr(a) for a in addresses]
     with session_scope(settings) as session:
         known = dict(session.exec(select(Subscriber.email, Subscriber.name).where(
-            Subscriber.email.in_([normalise_email(a) for _, a in parsed]))).all())  # type: ignore[attr-defined]
-    return [(address, name.strip() or known.get(normalise_email(address)) or "")
+            Subscriber.email.in_([normalise(a) for _, a in parsed]))).all())  # type: ignore[attr-defined]
+    return [(address, name.strip() or known.get(normalise(address)) or "")
             for name, address in parsed]

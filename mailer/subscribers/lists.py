@@ -20,15 +20,12 @@ from typing import TextIO
 
 from sqlmodel import Session, col, select
 
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer import addresses, taxonomy
 from mailer.errors import MailerError, user_file
 from mailer.models import TEXT_MAX, Subscriber, Subscription, utcnow
 from mailer.subscribers.staging import Staged, Staging
 from mailer.subscribers.subscriptions import (
-    email_problem,
     hash_address,
-    normalise_email,
-    resolve_slug,
     text_problem,
 )
 
@@ -112,13 +109,12 @@ class _RowChecker:
         self.width = len(names)
         self.column = {name: i for i, name in enumerate(names)}  # a repeated column: the last
         self.defaults = {"region": region or "", "audience": audience or ""}
-        self.known = {"region": REGIONS, "audience": AUDIENCES}
         self.resolved: dict[str, dict[str, str]] = {"region": {}, "audience": {}}
         self.topic = (topic,)
 
     def _slug(self, key: str, given: str) -> str | None:
         cache = self.resolved[key]
-        if given not in cache and (slug := resolve_slug(given, self.known[key])):
+        if given not in cache and (slug := taxonomy.resolve(key, given)):
             cache[given] = slug  # only names that resolve: a bad file cannot grow it
         return cache.get(given)
 
@@ -128,9 +124,9 @@ class _RowChecker:
             return "more fields than the header has columns"
         cells += [""] * (self.width - len(cells))
         value = {key: from_spreadsheet(cells[at].strip()) for key, at in self.column.items()}
-        email = normalise_email(value["email"])
+        email = addresses.normalise(value["email"])
         name, organisation = value.get("name", ""), value.get("organisation", "")
-        problems = [p for p in (email_problem(email), text_problem("name", name),
+        problems = [p for p in (addresses.problem(email), text_problem("name", name),
                                 text_problem("organisation", organisation)) if p]
         slugs = {}
         for key in ("region", "audience"):
@@ -139,13 +135,11 @@ class _RowChecker:
             if not given:
                 problems.append(f"no {key} (fill the column or pass --{key})")
             elif slugs[key] is None:
-                problems.append(f"unknown {key} {given!r}")
+                problems.append(taxonomy.problem(key, given))
         listed = value.get("topics", "")
         topics = tuple(t for t in re.split(r"[\s,]+", listed) if t) if listed else self.topic
         topics = topics or self.topic
-        unknown_topics = [t[: TEXT_MAX + 1] for t in topics if t not in TOPIC_NAMES]
-        if unknown_topics:
-            problems.append(f"unknown topic(s) {', '.join(map(repr, unknown_topics))}")
+        problems += taxonomy.problems("topic", topics)
         if problems:
             return "; ".join(problems)
         return Staged(line, email, hash_address(email), name, organisation,
@@ -153,11 +147,10 @@ class _RowChecker:
 
 
 def _check_options(region: str | None, audience: str | None, topic: str) -> None:
-    for key, given, known in (("region", region, REGIONS), ("audience", audience, AUDIENCES)):
-        if given and given not in known:
-            raise ListImportError(f"unknown --{key} {given!r} (known: {', '.join(known)})")
-    if topic not in TOPIC_NAMES:
-        raise ListImportError(f"unknown --topic {topic!r} (known: {', '.join(TOPIC_NAMES)})")
+    found = [taxonomy.problem(key, given) for key, given in
+             (("region", region), ("audience", audience), ("topic", topic)) if given is not None]
+    if any(found):
+        raise ListImportError("; ".join(p for p in found if p))
 
 
 def read_rows(path: Path, region: str | None, audience: str | None, topic: str,
@@ -259,7 +252,7 @@ def export_list(session: Session, out: TextIO) -> int:
         subs = _subscriptions(session, [p.id for p in batch])  # type: ignore[misc]
         for person in batch:
             topics = " ".join(
-                t for t in TOPIC_NAMES
+                t for t in taxonomy.TOPICS
                 if (s := subs.get((person.id, t))) and s.status == "active"  # type: ignore[arg-type]
             )
             writer.writerow([spreadsheet_safe(cell) for cell in (

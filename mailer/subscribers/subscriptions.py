@@ -23,10 +23,9 @@ from sqlalchemy import TextClause, bindparam, delete, exists, func, or_, text, u
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
+from mailer import addresses, taxonomy
 from mailer.errors import MailerError
 from mailer.models import (
-    EMAIL_MAX,
     TEXT_MAX,
     Subscriber,
     Subscription,
@@ -40,9 +39,6 @@ CONFIRM_RESEND_AFTER = dt.timedelta(minutes=15)
 # erased address on key rotation). Nobody can read an address back from the table.
 HASH_SALT = b"mailer.suppression.v1:"
 
-_LOCAL = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-EMAIL_RE = re.compile(rf"{_LOCAL}@{_DOMAIN}", re.ASCII)
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
 
 
@@ -69,21 +65,6 @@ class SignUp(NamedTuple):
 SubscriberRef = int | Claim
 
 
-def normalise_email(value: str) -> str:
-    return value.strip().lower()
-
-
-def email_problem(email: str) -> str | None:
-    """Why a normalised address cannot be used, or None. Rejects anything header-unsafe."""
-    if not email:
-        return "no email address"
-    if len(email) > EMAIL_MAX:
-        return f"email address longer than {EMAIL_MAX} characters"
-    if not EMAIL_RE.fullmatch(email) or len(email.partition("@")[0]) > 64:
-        return f"not a valid email address: {email!r}"
-    return None
-
-
 def text_problem(label: str, value: str) -> str | None:
     """Names end up in mail headers: no line breaks or control characters, bounded length."""
     if CONTROL_RE.search(value):
@@ -93,17 +74,8 @@ def text_problem(label: str, value: str) -> str | None:
     return None
 
 
-def resolve_slug(value: str, known: dict[str, str]) -> str | None:
-    """A region or audience given as slug or as its display name, in any case."""
-    wanted = value.strip().lower()
-    for slug, name in known.items():
-        if wanted in (slug, name.lower()):
-            return slug
-    return None
-
-
 def hash_address(email: str) -> str:
-    return hashlib.sha256(HASH_SALT + normalise_email(email).encode()).hexdigest()
+    return hashlib.sha256(HASH_SALT + addresses.normalise(email).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -123,12 +95,11 @@ class Profile:
             problem = text_problem(key, getattr(self, key))
             if problem:
                 found[key] = problem
-        if self.region not in REGIONS:
-            found["region"] = f"unknown region {self.region!r}"
-        if self.audience not in AUDIENCES:
-            found["audience"] = f"unknown audience {self.audience!r}"
-        unknown = [t for t in self.topics if t not in TOPIC_NAMES]
-        if unknown or (require_topics and not self.topics):
+        for key in ("region", "audience"):
+            problem = taxonomy.problem(key, getattr(self, key))
+            if problem:
+                found[key] = problem
+        if taxonomy.problems("topic", self.topics) or (require_topics and not self.topics):
             found["topics"] = "choose at least one known topic"
         return found
 
@@ -191,7 +162,7 @@ def _claimed(session: Session, claim: Claim) -> Subscriber | None:
 
 
 def find_by_email(session: Session, email: str) -> Subscriber:
-    email = normalise_email(email)
+    email = addresses.normalise(email)
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
     if subscriber is None:
         raise NotFound(f"no subscriber with address {email}; `mailer subscribers find TEXT` looks "
@@ -206,7 +177,7 @@ def subscriptions_of(session: Session, subscriber_id: int) -> dict[str, Subscrip
 
 def active_topics(session: Session, subscriber_id: int) -> list[str]:
     subs = subscriptions_of(session, subscriber_id)
-    return [t for t in TOPIC_NAMES if t in subs and subs[t].status == "active"]
+    return [t for t in taxonomy.TOPICS if t in subs and subs[t].status == "active"]
 
 
 def profile_of(session: Session, ref: SubscriberRef) -> tuple[Subscriber, list[str]]:
@@ -224,7 +195,7 @@ def request_subscription(
     request replaces an older one, with a new nonce, so an older link cannot apply it. None means
     a confirmation went to this address less than CONFIRM_RESEND_AFTER ago.
     """
-    email = normalise_email(email)
+    email = addresses.normalise(email)
     now = utcnow()
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
     if subscriber is None:
@@ -318,7 +289,7 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
     now = utcnow()
     wanted = set(topics)
     existing = subscriptions_of(session, subscriber.id)  # type: ignore[arg-type]
-    for topic in TOPIC_NAMES:
+    for topic in taxonomy.TOPICS:
         row = existing.get(topic)
         if topic in wanted:
             if row is None:

@@ -17,10 +17,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 from urllib.parse import quote
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.errors import MailerError
 
@@ -52,28 +54,41 @@ class Claim:
     nonce: str | None = None  # confirm tokens: the sign-up they were mailed for
 
 
+class _ClockSigner(TimestampSigner):
+    """itsdangerous' timestamp signer, reading the time from our Clock."""
+
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock.now().timestamp())
+
+
 @cache
-def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+def _serializer(secret_key: str, purpose: str, clock: Clock) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(secret_key, salt=f"mailer.{purpose}")
+    return URLSafeTimedSerializer(secret_key, salt=f"mailer.{purpose}", signer=_ClockSigner,
+                                  signer_kwargs={"clock": clock})
 
 
-def make_token(settings: Settings, public_id: str, purpose: str, nonce: str | None = None) -> str:
+def make_token(settings: Settings, public_id: str, purpose: str, nonce: str | None = None,
+               clock: Clock = SYSTEM) -> str:
     """A token naming `public_id`; confirm tokens need the pending sign-up's `nonce`."""
     if not PUBLIC_ID.fullmatch(public_id):
         raise ValueError(f"not a public id: {public_id!r}")
     if (purpose == "confirm") != (nonce is not None):
         raise ValueError("a confirm token needs a nonce, and only a confirm token has one")
     payload = [public_id, nonce] if nonce is not None else public_id
-    return _serializer(settings.secret_key, purpose).dumps(payload)
+    return _serializer(settings.secret_key, purpose, clock).dumps(payload)
 
 
-def read_token(settings: Settings, token: str, purpose: str) -> Claim:
+def read_token(settings: Settings, token: str, purpose: str, clock: Clock = SYSTEM) -> Claim:
     """Whom a token names; confirm tokens expire after 48 hours and must name their sign-up."""
     max_age = CONFIRM_MAX_AGE if purpose == "confirm" else None
     try:
-        value, signed = _serializer(settings.secret_key, purpose).loads(
+        value, signed = _serializer(settings.secret_key, purpose, clock).loads(
             token, max_age=max_age, return_timestamp=True)
     except SignatureExpired as exc:
         raise ExpiredToken("the link has expired") from exc

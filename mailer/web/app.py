@@ -44,9 +44,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from mailer import addresses, taxonomy
 from mailer.config import Settings
 from mailer.content.brand import load_brand
-from mailer.content.segments import AUDIENCES, REGIONS, TOPIC_NAMES
 from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import Subscriber, utcnow
@@ -60,6 +60,7 @@ from mailer.subscribers.tokens import (
     read_token,
     unsubscribe_url,
 )
+from mailer.taxonomy import AUDIENCES, REGIONS, TOPICS
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 from mailer.web import ratelimit
 from mailer.web.privacy import privacy_statement
@@ -149,7 +150,7 @@ def confirmation_message(settings: Settings, env: Environment, email: str,
     message["Message-ID"] = make_msgid(domain=settings.list_domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(env.get_template("web/subscriptions/bevestigingsmail.txt.j2").render(
-        profile=profile, url=url, settings=settings, topic_names=TOPIC_NAMES,
+        profile=profile, url=url, settings=settings, topic_names=TOPICS,
         regions=REGIONS, audiences=AUDIENCES,
     ))
     return message
@@ -168,7 +169,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         html = env.get_template(f"web/subscriptions/{name}.html.j2").render(
             settings=settings, home_url="/aanmelden", csrf=csrf, regions=REGIONS,
-            audiences=AUDIENCES, topic_names=TOPIC_NAMES, **context,
+            audiences=AUDIENCES, topic_names=TOPICS, **context,
         )
         response = HTMLResponse(html, status_code=status)
         if CSRF_COOKIE not in request.cookies:
@@ -226,10 +227,10 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
             return page(request, "aanmelden", values={"topics": ["updates"]}, errors={})
         form = await read_form(request)
         values = _profile_values(form)
-        email = subs.normalise_email(str(form.get("email", "")))[:400]
+        email = addresses.normalise(str(form.get("email", "")))[:400]
         profile = _profile(values)
         errors = {k: FIELD_ERRORS[k] for k in profile.problems()}
-        if subs.email_problem(email):
+        if addresses.problem(email):
             errors["email"] = FIELD_ERRORS["email"]
         if errors:
             return page(request, "aanmelden", 400, values={**values, "email": email}, errors=errors)
@@ -290,12 +291,12 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     async def unsubscribe(request: Request) -> Response:
         token = claim(request, "unsubscribe")
         topic = request.query_params.get("onderwerp") or None
-        if topic is not None and topic not in TOPIC_NAMES:
+        if topic is not None and taxonomy.problem("topic", topic):
             raise PageError(404, *BROKEN_LINK)
-        what = TOPIC_NAMES[topic] if topic else "alle mailings van Veiligheid voorop"
+        what = TOPICS[topic] if topic else "alle mailings van Veiligheid voorop"
         if _safe(request):
             person, active = await db(subs.profile_of, token)
-            remaining = [TOPIC_NAMES[t] for t in active if topic and t != topic]
+            remaining = [TOPICS[t] for t in active if topic and t != topic]
             return page(request, "afmelden", what=what, topic=topic, remaining=remaining,
                         already=person.status == "unsubscribed")
         form = await read_form(request, csrf=False)

@@ -40,7 +40,6 @@ from mailer.build.result import BuildError
 from mailer.check.readiness import check_theme
 from mailer.config import Settings
 from mailer.content.loader import ContentError, load_mailing
-from mailer.content.segments import AUDIENCES, REGIONS
 from mailer.db import session_scope
 from mailer.models import Send as SendRow
 from mailer.models import Subscriber, utcnow
@@ -53,6 +52,7 @@ from mailer.send.messages import MessageError
 from mailer.send.report import html_report, send_report
 from mailer.send.runner import SendError, send_test
 from mailer.subscribers.subscriptions import recipients
+from mailer.taxonomy import AUDIENCES, REGIONS
 from mailer.transport.transports import DeliveryError
 from mailer.web.app import template_environment
 
@@ -257,8 +257,8 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
         rows = overview(settings, now)
         with session_scope(settings) as session:
             recent = list(session.exec(select(SendRow).order_by(col(SendRow.id).desc()).limit(30)))
-        by_region = {slug: [r for r in rows if not r.schedule.region_list
-                            or slug in r.schedule.region_list] for slug in REGIONS}
+        by_region = {slug: [r for r in rows if not r.schedule.regions
+                            or slug in r.schedule.regions] for slug in REGIONS}
         return {"by_region": by_region, "sends": recent, "describe": approval.describe,
                 "required": approval.required(settings), "when": lambda t: local_time(
                     t, settings.timezone), "now": now}
