@@ -75,6 +75,10 @@ class Settings:
     send_max_attempts: int = 5  # temporary failures (4xx, dropped connections) per recipient
     send_retry_seconds: float = 60.0  # first back-off; it doubles with every attempt
     send_claim_timeout: float = 900.0  # a `sends work` worker takes over claims this old
+    # Connection trouble (greeting, TLS, login, 421, drops) is nobody's attempt: the send waits,
+    # doubling from this, and pauses when it lasts longer than the patience.
+    send_connection_retry_seconds: float = 15.0
+    send_connection_patience: float = 3600.0
     bounce_soft_limit: int = 3  # soft bounces after which an address is suppressed
 
     def path(self, name: str) -> Path:
