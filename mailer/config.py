@@ -61,7 +61,8 @@ class Settings:
     # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed ("*" = any, for a
     # proxy on a socket only it can reach); empty = none. See docs/production.md.
     trusted_proxies: str = ""
-    feed_timeout: float = 10.0  # seconds per partner feed request
+    feed_timeout: float = 10.0  # seconds per partner feed read (connecting, each chunk)
+    feed_deadline: float = 20.0  # seconds for a whole partner feed request, however it trickles
     link_timeout: float = 10.0  # seconds per link asked by `mailer check`
     link_cache_hours: float = 24.0  # a link that answered is not asked again for this long
 
