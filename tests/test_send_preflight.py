@@ -73,7 +73,7 @@ def test_a_line_break_in_the_subject_stops_build_and_send(run, send_settings: Se
 @pytest.mark.parametrize(("setting", "value", "message"), [
     ("sender_name", "Netwerk\r\nBcc: iedereen@example.org",
      "sender_name contains a line break or control character"),
-    ("smtp_security", "ssl", "setting smtp_security = 'ssl' is not usable (one of starttls, tls"),
+    ("smtp_security", "ssl", "MAILER_SMTP_SECURITY: must be one of starttls, tls, none"),
     ("smtp_port", "0", "MAILER_SMTP_PORT: must be between 1 and 65535"),
 ])
 def test_unusable_settings_stop_the_send_in_one_line(run, send_settings: Settings, setting: str,

@@ -83,6 +83,10 @@ def sample_message(settings: Settings, manifest: Manifest) -> None:
                                  install="preflight")
     except OSError as exc:
         raise PreflightError(f"dkim_key_file {key_file}: cannot read it: {exc.strerror}") from exc
+    except (ValueError, TypeError) as exc:  # what cryptography raises on a key it cannot load
+        reason = " ".join(str(exc).split())
+        raise PreflightError(f"dkim_key_file {key_file}: cannot sign with it: "
+                             f"{type(exc).__name__}: {reason}") from exc
     try:
         factory.build(address="preflight@example.org", name="Anna de Vries", html="<p>x</p>",
                       text="x", unsubscribe_url=f"{settings.public_base_url}/afmelden/x",
