@@ -229,22 +229,22 @@ class Renderer:
             "brand": self.brand,
         }
 
-    def mjml(self, context: dict[str, Any]) -> str:
-        """The MJML source of one variant, before compilation."""
-        return self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
-
-    def compile_variant(self, blocks: Iterable[Block],
-                        compile_mjml: Callable[[str], str] = mjml_to_html) -> CompiledVariant:
-        """Run once per distinct block set, never per recipient; `compile_mjml` may be a cache."""
+    def sources(self, blocks: Iterable[Block]) -> tuple[str, str, str]:
+        """The MJML source and the text part of one variant before compilation, and their key."""
         # Render with a throwaway nonce, then swap in the key derived from the nonce-free sources.
         nonce = secrets.token_hex(16)
         context = self.context(blocks)
         context["slot"] = functools.partial(slot, nonce)
-        source = self.mjml(context)
+        source = self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
         text = self.text_env.get_template("text/mailing.txt.j2").render(context)
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
         key = slot_key(self.settings.secret_key, source.replace(nonce, ""), text.replace(nonce, ""))
-        source, text = source.replace(nonce, key), text.replace(nonce, key)
+        return source.replace(nonce, key), text.replace(nonce, key), key
+
+    def compile_variant(self, blocks: Iterable[Block],
+                        compile_mjml: Callable[[str], str] = mjml_to_html) -> CompiledVariant:
+        """Run once per distinct block set, never per recipient; `compile_mjml` may be a cache."""
+        source, text, key = self.sources(blocks)
         try:
             html = compile_mjml(source)
         except ValueError as exc:
