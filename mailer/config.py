@@ -31,19 +31,21 @@ class Settings:
     database_url: str = "sqlite:///mailer.db"
 
     sender_name: str = "Landelijk Netwerk Zorg-Straf"
-    sender_email: str = "info@ovv.nl"
+    # From is on the signing domain (DMARC alignment); replies go to the human reply box
+    sender_email: str = "nieuws@veiligheidvoorop.nl"
     reply_to: str = "info@ovv.nl"
     public_base_url: str = "https://nieuws.veiligheidvoorop.nl"
     postal_address: str = "Landelijk Netwerk Zorg-Straf, Postbus 30435, 2500 GK Den Haag"
     list_domain: str = "veiligheidvoorop.nl"
     unsubscribe_mailto: str = ""  # empty = "afmelden@" + list_domain
+    bounce_address: str = ""  # envelope sender; empty = "bounces@" + list_domain (VERP: bounces+…)
     # load_settings replaces this with a random key kept in .mailer-secret unless one is configured
     secret_key: str = "not-secret-for-tests-only"
     timezone: str = "Europe/Amsterdam"
 
     smtp_host: str = ""
     smtp_port: int = 587
-    smtp_security: str = "starttls"  # starttls | tls | none
+    smtp_security: str = "starttls"  # starttls | tls | none (any case; checked at load)
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_connections: int = 2
@@ -100,6 +102,11 @@ class Settings:
     def unsubscribe_address(self) -> str:
         """The mailto target of List-Unsubscribe; follows list_domain unless set explicitly."""
         return self.unsubscribe_mailto or f"afmelden@{self.list_domain}"
+
+    @property
+    def envelope_sender(self) -> str:
+        """The bounce address (MAIL FROM, Return-Path); never the human reply box."""
+        return self.bounce_address or f"bounces@{self.list_domain}"
 
     @property
     def resolved_database_url(self) -> str:
@@ -164,6 +171,8 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
             continue
         origin[key] = env_key
         values[key] = _coerce(env_key, env[env_key], kinds[key])
+    if "smtp_security" in values:  # STARTTLS in capitals must not mean "no TLS"
+        values["smtp_security"] = str(values["smtp_security"]).strip().lower()
     if "secret_key" not in values:
         values["secret_key"] = _local_secret(root)
     settings = replace(Settings(root=root), **values)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 KNOWN_DEFAULT_KEY = "not-secret-for-tests-only"  # Settings' placeholder, public in the source
 SECRET_MIN = 16
 DATABASES = ("sqlite", "postgresql")
+SECURITY_MODES = ("starttls", "tls", "none")
 
 
 def choice(*allowed: str) -> Check:
@@ -90,6 +91,7 @@ FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "secret_key": (secret,),
     "timezone": (timezone,),
     "smtp_port": (between(1, 65535),),
+    "smtp_security": (choice(*SECURITY_MODES),),  # a typo must not send in plain text
     "smtp_connections": (at_least(1),),
     "smtp_rate": (at_least(0),),
     "smtp_timeout": (above(0),),

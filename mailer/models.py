@@ -202,6 +202,8 @@ class Delivery(SQLModel, table=True):
     sent_at: dt.datetime | None = Field(default=None)
     code: int | None = Field(default=None)
     error: str = Field(default="", sa_type=Text)  # the server's answer, or why it was skipped
+    answer_class: str = Field(default="", max_length=8)  # hard | soft | blocked (RFC 3463)
+    enhanced_code: str = Field(default="", max_length=12)  # e.g. 5.1.1
 
 
 class Bounce(SQLModel, table=True):
@@ -212,9 +214,17 @@ class Bounce(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     address_hash: str = Field(max_length=64, index=True)
-    kind: str = Field(max_length=4)  # hard | soft
-    status: str = Field(max_length=12)
+    kind: str = Field(max_length=8)  # hard | soft | blocked
+    status: str = Field(max_length=12)  # the enhanced status code, e.g. 5.1.1
+    answer: str = Field(default="", sa_type=Text)  # the server's answer as the bounce quotes it
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Installation(SQLModel, table=True):
+    """One row: this database's random install id, part of every Message-ID we send."""
+
+    id: str = Field(primary_key=True, max_length=32)
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 

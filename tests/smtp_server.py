@@ -44,6 +44,8 @@ class _Handler:
                           rcpt_options: list[str]) -> str:
         if address.lower() in self.server.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address.lower() in self.server.block:
+            return f"550 5.7.1 <{address}>: Service unavailable; client host blocked by policy"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -94,15 +96,17 @@ class SMTPTestServer:
 
     `temporary` is the share of messages answered with `temporary_code` (421 closes the
     connection, 451 keeps it), `drop` the share whose connection is cut during DATA, and
-    `reject` the addresses refused with 550 at RCPT.
+    `reject` the addresses refused at RCPT as unknown (550 5.1.1), `block` those refused for
+    policy (550 5.7.1, as a block list would).
     """
 
     def __init__(self, temporary: float = 0.0, temporary_code: int = 451, drop: float = 0.0,
-                 reject: Iterable[str] = (), seed: int = 0):
+                 reject: Iterable[str] = (), block: Iterable[str] = (), seed: int = 0):
         if temporary_code not in (421, 451):
             raise ValueError("temporary_code must be 421 or 451")
         self.temporary, self.temporary_code, self.drop = temporary, temporary_code, drop
         self.reject = {address.lower() for address in reject}
+        self.block = {address.lower() for address in block}
         self.host, self.port = "127.0.0.1", free_port()
         self.faults: list[str] = []
         self._messages: list[Received] = []

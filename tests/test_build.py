@@ -10,6 +10,7 @@ import pytest
 
 from mailer.build.builder import build
 from mailer.config import Settings
+from mailer.send.encoding import encoded_size
 from mailer.taxonomy import AUDIENCES, REGIONS
 from tests.slots import body
 
@@ -30,7 +31,7 @@ def test_manifest_lists_all_thirty_segments(built) -> None:
     for entry in manifest["segments"].values():
         html = out / entry["html"]
         assert html.is_file() and (out / entry["text"]).is_file()
-        assert entry["bytes"] == len(html.read_bytes())
+        assert entry["bytes"] == encoded_size(html.read_text(encoding="utf-8"))  # as sent
     contents = {e["hash"]: (out / e["html"]).read_text(encoding="utf-8")
                 + (out / e["text"]).read_text(encoding="utf-8") for e in manifest["segments"].values()}
     by_hash = {e["hash"]: e["variant"] for e in manifest["segments"].values()}
@@ -65,7 +66,7 @@ def test_every_variant_follows_the_email_html_rules(built) -> None:
         assert "<title>Thematische verdieping: (Ex-)Partnerstalking</title>" in html
         assert manifest["preheader"] in html.split("<body", 1)[1][:3000], "preheader near the top"
         assert "<script" not in html.lower()
-        assert len(html.encode()) < 102 * 1024
+        assert encoded_size(html) < 102 * 1024
         for img in re.findall(r"<img\b[^>]*>", html):
             assert re.search(r'\balt="[^"]+"', img), img
         ids = set(re.findall(r'\sid="([^"]+)"', html))

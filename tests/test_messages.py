@@ -6,6 +6,7 @@ import binascii
 import os
 import re
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -13,14 +14,19 @@ from pathlib import Path
 import dkim
 import pytest
 from click.testing import CliRunner
+from dkim.canonicalization import Relaxed
 
 from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.render.renderer import CompiledVariant, slot_value
-from mailer.send.messages import EncodedBody, MessageError, MessageFactory, format_address
+from mailer.send.encoding import EncodedBody, encoded_size
+from mailer.send.identity import Reference, parse_bounce_address
+from mailer.send.messages import MessageError, MessageFactory, format_address
+from mailer.send.signing import HEADER_LIST, relaxed_body
 from tests.slots import stored
 
 GOLDEN = Path(__file__).parent / "data" / "eml"
+INSTALL = "0123456789abcdef"
 UNSUBSCRIBE = "https://nieuws.veiligheidvoorop.nl/afmelden/tok-345"
 TEXT = "Beste José,\n\nLees de verdieping over (ex-)partnerstalking.\n\nAfmelden: " + UNSUBSCRIBE
 HTML = ("<!doctype html>\n<html lang=\"nl\"><body><h1>Thematische verdieping</h1>\n"
@@ -32,19 +38,21 @@ HTML = ("<!doctype html>\n<html lang=\"nl\"><body><h1>Thematische verdieping</h1
 def factory(test: bool = False, **settings: str) -> MessageFactory:
     return MessageFactory(
         Settings(**settings), subject="Thematische verdieping: (Ex-)Partnerstalking",
-        list_slug="verdiepingen", list_name="Thematische verdiepingen", send_id=12, test=test,
-        clock=lambda: datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+        list_slug="verdiepingen", list_name="Thematische verdiepingen", send_id=12,
+        install=INSTALL, test=test, clock=lambda: datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
     )
 
 
-def build(f: MessageFactory, name: str = "Jan de Vries", address: str = "jan@example.org"):
+def build(f: MessageFactory, name: str = "Jan de Vries", address: str = "jan@example.org",
+          token: str = ""):
     return f.build(address=address, name=name, html=HTML, text=TEXT,
-                   unsubscribe_url=UNSUBSCRIBE, recipient_id=345)
+                   unsubscribe_url=UNSUBSCRIBE, recipient_id=345, unsubscribe_token=token)
 
 
 def normalised(data: bytes) -> str:
-    """Readable LF text with the random MIME boundary replaced."""
+    """Readable LF text with the random MIME boundary and test-send id replaced."""
     text = data.decode("ascii").replace("\r\n", "\n")
+    text = re.sub(r"<test\.[0-9a-f]+\.", "<test.RANDOM.", text)
     return re.sub(r"=_mailer_[0-9a-f]+", "=_mailer_BOUNDARY", text)
 
 
@@ -67,10 +75,14 @@ def test_headers_and_parts_read_back() -> None:
     message = build(factory(test=True), "José Müller-Öztürk").email()
     assert message["To"].addresses[0].display_name == "José Müller-Öztürk"
     assert message["Subject"] == "[TEST] Thematische verdieping: (Ex-)Partnerstalking"
-    assert message["Message-ID"] == "<send-12.rcpt-345.test@veiligheidvoorop.nl>"
+    assert re.fullmatch(r"<test\.[0-9a-f]{12}\.345\.0123456789abcdef@veiligheidvoorop\.nl>",
+                        message["Message-ID"])
     assert message["List-Id"] == "Thematische verdiepingen <verdiepingen.veiligheidvoorop.nl>"
     assert message["List-Unsubscribe"] == (
         f"<{UNSUBSCRIBE}>, <mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe>")
+    assert build(factory(), token="tok-345").email()["List-Unsubscribe"] == (
+        f"<{UNSUBSCRIBE}>, "
+        "<mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe%20verdiepingen%20tok-345>")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Reply-To"] == "info@ovv.nl"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
@@ -78,12 +90,34 @@ def test_headers_and_parts_read_back() -> None:
     assert message.get_body(("html",)).get_content().replace("\r\n", "\n") == HTML
 
 
-def test_message_ids_are_deterministic_and_per_recipient() -> None:
+def test_message_ids_are_deterministic_per_recipient_and_test_sends_unique() -> None:
     first, again = build(factory()), build(factory())
-    assert first.message_id == again.message_id == "<send-12.rcpt-345@veiligheidvoorop.nl>"
+    assert first.message_id == again.message_id == "<12.345.0123456789abcdef@veiligheidvoorop.nl>"
     other = factory().build(address="a@example.org", name="", html=HTML, text=TEXT,
                             unsubscribe_url=UNSUBSCRIBE, recipient_id=346)
     assert other.message_id != first.message_id
+    assert build(factory(test=True)).message_id != build(factory(test=True)).message_id
+
+
+def test_the_envelope_sender_is_a_verp_bounce_address_on_the_list_domain() -> None:
+    settings = Settings()
+    first = build(factory())
+    assert first.sender.startswith("bounces+12-345-") and first.sender.endswith(
+        "@veiligheidvoorop.nl")
+    assert parse_bounce_address(settings, first.sender) == Reference(12, "345")
+    assert parse_bounce_address(settings, first.sender.replace("-345-", "-346-")) is None
+    assert parse_bounce_address(replace(settings, secret_key="other"), first.sender) is None
+    assert build(factory(test=True)).sender == "bounces@veiligheidvoorop.nl"
+    assert first.email()["Reply-To"] == "info@ovv.nl"  # replies still reach people
+
+
+def test_no_bare_line_feed_even_in_bodies_without_line_breaks() -> None:
+    """binascii writes `=\\n` soft breaks for text without a line break of its own."""
+    body = EncodedBody(["x" * 300 + "é" * 50, "slot", "y" * 200], str).fill({"slot": "z" * 150})
+    message = factory().build(address="jan@example.org", name="Jan", html="<p>" + "é" * 400,
+                              text="t" * 500, unsubscribe_url=UNSUBSCRIBE, recipient_id=1)
+    for data in (body, message.data):
+        assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
 
 
 def test_the_unsubscribe_mailto_is_configurable() -> None:
@@ -176,6 +210,44 @@ def test_an_encoded_body_decodes_to_the_filled_variant() -> None:
         assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
         decoded = binascii.a2b_qp(encoded).decode()
         assert decoded.replace("\r\n", "\n") == expected + "\n"
+
+
+def test_dkim_is_relaxed_over_signed_and_byte_identical_to_dkimpy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILER_ROOT", str(tmp_path))
+    key, dnsfunc = published_key(tmp_path, CliRunner())
+    signed = build(factory(dkim_selector="nieuws", dkim_domain="veiligheidvoorop.nl",
+                           dkim_key_file=str(key)), "José Müller-Öztürk").data
+    header, _, unsigned = signed.partition(b"\r\nFrom:")
+    unsigned = b"From:" + unsigned
+    assert b"c=relaxed/relaxed" in header
+    stamp = int(re.search(rb"\bt=(\d+)", header).group(1))
+    monkeypatch.setattr("time.time", lambda: stamp)
+    reference = dkim.sign(unsigned, b"nieuws", b"veiligheidvoorop.nl", key.read_bytes(),
+                          canonicalize=(b"relaxed", b"relaxed"), include_headers=list(HEADER_LIST))
+    assert reference + unsigned == signed
+    assert dkim.verify(signed, dnsfunc=dnsfunc)
+    # relaxed: refolding and trailing whitespace in transit do not break it
+    assert dkim.verify(signed.replace(b"Subject: ", b"Subject:   "), dnsfunc=dnsfunc)
+    # over-signed: a second From, Subject or List-Unsubscribe added on top breaks it
+    for extra in (b"From: Bank <help@bank.example>", b"Subject: Dringend",
+                  b"List-Unsubscribe: <https://evil.example/x>"):
+        assert not dkim.verify(extra + b"\r\n" + signed, dnsfunc=dnsfunc)
+
+
+def test_the_size_check_counts_the_html_part_as_sent() -> None:
+    data = build(factory()).data
+    part = data.split(b'Content-Type: text/html; charset="utf-8"\r\n'
+                      b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")[1]
+    part = part.rsplit(b"--=_mailer", 1)[0]
+    assert encoded_size(HTML) == len(part) > len(HTML.encode())
+
+
+@pytest.mark.parametrize("body", [
+    b"a  b \r\n\tc \t d\t\r\n\r\n\r\n", b"x   \r\ny  z\r\n", b"\r\n", b"", b" \r\n \r\n",
+    b"a\r\n\r\n", b"=\r\n  lead\r\n", HTML.encode().replace(b"\n", b"\r\n")])
+def test_relaxed_body_canonicalisation_is_dkimpys(body: bytes) -> None:
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)
 
 
 def test_an_encoded_body_without_line_breaks_has_only_crlf_line_ends() -> None:

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
+from mailer.build.archive import publish
 from mailer.build.builder import build
 from mailer.cli.main import main
 from mailer.config import Settings
@@ -21,6 +22,7 @@ from mailer.content.loader import load_mailing
 from mailer.db import session_scope
 from mailer.models import PartnerPublication
 from mailer.partners.publications import PartnerError, add_publication, fetch_all, suggest
+from mailer.send import runner as sending
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 ETAG = '"om-v1"'
@@ -195,8 +197,15 @@ def test_add_by_hand_validates(site: Settings) -> None:
 def test_atom_feed_lists_every_mailing_and_article_with_stable_ids(project: Settings) -> None:
     for theme in ("stalking", "update-2021", "actieoverleg"):
         build(project, theme)
+    unsent = feedparser.parse((project.out / "feed.xml").read_bytes())
+    assert unsent.entries == []  # built is not gone out: nothing announced yet
+    assert "nog geen mailings" in (project.out / "index.html").read_text(encoding="utf-8")
+    sending.snapshot_send(project, sending.create_send(project, "stalking"))  # a real send starts
+    assert CliRunner().invoke(main, ["publish", "update-2021"]).exit_code == 0
+    assert publish(project, "actieoverleg", "test") and not publish(project, "actieoverleg", "x")
     first = feedparser.parse((project.out / "feed.xml").read_bytes())
     assert not first.bozo and first.version == "atom10"
+    assert all(e.summary for e in first.entries)
     ids = [e.id for e in first.entries]
     assert len(ids) == len(set(ids))
     titles = {e.title for e in first.entries}

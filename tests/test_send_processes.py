@@ -18,6 +18,7 @@ from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Delivery, Subscriber
 from mailer.send import runner as sending
+from mailer.send.dkimkeys import generate_key
 from mailer.subscribers.subscriptions import suppress
 from tests.conftest import REPO, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
@@ -26,12 +27,16 @@ BATCH = 20  # what one worker has in flight at most: the most a kill can make go
 
 
 def mailer(settings: Settings, server: SMTPTestServer, *args: str) -> subprocess.Popen:
+    key = settings.root / "dkim.pem"  # signed and aligned, as a real send must be
+    if not key.exists():
+        generate_key(key)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
            "PYTHONPATH": str(REPO), "MAILER_ROOT": str(settings.root),
            "MAILER_DATABASE_URL": settings.database_url, "MAILER_SECRET_KEY": settings.secret_key,
            "MAILER_PUBLIC_BASE_URL": settings.public_base_url, "MAILER_SMTP_HOST": server.host,
            "MAILER_SMTP_PORT": str(server.port), "MAILER_SMTP_SECURITY": "none",
-           "MAILER_SEND_BATCH": str(BATCH)}
+           "MAILER_SEND_BATCH": str(BATCH), "MAILER_DKIM_SELECTOR": "test",
+           "MAILER_DKIM_DOMAIN": "veiligheidvoorop.nl", "MAILER_DKIM_KEY_FILE": str(key)}
     return subprocess.Popen([sys.executable, "-m", "mailer", *args], cwd=settings.root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

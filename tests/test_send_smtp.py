@@ -16,10 +16,11 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from mailer.config import Settings
-from mailer.db import session_scope
+from mailer.db import get_engine, session_scope
 from mailer.models import Delivery, Subscriber
 from mailer.send import runner as sending
 from mailer.send.dkimkeys import generate_key
+from mailer.send.identity import Reference, install_id, parse_bounce_address
 from mailer.subscribers.lists import import_list
 from mailer.subscribers.subscriptions import active_topics
 from mailer.subscribers.tokens import read_token
@@ -58,6 +59,7 @@ def test_a_send_to_two_regions_arrives_right_signed_and_unsubscribable(
 
     received = smtp_server.wait_for(len(people))
     assert sorted(r.recipients[0] for r in received) == sorted(people)
+    install = install_id(get_engine(settings))
     for item in received:
         message = parse(item.data)
         person = people[item.recipients[0]]
@@ -70,7 +72,8 @@ def test_a_send_to_two_regions_arrives_right_signed_and_unsubscribable(
         assert message["To"].addresses[0].addr_spec == person.email
         assert message["From"].addresses[0].addr_spec == settings.sender_email
         assert message["Subject"] == "Thematische verdieping: (Ex-)Partnerstalking"
-        assert message["Message-ID"] == f"<send-{send_id}.rcpt-{person.id}@veiligheidvoorop.nl>"
+        assert message["Message-ID"] == f"<{send_id}.{person.public_id}.{install}@veiligheidvoorop.nl>"
+        assert parse_bounce_address(settings, item.sender) == Reference(send_id, person.public_id)
         assert message["List-Id"] == "Thematische verdiepingen <verdiepingen.veiligheidvoorop.nl>"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["Date"] and message["Reply-To"] == settings.reply_to
@@ -78,7 +81,7 @@ def test_a_send_to_two_regions_arrives_right_signed_and_unsubscribable(
         assert https.startswith("https://testserver/afmelden/") and https in html
         token = urlsplit(https).path.rsplit("/", 1)[1]
         assert read_token(settings, token, "unsubscribe").public_id == person.public_id
-        assert mailto == "mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe"
+        assert mailto == f"mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe%20verdiepingen%20{token}"
         assert message["DKIM-Signature"]
         assert dkim.verify(item.data, dnsfunc=lambda name, timeout=5: (
             b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_key)))

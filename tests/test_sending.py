@@ -12,9 +12,10 @@ import pytest
 from sqlmodel import select
 
 from mailer.config import Settings
-from mailer.db import session_scope
-from mailer.models import Delivery, Send, SendVariant
+from mailer.db import get_engine, session_scope
+from mailer.models import Delivery, Send, SendVariant, Subscriber
 from mailer.send import runner as sending
+from mailer.send.identity import install_id
 from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
 from mailer.transport.transports import DeliveryError, MemoryTransport, Outgoing
 from tests.conftest import add_subscriber
@@ -48,16 +49,22 @@ def test_every_subscriber_of_the_topic_gets_one_personal_message(send_settings: 
     summary = sending.run_send(send_settings, send_id, transport=transport)
     assert (summary.status, summary.counts) == ("done", {"sent": 4})
     by_id = {m.message_id: m.email() for m in transport.sent}
-    expected = {f"<send-{send_id}.rcpt-{sid}@veiligheidvoorop.nl>"
-                for sid in (*limburg[:2], rotterdam, nameless)}
+    install = install_id(get_engine(send_settings))
+    with session_scope(send_settings) as session:
+        public = {p.id: p.public_id for p in session.exec(select(Subscriber))}
+
+    def mid(sid: int) -> str:
+        return f"<{send_id}.{public[sid]}.{install}@veiligheidvoorop.nl>"
+
+    expected = {mid(sid) for sid in (*limburg[:2], rotterdam, nameless)}
     assert set(by_id) == expected
-    first = by_id[f"<send-{send_id}.rcpt-{limburg[0]}@veiligheidvoorop.nl>"]
+    first = by_id[mid(limburg[0])]
     text = first.get_body(("plain",)).get_content()
     assert "Beste Persoon 0," in text and "Nieuw werkproces Rotterdam" not in text
     assert "Beste geïnteresseerde," in by_id[
-        f"<send-{send_id}.rcpt-{nameless}@veiligheidvoorop.nl>"].get_body(("plain",)).get_content()
+        mid(nameless)].get_body(("plain",)).get_content()
     assert "Nieuw werkproces Rotterdam" in by_id[
-        f"<send-{send_id}.rcpt-{rotterdam}@veiligheidvoorop.nl>"].get_body(("html",)).get_content()
+        mid(rotterdam)].get_body(("html",)).get_content()
     # a second run snapshots nobody again and sends nothing
     again = sending.run_send(send_settings, send_id, transport=transport)
     assert again.counts == {"sent": 4} and len(transport.sent) == 4
@@ -257,7 +264,11 @@ def test_a_test_send_records_nothing_and_marks_the_subject(send_settings: Settin
     assert greetings == ["Beste geïnteresseerde,", "Beste Sanne Bos,", "Beste Persoon 1,"]
     assert [m.email()["To"].addresses[0].addr_spec for m in transport.sent[:3]] == [
         "me@example.org", "you@example.org", "p1@example.org"]
-    assert message["Message-ID"].endswith(".test@veiligheidvoorop.nl>")
+    assert message["Message-ID"].startswith("<test.")
+    again = sending.send_test(send_settings, "stalking", ["me@example.org"], ["limburg"],
+                              transport=transport)
+    ids = [m.message_id for m in transport.sent]
+    assert len(again) == 2 and len(set(ids)) == len(ids) == 8  # each test send its own ids
     with session_scope(send_settings) as session:
         assert session.exec(select(Delivery)).all() == []
         assert session.exec(select(Send)).all() == []

@@ -1,9 +1,14 @@
-"""Read bounce mail (Maildir, a folder of .eml files, or mbox) and say who bounced, hard or soft.
+"""Read bounce mail (Maildir, a folder of .eml files, or mbox): who bounced, hard, soft or
+blocked, and mails to the List-Unsubscribe mailto address.
 
-RFC 3464 delivery status notifications are read from their message/delivery-status part; plain
-bounces from mail daemons by a few common phrases. Auto-replies ("Afwezigheidsassistent") are
-never bounces. What happens to a bouncing address is up to a `BounceHandler`: `DatabaseHandler`
-records it, `MemoryHandler` only reports (tests and dry runs).
+RFC 3464 delivery status notifications are read from their message/delivery-status part;
+other bounce formats are left to GNU Mailman's detectors (`flufl.bounce`) for the address and
+to `classify` for the class. Auto-replies are never bounces.
+
+Only our own bounces count: a finding changes something only when it answers a message we
+really sent to that address, found by the VERP bounce address it was sent to (see
+`mailer.send.identity`) or by our Message-ID matched against a delivery. Anything else is
+reported as unmatched and changes nothing, so a forged bounce cannot suppress anyone.
 """
 
 from __future__ import annotations
@@ -13,25 +18,26 @@ import email.policy
 import hashlib
 import mailbox
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Literal, Protocol
 
-from sqlmodel import Session, func, select
+from flufl.bounce import all_failures
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from mailer import addresses
+from mailer.bounces.classify import Kind, Verdict, classify
+from mailer.bounces.mailto import unsubscribe_by_mail, unsubscribe_request
+from mailer.bounces.suppressions import record_bounce
+from mailer.config import Settings
+from mailer.db import get_engine, session_scope
 from mailer.errors import FileError, user_file
-from mailer.models import Bounce, Delivery
-from mailer.send.messages import parse_message_id
-from mailer.subscribers.subscriptions import hash_address, suppress
-
-Kind = Literal["hard", "soft"]
+from mailer.models import Delivery, Subscriber
+from mailer.send.identity import Reference, install_id, parse_bounce_address, parse_message_id
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_SMTP_CODE = re.compile(r"\b([45])\d\d\b")
 _AT_WORD = re.compile(r"[^\s<>()\[\]\",;:]+@[^\s<>()\[\]\",;:]+")  # candidates, checked below
 _MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery", re.IGNORECASE)
@@ -42,21 +48,20 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"automatisch antwoord|afwezig|out of (the )?office|automatic reply|auto(matic)?[- ]?reply",
     re.IGNORECASE)
 _AUTO_REPLY_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
-# Where a plain bounce starts quoting the original message; addresses after it are not findings.
+# Where a plain bounce starts quoting the original message; the cause is before it.
 _QUOTE_START = re.compile(
     r"^(-+ ?(below this line|this is a copy|original message)|original message follows|"
     r"return-path:|received:)", re.IGNORECASE | re.MULTILINE)
-_HARD_PHRASES = ("user unknown", "unknown user", "no such user", "does not exist",
-                 "mailbox unavailable", "address rejected", "delivery has failed",
-                 "permanent error", "recipient not found")
-_SOFT_PHRASES = ("mailbox full", "mailbox is full", "over quota", "quota exceeded",
-                 "temporar", "try again later")
+# Where the bounce was delivered: our VERP address, as the receiving MTA recorded it.
+_ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
+_SOFT_WORDS = ("mailbox full", "mailbox is full", "over quota", "quota exceeded", "temporar",
+               "try again later")
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One address that bounced. `message_id` is that of the bounced message, when the bounce
-    quotes it: ours encode (send, recipient), so it leads back to the Delivery row."""
+    """One address that bounced. `message_id` is that of the bounced message when the bounce
+    quotes it, `envelope` the addresses the bounce was delivered to (our VERP address)."""
 
     source: str
     address: str
@@ -64,11 +69,12 @@ class Finding:
     status: str
     reason: str
     message_id: str | None
+    envelope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Processed:
-    """One bounce message: its findings with what the handler did, or why it was ignored."""
+    """One message: its findings with what was done, or why it was ignored."""
 
     source: str
     findings: tuple[Finding, ...]
@@ -76,91 +82,61 @@ class Processed:
     ignored: str = ""
 
 
-class BounceHandler(Protocol):
-    """What to do with a bouncing address; each method returns what it did, for the report."""
+class BounceHandler:
+    """Applies findings to the database. Only bounces of our own deliveries count; each is
+    recorded once, so reading the same mailbox again changes nothing."""
 
-    def hard(self, finding: Finding) -> str: ...
+    def __init__(self, settings: Settings, session: Session, engine: Engine,
+                 soft_limit: int | None = None):
+        self.settings, self.session = settings, session
+        self.soft_limit = soft_limit or settings.bounce_soft_limit
+        self.install = install_id(engine)
 
-    def soft(self, finding: Finding) -> str: ...
+    def process(self, source: str, message: EmailMessage) -> Processed:
+        """One message: an unsubscribe by mail, or a bounce with its findings."""
+        request = unsubscribe_request(self.settings, message)
+        if request is not None:
+            return Processed(source, (), (unsubscribe_by_mail(self.settings, self.session,
+                                                              *request),))
+        findings, ignored = findings_in(message, source)
+        return Processed(source, tuple(findings), tuple(map(self.bounce, findings)), ignored)
 
-
-class MemoryHandler:
-    """Suppress on a hard bounce, and after `soft_limit` soft ones; kept in memory only.
-
-    Used by tests and by `--dry-run`; DatabaseHandler follows the same rules.
-    """
-
-    def __init__(self, soft_limit: int = 3):
-        self.soft_limit = soft_limit
-        self.suppressed: dict[str, str] = {}
-        self.soft_counts: Counter[str] = Counter()
-
-    def hard(self, finding: Finding) -> str:
-        return self._suppress(finding.address, finding.reason)
-
-    def soft(self, finding: Finding) -> str:
-        self.soft_counts[finding.address] += 1
-        count = self.soft_counts[finding.address]
-        if count >= self.soft_limit:
-            return self._suppress(finding.address, f"{count} soft bounces, last: {finding.reason}")
-        return f"soft bounce {count} of {self.soft_limit}"
-
-    def _suppress(self, address: str, reason: str) -> str:
-        if address in self.suppressed:
-            return "already suppressed"
-        self.suppressed[address] = reason
-        return "suppressed"
-
-
-class DatabaseHandler:
-    """The same rules against the database: a hard bounce suppresses the address ("bounced")
-    and marks its Delivery bounced; soft bounces are counted per address and suppress at
-    `soft_limit`. Every finding is recorded once, so reading the same mailbox again changes
-    nothing."""
-
-    def __init__(self, session: Session, soft_limit: int = 3):
-        self.session, self.soft_limit = session, soft_limit
-
-    def hard(self, finding: Finding) -> str:
-        delivery = self._record(finding)
-        if delivery is False:
-            return "already recorded"
-        if delivery is not None:
+    def bounce(self, finding: Finding) -> str:
+        matched = self._match(finding)
+        if matched is None:
+            return "unmatched: not a bounce of a message we sent to this address; nothing changed"
+        delivery, subscriber = matched
+        verdict = Verdict(finding.kind, finding.status, finding.reason)
+        key = hashlib.sha256(f"dsn\0{delivery.id}\0{finding.kind}".encode()).hexdigest()
+        action = record_bounce(self.session, key=key, address=subscriber.email, verdict=verdict,
+                               delivery_id=delivery.id, soft_limit=self.soft_limit)
+        if action != "already recorded":
             delivery.status, delivery.error = "bounced", f"{finding.status} {finding.reason}"
+            delivery.answer_class, delivery.enhanced_code = finding.kind, finding.status[:12]
             self.session.add(delivery)
-        suppress(self.session, finding.address, "bounced")
-        return "suppressed" + (f", delivery {delivery.id} bounced" if delivery else "")
+            action += f"; delivery {delivery.id} of send {delivery.send_id} bounced"
+        return action
 
-    def soft(self, finding: Finding) -> str:
-        if self._record(finding) is False:
-            return "already recorded"
-        count = self.session.exec(select(func.count()).where(
-            Bounce.address_hash == hash_address(finding.address), Bounce.kind == "soft")).one()
-        if count >= self.soft_limit:
-            suppress(self.session, finding.address, "bounced")
-            return f"suppressed after {count} soft bounces"
-        return f"soft bounce {count} of {self.soft_limit}"
+    def _match(self, finding: Finding) -> tuple[Delivery, Subscriber] | None:
+        """The delivery a finding answers and its subscriber, or None when it answers none of
+        ours. By VERP token the recipient is certain (a forwarded address may bounce); by
+        Message-ID the bounced address must also be the one we sent to."""
+        verp = next(filter(None, (parse_bounce_address(self.settings, a)
+                                  for a in finding.envelope)), None)
+        reference = verp or parse_message_id(finding.message_id or "", self.install)
+        if reference is None:
+            return None
+        row = self._delivery(reference)
+        if row is None or (verp is None and addresses.normalise(row[1].email) != finding.address):
+            return None
+        return row
 
-    def _record(self, finding: Finding) -> Delivery | None | Literal[False]:
-        """Store the finding; its Delivery (None when the bounce names none of ours), or False
-        when this finding was recorded before."""
-        key = hashlib.sha256("\0".join((finding.message_id or finding.source, finding.address,
-                                         finding.kind)).encode()).hexdigest()
-        if self.session.get(Bounce, key) is not None:
-            return False
-        ours = parse_message_id(finding.message_id or "")
-        delivery = self.session.exec(select(Delivery).where(
-            Delivery.send_id == ours[0], Delivery.subscriber_id == ours[1])).first() if ours else None
-        self.session.add(Bounce(key=key, address_hash=hash_address(finding.address),
-                                kind=finding.kind, status=finding.status[:12],
-                                delivery_id=delivery.id if delivery else None))
-        self.session.flush()
-        return delivery
-
-
-def kind_of(status: str) -> Kind:
-    """5.x.x is hard, 4.x.x soft; a full mailbox (x.2.2) is soft even as 5.2.2, since it empties."""
-    return "soft" if status.startswith("4") or status.endswith(".2.2") else "hard"
+    def _delivery(self, reference: Reference) -> tuple[Delivery, Subscriber] | None:
+        return self.session.exec(
+            select(Delivery, Subscriber).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
+            .where(Delivery.send_id == reference.send_id,
+                   Subscriber.public_id == reference.recipient,
+                   col(Delivery.status).in_(["sent", "bounced"]))).first()
 
 
 def read_messages(path: Path) -> Iterator[tuple[str, EmailMessage]]:
@@ -185,32 +161,37 @@ def _parse(data: bytes) -> EmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
 
 
-def classify(message: EmailMessage, source: str) -> tuple[list[Finding], str]:
+def findings_in(message: EmailMessage, source: str) -> tuple[list[Finding], str]:
     """The findings in one message, or none and why it is not a bounce."""
     original = _original_message_id(message)
+    envelope = tuple(a for header in _ENVELOPE_HEADERS
+                     for a in _addresses_in(" ".join(map(str, message.get_all(header, [])))))
     reports = [part for part in message.walk()
                if part.get_content_type() == "message/delivery-status"]
     if reports:
-        findings = [f for report in reports for f in _from_report(report, source, original)]
+        findings = [f for report in reports
+                    for f in _from_report(report, source, original, envelope)]
         return findings, "" if findings else "delivery report without failures"
     if not _is_daemon_mail(message):
         return [], "auto-reply" if _is_auto_reply(message) else "not a bounce"
-    finding = _from_plain_text(message, source, original)
-    return ([finding], "") if finding else ([], "bounce without a recognisable recipient or cause")
+    findings = _from_plain_text(message, source, original, envelope)
+    return findings, "" if findings else "bounce without a recognisable recipient or cause"
 
 
-def _from_report(report: EmailMessage, source: str, original: str | None) -> Iterator[Finding]:
+def _from_report(report: EmailMessage, source: str, original: str | None,
+                 envelope: tuple[str, ...]) -> Iterator[Finding]:
     """Per-recipient blocks of a message/delivery-status part with Action: failed."""
     for block in report.get_payload()[1:]:
         action = str(block.get("Action", "")).strip().lower()
         recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
-        match = _STATUS.search(str(block.get("Status", "")))
-        if action != "failed" or not match or "@" not in recipient:
+        status = str(block.get("Status", ""))
+        if action != "failed" or not _STATUS.search(status) or "@" not in recipient:
             continue  # delayed, delivered, relayed: not (yet) a bounce
-        status = match.group(0)
         reason = " ".join(str(block.get("Diagnostic-Code", "")).split()).removeprefix("smtp;")
-        address = recipient.rpartition(";")[2].strip().strip("<>").lower()
-        yield Finding(source, address, kind_of(status), status, reason.strip() or status, original)
+        verdict = classify(reason.strip(), status)
+        address = addresses.normalise(recipient.rpartition(";")[2].strip().strip("<>"))
+        yield Finding(source, address, verdict.kind, verdict.enhanced,
+                      verdict.answer or verdict.enhanced, original, envelope)
 
 
 def _addresses_in(text: str) -> list[str]:
@@ -219,31 +200,21 @@ def _addresses_in(text: str) -> list[str]:
     return [a for a in found if addresses.problem(a) is None]
 
 
-def _from_plain_text(message: EmailMessage, source: str, original: str | None) -> Finding | None:
-    """Heuristics for bounces without a report part: the notification text before the quote."""
+def _from_plain_text(message: EmailMessage, source: str, original: str | None,
+                     envelope: tuple[str, ...]) -> list[Finding]:
+    """Bounces without a report part: flufl.bounce finds who bounced, permanently or not;
+    the notification text before the quoted original says why."""
+    temporary, permanent = all_failures(message)
     notice = _QUOTE_START.split(_text(message), maxsplit=1)[0]
-    ours = {a for field in ("From", "To") for a in _addresses_in(str(message[field]))}
-    failed = str(message.get("X-Failed-Recipients", "")) or notice
-    bounced = [a for a in _addresses_in(failed) if a not in ours]
-    lowered = notice.lower()
-    status_match = _STATUS.search(notice)
-    code_match = _SMTP_CODE.search(notice)
-    if status_match:
-        status = status_match.group(0)
-    elif code_match:
-        status = f"{code_match.group(1)}.0.0"
-    elif any(phrase in lowered for phrase in _SOFT_PHRASES):
-        status = "4.0.0"
-    elif any(phrase in lowered for phrase in _HARD_PHRASES):
-        status = "5.0.0"
-    else:
-        return None
-    if not bounced:
-        return None
-    phrases = [p for p in (*_SOFT_PHRASES, *_HARD_PHRASES) if p in lowered]
-    reason = next((line.strip() for line in notice.splitlines() if status in line),
-                  phrases[0] if phrases else status)
-    return Finding(source, bounced[0], kind_of(status), status, reason, original)
+    verdict = classify(notice)
+    lines = [" ".join(line.split()) for line in notice.splitlines()]
+    reason = next((line for line in lines if verdict.enhanced and verdict.enhanced in line),
+                  next((line for line in lines
+                        if any(w in line.lower() for w in _SOFT_WORDS)), "")) or verdict.answer[:200]
+    found = [(addresses.normalise(a.decode(errors="replace")), a in temporary)
+             for a in sorted(temporary | permanent)]
+    return [Finding(source, address, "soft" if later else verdict.kind, verdict.enhanced, reason,
+                    original, envelope) for address, later in found]
 
 
 def _text(message: EmailMessage) -> str:
@@ -280,12 +251,15 @@ def _original_message_id(message: EmailMessage) -> str | None:
     return None
 
 
-def process(path: Path, handler: BounceHandler) -> list[Processed]:
-    """Classify every message under `path` and hand each finding to `handler`."""
-    results = []
-    with user_file(path):
-        for source, message in read_messages(path):
-            findings, ignored = classify(message, source)
-            actions = tuple(getattr(handler, f.kind)(f) for f in findings)
-            results.append(Processed(source, tuple(findings), actions, ignored))
+def process(settings: Settings, path: Path, dry_run: bool = False,
+            soft_limit: int | None = None) -> list[Processed]:
+    """Classify every message under `path` and apply it: bounces of our deliveries by class,
+    mails to the unsubscribe address by their token. `dry_run` reports and keeps nothing;
+    `soft_limit` overrides the bounce_soft_limit setting."""
+    engine = get_engine(settings)
+    with session_scope(engine, write=True) as session, user_file(path):
+        handler = BounceHandler(settings, session, engine, soft_limit)
+        results = [handler.process(source, message) for source, message in read_messages(path)]
+        if dry_run:
+            session.rollback()
     return results

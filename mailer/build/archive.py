@@ -1,13 +1,17 @@
 """The archive of published mailings and an Atom feed, so partners can point to us.
 
-Both are rebuilt from the manifests in `out/` after every build, so they always list exactly the
-mailings that are there. Entry ids are tag URIs made from the theme, the block and the mailing's
-date: they stay the same across builds.
+Both list only what has gone out: a mailing appears once a real send of it has started, or once
+it is published by hand (`mailer publish THEME`); a build alone announces nothing. Either leaves
+a marker in `out/.published/`, outside the theme folders a build replaces. Both are rewritten
+from the manifests in `out/` after every build and when a mailing is published. Entry ids are
+tag URIs made from the theme, the block and the mailing's date: they stay the same across
+builds. Every entry has a summary.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -15,23 +19,48 @@ from pathlib import Path
 from mailer.build.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.brand import load_brand
+from mailer.errors import MailerError
 from mailer.render.renderer import jinja_environment
 from mailer.taxonomy import KINDS
 
 ATOM = "http://www.w3.org/2005/Atom"
 
 
+MARKERS = ".published"
+
+
+class ArchiveError(MailerError):
+    """A mailing that cannot be published as asked."""
+
+
 def published_mailings(out: Path) -> list[Manifest]:
-    """Manifests of every built mailing, newest first; one of an older version waits for its
-    next build."""
+    """Manifests of every built mailing that has been published, newest first; one of an
+    older version waits for its next build."""
     manifests = []
     for path in sorted(out.glob("*/manifest.json")):
-        if not path.parent.name.startswith("."):
+        theme = path.parent.name
+        if not theme.startswith(".") and (out / MARKERS / f"{theme}.json").exists():
             try:
                 manifests.append(read_manifest(path.parent))
             except ManifestError:
                 continue
     return sorted(manifests, key=lambda m: (m.date, m.theme), reverse=True)
+
+
+def publish(settings: Settings, theme: str, why: str) -> bool:
+    """Mark a built mailing as gone out and rewrite the archive; False when it already was.
+
+    A real send calls this when it starts; `mailer publish` for a mailing only put online.
+    """
+    if not (settings.out / theme / "manifest.json").exists():
+        raise ArchiveError(f"out/{theme} is not built: run `mailer build {theme}` first")
+    marker = settings.out / MARKERS / f"{theme}.json"
+    if marker.exists():
+        return False
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    _replace(marker, json.dumps({"published_at": stamp, "why": why}).encode() + b"\n")
+    write_archive(settings)
+    return True
 
 
 def _tag(settings: Settings, date: dt.date | str, specific: str) -> str:
@@ -64,8 +93,9 @@ def atom_feed(settings: Settings, mailings: list[Manifest]) -> bytes:
     for mailing in mailings:
         label = KINDS.get(mailing.kind, mailing.kind)
         title = mailing.title if mailing.title == label else f"{label}: {mailing.title}"
-        entries = [(mailing.theme, title, mailing.preheader, mailing.public_url)]
-        entries += [(f"{mailing.theme}/{a.id}", a.title, a.summary, a.url) for a in mailing.articles]
+        entries = [(mailing.theme, title, mailing.preheader or mailing.subject, mailing.public_url)]
+        entries += [(f"{mailing.theme}/{a.id}", a.title, a.summary or f"Artikel uit {title}.", a.url)
+                    for a in mailing.articles]
         for specific, title, summary, url in entries:
             entry = sub(feed, "entry")
             sub(entry, "id", _tag(settings, mailing.date, specific))
@@ -74,8 +104,7 @@ def atom_feed(settings: Settings, mailings: list[Manifest]) -> bytes:
             sub(entry, "published", _stamp(mailing.date))
             sub(entry, "link", rel="alternate", type="text/html", href=url)
             sub(entry, "category", term=mailing.kind, label=label)
-            if summary:
-                sub(entry, "summary", summary)
+            sub(entry, "summary", summary)
     ET.indent(feed)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
 

@@ -64,9 +64,10 @@ def size_check(theme: str, variant: Variant) -> str:
     """A warning when a variant's HTML nears Gmail's clipping limit; an error past it."""
     where, size = variant.where(theme), variant.bytes
     if size > MAX_BYTES:
-        raise BuildError(f"{where}: HTML is {size / 1024:.1f} KB, over the {MAX_BYTES // 1024} KB "
-                         "at which Gmail clips a message; shorten the leads or split the mailing")
+        raise BuildError(f"{where}: HTML is {size / 1024:.1f} KB as sent (quoted-printable), over "
+                         f"the {MAX_BYTES // 1024} KB at which Gmail clips a message; shorten "
+                         "the leads or split the mailing")
     if size > WARN_BYTES:
-        return (f"{where}: HTML is {size / 1024:.1f} KB, close to Gmail's "
+        return (f"{where}: HTML is {size / 1024:.1f} KB as sent, close to Gmail's "
                 f"{MAX_BYTES // 1024} KB clipping limit")
     return ""

@@ -25,6 +25,7 @@ from mailer.partners.rows import read_publications
 from mailer.partners.selection import with_partner_block
 from mailer.render.events import event_calendar, has_calendar_file
 from mailer.render.renderer import CompiledVariant, Renderer
+from mailer.send.encoding import encoded_size
 
 _HREF_ANCHOR = re.compile(r'href="#([^"]+)"')
 _ID = re.compile(r'\sid="([^"]+)"')
@@ -134,7 +135,7 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
 def _store_variant(tmp: Path, settings: Settings, mailing: Mailing, renderer: Renderer,
                    compiled: CompiledVariant, ids: tuple[str, ...], warnings: list[str]) -> Variant:
     digest = hashlib.sha256((compiled.html + "\0" + compiled.text).encode()).hexdigest()
-    size = len(compiled.html.encode())
+    size = encoded_size(compiled.html)  # as sent: Gmail counts the encoded part
     variant = Variant(digest[:12], ids, size, digest)
     if warning := size_check(mailing.theme, variant):
         warnings.append(warning)

@@ -24,6 +24,7 @@ from mailer.check.spam import SpamCheckError, spamassassin, verdicts
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
 from mailer.errors import MailerError
+from mailer.send.doctor import alignment_problem
 from mailer.send.messages import MessageError
 from mailer.send.runner import MessageCommon, MessageTemplate, current_manifest
 
@@ -182,7 +183,7 @@ def _alt(built: _Built) -> CheckResult:
 
 def _sample_message(built: _Built, name: str) -> bytes:
     manifest = built.manifest
-    common = MessageCommon("check", manifest.subject, manifest.topic, manifest.greeting,
+    common = MessageCommon(0, "0" * 16, manifest.subject, manifest.topic, manifest.greeting,
                            manifest.greeting_named)
     entry = built.variants[name]
     template = MessageTemplate(built.settings, common, built.html[name],
@@ -252,6 +253,20 @@ def _spam(built: _Built, messages: dict[str, bytes | str]) -> CheckResult:
     return result
 
 
+def _alignment(settings: Settings) -> CheckResult:
+    """DMARC: a real send over SMTP needs From aligned with the DKIM signature."""
+    result = CheckResult("alignment", "From and DKIM aligned (DMARC)")
+    if not settings.smtp_host:
+        result.skipped = "no smtp host: messages go to the local outbox"
+        return result
+    problem = alignment_problem(settings)
+    if problem:
+        result.findings.append(Finding(f"{problem}; see `mailer doctor`"))
+    else:
+        result.note = f"From {settings.sender_email} aligns with d={settings.dkim_domain}"
+    return result
+
+
 def load_built(settings: Settings, theme: str) -> _Built:
     manifest = current_manifest(settings, theme)
     mailing = load_mailing(settings.content, theme, settings.root)
@@ -286,6 +301,7 @@ def check_theme(settings: Settings, theme: str, *, offline: bool = False) -> Rea
         _per_variant(built, "headings", "Heading order", markup.headings),
         _per_variant(built, "contrast", "Colour contrast (WCAG AA)", _contrast_lines),
         _spam(built, messages),
+        _alignment(settings),
     ]
     return Readiness(theme, built.manifest.source_hash, results)
 

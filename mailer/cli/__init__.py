@@ -15,8 +15,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
                              "region."),
     "db": ("db", "Manage the database schema (SQLite by default, PostgreSQL through a URL)."),
     "dkim": ("dkim", "DKIM signing keys."),
+    "doctor": ("doctor", "Check what a real send depends on and print the DNS records to publish."),
     "lists": ("lists", "Load and export the contact lists (CSV) of the regional networks."),
     "partners": ("partners", 'Partner publications that our mailings point to ("Van onze partners").'),
+    "publish": ("publish", "Add the built mailing THEME to the archive and the feed without sending "
+                           "it."),
     "preview": ("build", "Write a local preview page of THEME: a variant beside its text part, with "
                          "a segment picker."),
     "schedule": ("schedule", "Plan sends for a moment, per region and audience; list, cancel and "

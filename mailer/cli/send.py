@@ -24,6 +24,7 @@ from mailer.models import Send
 from mailer.send import approval
 from mailer.send import runner as sending
 from mailer.send.report import html_report, send_report
+from mailer.transport.transports import security_warning
 
 region_option = click.option("--region", "regions", multiple=True, type=Term("region"),
                              help="Only this region (repeatable; default: every region).")
@@ -33,6 +34,13 @@ audience_option = click.option("--audience", "audiences", multiple=True,
 by_option = click.option("--by", help="Your name, recorded as who did this (default: $USER).")
 rate_option = click.option("--rate", type=float,
                            help="At most this many messages per second (overrides smtp_rate).")
+
+
+def _warn_insecure(config: Settings, console: Console) -> None:
+    """Say so when a real send would cross a network in plain text (smtp security none)."""
+    warning = security_warning(config)
+    if warning:
+        console.print(f"[yellow]Warning:[/yellow] {warning}", soft_wrap=True)
 
 
 def _settings(rate: float | None) -> Settings:
@@ -143,6 +151,7 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                                                       audiences):
                 console.print(f"[TEST] variant {variant} sent to {address}")
             return
+        _warn_insecure(config, console)
         creator = approval.person(config, by)
         record = release(config, theme, by=creator, force_reason=reason if force else None,
                          offline=offline)
@@ -223,6 +232,11 @@ def show_command(send_id: int, html_file: Path | None) -> None:
     console.print(table)
     for error, n in report.errors:
         console.print(f"{n:>6}  {error}")
+    if report.classes:
+        console.print("Refusals by class: " + ", ".join(
+            f"{n:,} {kind}" for kind, n in sorted(report.classes.items())))
+    if report.alarm:
+        console.print(f"[red]{report.alarm}[/red]", soft_wrap=True)
     if html_file:
         with user_file(html_file, "write"):
             html_file.write_text(html_report(config, report), encoding="utf-8")
@@ -273,7 +287,9 @@ def resume_command(send_id: int, rate: float | None) -> None:
       mailer sends resume 3
     """
     config = _settings(rate)
-    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), Console())
+    console = Console()
+    _warn_insecure(config, console)
+    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)
 
 
 @sends.command("cancel")
@@ -303,7 +319,9 @@ def work_command(send_id: int | None, rate: float | None) -> None:
       mailer send stalking --queue && mailer sends work 3 & mailer sends work 3
     """
     config = _settings(rate)
-    _deliver(lambda **kw: sending.work(config, send_id, **kw), Console())
+    console = Console()
+    _warn_insecure(config, console)
+    _deliver(lambda **kw: sending.work(config, send_id, **kw), console)
 
 
 COMMANDS = [send_command, sends]

@@ -30,12 +30,22 @@ def generate_key(path: Path, force: bool = False) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(pem)
+    return public_der(key)
+
+
+def public_der(key: rsa.RSAPrivateKey) -> bytes:
+    """The public half of a key as DNS publishes it (DER SubjectPublicKeyInfo)."""
     return key.public_key().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def record_value(public_key: bytes) -> str:
+    """The TXT value of a DKIM key record."""
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public_key).decode()
+
+
 def dns_record(selector: str, domain: str, public_key: bytes) -> str:
     """The zone-file line to publish; split into 255-character strings as TXT requires."""
-    value = "v=DKIM1; k=rsa; p=" + base64.b64encode(public_key).decode()
+    value = record_value(public_key)
     chunks = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
     return f"{selector}._domainkey.{domain}. IN TXT ( {chunks} )"

@@ -29,10 +29,21 @@ class SendReport:
     counts: dict[str, int]
     segments: dict[str, dict[str, int]]  # "region/audience" → status → count
     errors: list[tuple[str, int]]  # the most common failure answers and skip reasons
+    classes: dict[str, int]  # RFC 3463 class of the refusals (hard | soft | blocked) → count
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def alarm(self) -> str:
+        """The deliverability alarm: refusals for policy, reputation or authentication."""
+        blocked = self.classes.get("blocked", 0)
+        if not blocked:
+            return ""
+        return (f"Deliverability alarm: {blocked:,} recipient(s) blocked (5.7.x: policy, "
+                "reputation or authentication). This is a problem of our server, domain or "
+                "content, not of the addresses: nobody was suppressed. Check `mailer doctor`.")
 
     @property
     def approval(self) -> str:
@@ -58,8 +69,12 @@ def send_report(settings: Settings, send_id: int, top_errors: int = 10) -> SendR
             select(Delivery.error, func.count()).where(Delivery.send_id == send_id,
                                                        Delivery.error != "")
             .group_by(Delivery.error).order_by(func.count().desc()).limit(top_errors)).all()
+        classes = session.exec(
+            select(Delivery.answer_class, func.count()).where(
+                Delivery.send_id == send_id, Delivery.answer_class != "")
+            .group_by(Delivery.answer_class)).all()
     return SendReport(send, dict(counts), dict(sorted(segments.items())),
-                      [(e, n) for e, n in errors])
+                      [(e, n) for e, n in errors], dict(classes))
 
 
 @dataclass(frozen=True)

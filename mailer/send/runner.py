@@ -33,6 +33,9 @@ from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, lite
 from sqlmodel import Session, col, select
 
 from mailer import taxonomy
+from mailer.bounces.classify import Verdict, classify
+from mailer.bounces.suppressions import record_bounce
+from mailer.build.archive import publish
 from mailer.build.builder import build
 from mailer.build.manifest import Manifest
 from mailer.build.writer import anonymous_links
@@ -40,14 +43,16 @@ from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine, session_scope
-from mailer.errors import MailerError
+from mailer.errors import ConfigError, MailerError
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, greeting, slot_value
 from mailer.send import approval
-from mailer.send.messages import EncodedBody, MessageError, MessageFactory
+from mailer.send.encoding import EncodedBody
+from mailer.send.identity import install_id
+from mailer.send.messages import MessageError, MessageFactory
 from mailer.send.testers import tester_names
 from mailer.subscribers.subscriptions import recipients, recipients_query
-from mailer.subscribers.tokens import preferences_url, unsubscribe_url
+from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
 from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
 
 FINAL = ("sent", "failed", "skipped", "bounced")
@@ -57,6 +62,10 @@ FINAL = ("sent", "failed", "skipped", "bounced")
 PERMANENT_WINDOW = 50
 PERMANENT_SHARE = 0.2
 CONNECTION_FAILURES = 10
+# Blocks (5.7.x: policy, reputation, authentication) are our problem, not the recipients': when
+# BLOCK_SHARE of the first BLOCK_WINDOW answers are blocks, going on only hurts our reputation.
+BLOCK_WINDOW = 200
+BLOCK_SHARE = 0.05
 
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
@@ -117,7 +126,8 @@ def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
 class MessageCommon:
     """What every message of a send shares: subject, topic and greetings."""
 
-    send_id: int | str
+    send_id: int
+    install: str
     subject: str
     topic: str
     greeting: str
@@ -138,16 +148,17 @@ class MessageTemplate:
         self.greeting, self.greeting_named = common.greeting, common.greeting_named
         self.factory = MessageFactory(settings, subject=common.subject, list_slug=common.topic,
                                       list_name=taxonomy.TOPICS[common.topic],
-                                      send_id=common.send_id, test=common.test)
+                                      send_id=common.send_id, install=common.install,
+                                      test=common.test)
 
     def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
-                preferences: str) -> Outgoing:
+                preferences: str, token: str = "") -> Outgoing:
         slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
                  "unsubscribe_url": unsubscribe,
                  "preferences_url": preferences, "webversion_url": self.online_url}
         return self.factory.build_encoded(
             address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
-            unsubscribe_url=unsubscribe, recipient_id=recipient_id)
+            unsubscribe_url=unsubscribe, recipient_id=recipient_id, unsubscribe_token=token)
 
 
 # --- planning and starting -----------------------------------------------------------------
@@ -205,7 +216,9 @@ def snapshot_send(settings: Settings, send_id: int) -> Send:
         if send.status in ("planned", "paused"):
             send.status, send.pause_reason = "running", ""
         session.add(send)
-        return send
+    if manifest is not None:  # it has gone out: the archive and the feed may show it now
+        publish(settings, send.theme, f"send {send_id} started")
+    return send
 
 
 def _snapshot(settings: Settings, session: Session, send: Send, manifest: Manifest) -> None:
@@ -248,6 +261,13 @@ class _Outcome:
     error: DeliveryError | MessageError | None = None
 
     @property
+    def verdict(self) -> Verdict | None:
+        """The RFC 3463 class of the server's refusal; None when it answered nothing."""
+        if isinstance(self.error, DeliveryError) and self.error.code is not None:
+            return classify(str(self.error))
+        return None
+
+    @property
     def permanent(self) -> bool:
         """Retrying cannot help: a 5xx answer, or a recipient value no message can carry."""
         return isinstance(self.error, MessageError) or (self.error is not None
@@ -260,10 +280,20 @@ class _Breaker:
     def __init__(self) -> None:
         self.recent: deque[bool] = deque(maxlen=PERMANENT_WINDOW)
         self.connection_failures = 0
+        self.answers = self.blocks = 0
 
     def feed(self, outcome: _Outcome) -> str:
         """A reason to pause, or ""."""
         error, permanent = outcome.error, outcome.permanent
+        if self.answers < BLOCK_WINDOW:
+            self.answers += 1
+            verdict = outcome.verdict
+            if verdict and verdict.kind == "blocked" and permanent:
+                self.blocks += 1
+                if self.blocks >= BLOCK_SHARE * BLOCK_WINDOW:
+                    return (f"deliverability alarm: {self.blocks} of the first {self.answers} "
+                            f"answers were blocks (policy, reputation or authentication), a "
+                            f"problem of our server or reputation; last: {error}")
         self.recent.append(permanent)
         connection = isinstance(error, DeliveryError) and not error.permanent and error.code is None
         self.connection_failures = self.connection_failures + 1 if connection else 0
@@ -284,8 +314,8 @@ class _Worker:
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
         self.clock = clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        common = MessageCommon(send.id, send.subject, send.topic,  # type: ignore[arg-type]
-                               send.greeting, send.greeting_named)
+        common = MessageCommon(send.id, install_id(engine), send.subject,  # type: ignore[arg-type]
+                               send.topic, send.greeting, send.greeting_named)
         with session_scope(engine) as session:
             rows = session.exec(select(SendVariant).where(SendVariant.send_id == send.id))
             self.templates = {row.name: MessageTemplate(settings, common, row.html, row.text,
@@ -327,7 +357,8 @@ class _Worker:
                 reason = _why_not(sid, person, subscription, suppressed)
                 if reason:
                     skipped.append({"did": did, "status": "skipped", "attempts": attempts,
-                                    "next": None, "code": None, "error": reason})
+                                    "next": None, "code": None, "error": reason,
+                                    "class": "", "enhanced": ""})
                 else:
                     claimed.append(_Claimed(did, sid, public_id, attempts, variant, address, name))
             if claimed:
@@ -340,35 +371,51 @@ class _Worker:
     def deliver(self, item: _Claimed) -> _Outcome:
         """Build and send one message; runs in the pool's threads."""
         template = self.templates[item.variant]
+        token = make_token(self.settings, item.public_id, "unsubscribe")
         try:
             self.transport.send(template.message(
-                recipient_id=item.subscriber_id, address=item.address, name=item.name,
-                unsubscribe=unsubscribe_url(self.settings, item.public_id, self.send.topic),
-                preferences=preferences_url(self.settings, item.public_id)))
+                recipient_id=item.public_id, address=item.address, name=item.name,
+                unsubscribe=unsubscribe_url(self.settings, item.public_id, self.send.topic,
+                                            token),
+                preferences=preferences_url(self.settings, item.public_id), token=token))
         except (DeliveryError, MessageError) as exc:
             return _Outcome(item, exc)
         return _Outcome(item)
 
     def record(self, outcomes: Sequence[_Outcome]) -> int:
         """The batch's results in one transaction, one UPDATE for everything that was sent;
-        returns how many rows reached a final status."""
+        returns how many rows reached a final status.
+
+        A final refusal counts as a bounce of its class at once: a 5.1.1 at RCPT suppresses
+        the address now, not after a bounce message that may never come.
+        """
         now = self.clock.now()
         sent = [o.claimed.delivery_id for o in outcomes if o.error is None]
-        others = [self._failure(o, now) for o in outcomes if o.error is not None]
+        failed = [o for o in outcomes if o.error is not None]
+        others = [self._failure(o, now) for o in failed]
         with session_scope(self.engine, write=True) as session:
             if sent:
                 session.execute(update(Delivery).where(
                     col(Delivery.id).in_(sent), Delivery.worker == self.name,
                     Delivery.status == "sending",
                 ).values(status="sent", sent_at=now, attempts=Delivery.attempts + 1,
-                         code=None, error=""))
+                         code=None, error="", answer_class="", enhanced_code=""))
             _update_rows(session, others)
+            for outcome, row in zip(failed, others, strict=True):
+                verdict = outcome.verdict
+                if row["status"] == "failed" and verdict is not None:
+                    record_bounce(session, key=f"delivery:{row['did']}",
+                                  address=outcome.claimed.address, verdict=verdict,
+                                  delivery_id=row["did"],
+                                  soft_limit=self.settings.bounce_soft_limit)
         return len(sent) + sum(row["status"] == "failed" for row in others)
 
     def _failure(self, outcome: _Outcome, now: dt.datetime) -> dict:
-        error, attempts = outcome.error, outcome.claimed.attempts + 1
+        error, attempts, verdict = outcome.error, outcome.claimed.attempts + 1, outcome.verdict
         row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
-               "code": getattr(error, "code", None), "error": str(error)}
+               "code": getattr(error, "code", None), "error": str(error),
+               "class": verdict.kind if verdict else "",
+               "enhanced": verdict.enhanced if verdict else ""}
         if outcome.permanent:
             return {**row, "status": "failed"}
         if attempts >= self.settings.send_max_attempts:
@@ -418,7 +465,11 @@ class _Worker:
                         return
                     self.clock.wait(wait, stop)
                     continue
-                outcomes = list(pool.map(self.deliver, batch))
+                try:
+                    outcomes = list(pool.map(self.deliver, batch))
+                except ConfigError as exc:  # e.g. no STARTTLS: nothing was sent, none can be
+                    pause_send(self.settings, self.send.id, str(exc))  # type: ignore[arg-type]
+                    raise
                 finished += self.record(outcomes)
                 if progress:
                     progress(finished, total)
@@ -450,7 +501,8 @@ def _update_rows(session: Session, rows: list[dict]) -> None:
             update(table).where(table.c.id == bindparam("did")).values(
                 status=bindparam("status"), attempts=bindparam("attempts"),
                 next_attempt_at=bindparam("next"), code=bindparam("code"),
-                error=bindparam("error")),
+                error=bindparam("error"), answer_class=bindparam("class"),
+                enhanced_code=bindparam("enhanced")),
             rows)
 
 
@@ -593,8 +645,8 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     manifest = current_manifest(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
-    common = MessageCommon(f"test-{utcnow():%Y%m%d%H%M%S}", manifest.subject, manifest.topic,
-                           manifest.greeting, manifest.greeting_named, test=True)
+    common = MessageCommon(0, install_id(get_engine(settings)), manifest.subject,
+                           manifest.topic, manifest.greeting, manifest.greeting_named, test=True)
     own = transport is None
     transport = transport or transport_from_settings(settings)
     sent = []

@@ -113,9 +113,12 @@ def confirm_url(settings: Settings, public_id: str, nonce: str) -> str:
     return _url(settings, f"/bevestig/{make_token(settings, public_id, 'confirm', nonce)}")
 
 
-def unsubscribe_url(settings: Settings, public_id: str, topic: str | None = None) -> str:
-    """The page and RFC 8058 one-click target; with a topic it leaves only that topic."""
-    url = _url(settings, f"/afmelden/{make_token(settings, public_id, 'unsubscribe')}")
+def unsubscribe_url(settings: Settings, public_id: str, topic: str | None = None,
+                    token: str = "") -> str:
+    """The page and RFC 8058 one-click target; with a topic it leaves only that topic.
+    `token` is the person's unsubscribe token when the caller made it already."""
+    token = token or make_token(settings, public_id, "unsubscribe")
+    url = _url(settings, f"/afmelden/{token}")
     return f"{url}?onderwerp={quote(topic)}" if topic else url
 
 
