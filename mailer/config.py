@@ -61,7 +61,8 @@ class Settings:
     # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed ("*" = any, for a
     # proxy on a socket only it can reach); empty = none. See docs/production.md.
     trusted_proxies: str = ""
-    feed_timeout: float = 10.0  # seconds per partner feed request
+    feed_timeout: float = 10.0  # seconds per partner feed read (connecting, each chunk)
+    feed_deadline: float = 20.0  # seconds for a whole partner feed request, however it trickles
     link_timeout: float = 10.0  # seconds per link asked by `mailer check`
     link_cache_hours: float = 24.0  # a link that answered is not asked again for this long
 
@@ -75,6 +76,10 @@ class Settings:
     send_max_attempts: int = 5  # temporary failures (4xx, dropped connections) per recipient
     send_retry_seconds: float = 60.0  # first back-off; it doubles with every attempt
     send_claim_timeout: float = 900.0  # a `sends work` worker takes over claims this old
+    # Connection trouble (greeting, TLS, login, 421, drops) is nobody's attempt: the send waits,
+    # doubling from this, and pauses when it lasts longer than the patience.
+    send_connection_retry_seconds: float = 15.0
+    send_connection_patience: float = 3600.0
     bounce_soft_limit: int = 3  # soft bounces after which an address is suppressed
 
     def path(self, name: str) -> Path:

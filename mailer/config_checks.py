@@ -97,6 +97,7 @@ FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "smtp_timeout": (above(0),),
     "grace_period_hours": (at_least(0),),
     "feed_timeout": (above(0),),
+    "feed_deadline": (above(0),),
     "link_timeout": (above(0),),
     "link_cache_hours": (at_least(0),),
     "approval_mode": (choice("none", "required"),),  # a typo must not switch four eyes off

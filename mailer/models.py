@@ -160,6 +160,10 @@ class Send(Approval, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     snapshot_at: dt.datetime | None = Field(default=None)
     finished_at: dt.datetime | None = Field(default=None)
+    # The worker holding the send on SQLite (host:pid:tag), since when, and its last sign of life.
+    lease_holder: str = Field(default="", max_length=TEXT_MAX)
+    lease_since: dt.datetime | None = Field(default=None)
+    lease_renewed_at: dt.datetime | None = Field(default=None)
     # A real send that started although readiness checks failed: who forced it, why, and what failed
     forced_by: str = Field(default="", max_length=TEXT_MAX)
     forced_reason: str = Field(default="", sa_type=Text)

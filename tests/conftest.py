@@ -161,10 +161,28 @@ LISTS_DIR = REPO / "lists"
 @pytest.fixture
 def send_settings(settings: Settings) -> Settings:
     """`settings` with the real content in its root (templates come from the package), https
-    links (as a message needs) and quick retries."""
+    links (as a message needs) and quick retries and back-offs."""
     shutil.copytree(REPO / "content", settings.root / "content")
     return replace(settings, public_base_url="https://testserver", send_retry_seconds=0.01,
-                   send_batch=5)
+                   send_connection_retry_seconds=0.01, send_batch=5)
+
+
+@pytest.fixture
+def invoke(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `mailer` commands through click on `send_settings`; keyword arguments set
+    MAILER_<NAME> first (they stay set for the rest of the test)."""
+    for key, value in {"MAILER_ROOT": str(send_settings.root),
+                       "MAILER_DATABASE_URL": send_settings.database_url,
+                       "MAILER_SECRET_KEY": send_settings.secret_key,
+                       "MAILER_PUBLIC_BASE_URL": send_settings.public_base_url}.items():
+        monkeypatch.setenv(key, value)
+
+    def run(*args: str, **env: str) -> Result:
+        for key, value in env.items():
+            monkeypatch.setenv(f"MAILER_{key.upper()}", value)
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
 
 
 @pytest.fixture
@@ -188,21 +206,12 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPTestServer]:
 
 
 @pytest.fixture
-def run(send_settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """`mailer …` through click in `send_settings`' project, with two subscribers of
-    verdiepingen in Limburg."""
-    for key, value in {"MAILER_ROOT": str(send_settings.root),
-                       "MAILER_DATABASE_URL": send_settings.database_url,
-                       "MAILER_SECRET_KEY": send_settings.secret_key,
-                       "MAILER_PUBLIC_BASE_URL": send_settings.public_base_url}.items():
-        monkeypatch.setenv(key, value)
+def run(invoke, send_settings: Settings):  # type: ignore[no-untyped-def]
+    """`mailer …` through click in `send_settings`' project (see `invoke`), with two
+    subscribers of verdiepingen in Limburg."""
     with session_scope(send_settings, write=True) as session:
         add_subscriber(session, "jan@example.org", "limburg", "netwerk", ("verdiepingen",), "Jan")
         add_subscriber(session, "els@example.org", "limburg", "beleidsmakers", ("verdiepingen",))
-
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
     return invoke
 
 

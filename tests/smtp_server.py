@@ -2,22 +2,34 @@
 
 Imported by the delivery tests, the send-loop tests and the send benchmark, so it lives in a module
 of its own rather than inside conftest. Faults are drawn from a seeded generator: the same run of
-messages meets the same faults every time.
+messages meets the same faults every time. Answers about the session are scripted: a greeting
+per connection (421, 554 …), a required login (535 for a wrong password, 530 without one) and
+required STARTTLS with a self-signed certificate (530 without it, a TLS failure with it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import socket
+import ssl
+import tempfile
 import threading
 import time
+import warnings
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class Received:
     sender: str
     recipients: tuple[str, ...]
     data: bytes
+    at: float = 0.0  # time.time() when it was accepted
     connection: int = 0  # which connection: numbered in the order they were opened
 
 
@@ -34,6 +47,68 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def self_signed_context(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1: encryption
+    works, but a client that checks certificates (as ours does) refuses it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+class _ScriptedSMTP(SMTP):
+    """aiosmtpd's server telling the test server when a client connects and leaves, whose
+    greeting can be replaced by a scripted answer, after which it hangs up, as a busy or
+    unwilling relay does."""
+
+    def __init__(self, server: SMTPTestServer, *args: Any, **kwargs: Any):
+        with warnings.catch_warnings():  # a login without TLS, on loopback, on purpose
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            super().__init__(*args, **kwargs)
+        self.test_server = server
+        self.greeted = False
+        self.connection = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.connection == 0:  # not again after STARTTLS
+            self.connection = self.test_server.opened(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.test_server.closed(self)
+        super().connection_lost(error)
+
+    async def push(self, status: str) -> None:
+        if not self.greeted:
+            self.greeted = True
+            answer = self.test_server.next_greeting()
+            if answer:
+                await super().push(answer)
+                assert self.transport is not None
+                self.transport.close()
+                return
+        await super().push(status)
+
+
+class _Controller(Controller):
+    def __init__(self, server: SMTPTestServer, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.test_server = server
+
+    def factory(self) -> SMTP:
+        return _ScriptedSMTP(self.test_server, self.handler, **self.SMTP_kwargs)
 
 
 class _Handler:
@@ -61,50 +136,31 @@ class _Handler:
             return "451 4.3.0 Temporary local problem, try again later"
         self.server.accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos),
                                     bytes(envelope.original_content or envelope.content),
-                                    server.connection))
+                                    at=time.time(), connection=server.connection))
         return "250 2.0.0 OK: queued"
-
-
-class _TrackedSMTP(SMTP):
-    """aiosmtpd's protocol, telling the test server when a client connects and leaves."""
-
-    def __init__(self, test_server: SMTPTestServer, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.test_server, self.connection = test_server, 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.connection == 0:  # not again after STARTTLS
-            self.connection = self.test_server.opened(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self.test_server.closed(self)
-        super().connection_lost(error)
-
-
-class _Controller(Controller):
-    def __init__(self, test_server: SMTPTestServer, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.test_server = test_server
-
-    def factory(self) -> SMTP:
-        return _TrackedSMTP(self.test_server, self.handler, **self.SMTP_kwargs)
 
 
 class SMTPTestServer:
     """aiosmtpd on a free loopback port, collecting messages thread-safely.
 
     `temporary` is the share of messages answered with `temporary_code` (421 closes the
-    connection, 451 keeps it), `drop` the share whose connection is cut during DATA, and
-    `reject` the addresses refused at RCPT as unknown (550 5.1.1), `block` those refused for
-    policy (550 5.7.1, as a block list would).
+    connection, 451 keeps it; a tuple draws one of its codes each time), `drop` the share whose
+    connection is cut during DATA, `reject` the addresses refused at RCPT as unknown
+    (550 5.1.1), and `block` those refused for policy (550 5.7.1, as a block list would).
+    `greetings` are answered, one per new connection, instead of the 220 greeting (then the
+    server hangs up); then `greeting` to every connection, unless it is "" (set it to refuse
+    all, clear it to heal). `login` (user, password) requires that login; `starttls` requires
+    TLS first.
     """
 
-    def __init__(self, temporary: float = 0.0, temporary_code: int = 451, drop: float = 0.0,
-                 reject: Iterable[str] = (), block: Iterable[str] = (), seed: int = 0):
-        if temporary_code not in (421, 451):
+    def __init__(self, temporary: float = 0.0, temporary_code: int | tuple[int, ...] = 451,
+                 drop: float = 0.0, reject: Iterable[str] = (), block: Iterable[str] = (),
+                 seed: int = 0, greetings: Iterable[str] = (),
+                 login: tuple[str, str] | None = None, starttls: bool = False):
+        codes = temporary_code if isinstance(temporary_code, tuple) else (temporary_code,)
+        if not set(codes) <= {421, 451}:
             raise ValueError("temporary_code must be 421 or 451")
-        self.temporary, self.temporary_code, self.drop = temporary, temporary_code, drop
+        self.temporary, self.temporary_codes, self.drop = temporary, codes, drop
         self.reject = {address.lower() for address in reject}
         self.block = {address.lower() for address in block}
         self.host, self.port = "127.0.0.1", free_port()
@@ -112,17 +168,49 @@ class SMTPTestServer:
         self._messages: list[Received] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        self.greetings = deque(greetings)
+        self._started = False
+        self.greeting = ""  # answered to every connection once `greetings` ran out; "" = 220
+        self.refused_greetings = 0
         self._opened = 0
-        self._open: set[_TrackedSMTP] = set()
-        self._controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port)
+        self._open: set[_ScriptedSMTP] = set()
+        options: dict[str, Any] = {}
+        if login:
+            options.update(auth_required=True, auth_require_tls=False,
+                           authenticator=self._authenticator(login))
+        if starttls:
+            self._tls_folder = tempfile.TemporaryDirectory()
+            options.update(require_starttls=True,
+                           tls_context=self_signed_context(Path(self._tls_folder.name)))
+        self._controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port,
+                                       **options)
 
-    def opened(self, protocol: _TrackedSMTP) -> int:
+    @staticmethod
+    def _authenticator(login: tuple[str, str]) -> Any:
+        expected = LoginPassword(login[0].encode(), login[1].encode())
+
+        def check(server: Any, session: Any, envelope: Any, mechanism: str,
+                  data: Any) -> AuthResult:
+            return AuthResult(success=data == expected, handled=False)
+
+        return check
+
+    def next_greeting(self) -> str:
+        """The scripted answer for a new connection, or "" for the usual 220."""
+        with self._lock:
+            if not self._started:  # the controller's own check that the server is up
+                return ""
+            answer = self.greetings.popleft() if self.greetings else self.greeting
+            self.refused_greetings += bool(answer)
+            return answer
+
+    def opened(self, protocol: _ScriptedSMTP) -> int:
         with self._lock:
             self._opened += 1
             self._open.add(protocol)
             return self._opened
 
-    def closed(self, protocol: _TrackedSMTP) -> None:
+    def closed(self, protocol: _ScriptedSMTP) -> None:
         with self._lock:
             self._open.discard(protocol)
 
@@ -158,8 +246,8 @@ class SMTPTestServer:
         with self._lock:
             roll = self._random.random()
             fault = ("drop" if roll < self.drop
-                     else str(self.temporary_code) if roll < self.drop + self.temporary
-                     else "")
+                     else str(self._random.choice(self.temporary_codes))
+                     if roll < self.drop + self.temporary else "")
             if fault:
                 self.faults.append(fault)
             return fault
@@ -184,6 +272,7 @@ class SMTPTestServer:
 
     def start(self) -> SMTPTestServer:
         self._controller.start()
+        self._started = True
         return self
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +30,7 @@ ETAG = '"om-v1"'
 
 
 class FeedHandler(BaseHTTPRequestHandler):
-    """Serves the fixtures: RSS with ETag, Atom, a malformed feed, a slow one and a huge one."""
+    """Serves the fixtures: RSS with ETag, Atom, a malformed feed, a slow, a trickling and a huge one."""
 
     requests: list[str] = []
     release = threading.Event()
@@ -44,6 +45,17 @@ class FeedHandler(BaseHTTPRequestHandler):
         if self.path == "/om.rss" and self.headers.get("If-None-Match") == ETAG:
             self.send_response(304)
             self.end_headers()
+            return
+        if self.path == "/trickle.rss":  # one byte every 0.2 s: each read is quick, the whole is not
+            body = (FEEDS / "om.rss").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(30):  # 6 s, then the connection closes mid-body
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                if FeedHandler.release.wait(0.2):
+                    return
             return
         if self.path == "/huge.rss":
             self.send_response(200)
@@ -110,7 +122,7 @@ def test_fetch_stores_good_feeds_and_reports_bad_ones(site: Settings, feed_serve
     assert (reports["Openbaar Ministerie"].status, reports["Openbaar Ministerie"].new) == ("ok", 2)
     assert (reports["Veilig Thuis"].status, reports["Veilig Thuis"].new) == ("ok", 2)
     assert "not a valid feed" in reports["Politie"].error
-    assert reports["Raad voor de Kinderbescherming"].error == "timed out"
+    assert reports["Raad voor de Kinderbescherming"].error.startswith("timed out after 0.")
     assert "too large" in reports["Reclassering Nederland"].error
     rows = stored(site)
     assert len(rows) == 4
@@ -120,6 +132,24 @@ def test_fetch_stores_good_feeds_and_reports_bad_ones(site: Settings, feed_serve
     assert rows["https://www.veiligthuis.nl/publicaties/rotterdam-stalking"].regions == \
         ["rotterdam-zuid-holland-zuid"]
     assert rows["https://www.veiligthuis.nl/publicaties/factsheet-stalking"].regions == []
+
+
+def test_a_trickling_feed_is_cut_off_at_its_deadline_and_does_not_hold_up_the_others(
+        site: Settings, feed_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILER_FEED_DEADLINE", "1")
+    with_feeds(site, feed_server, ["trickle.rss", "om.rss", "vt.atom"])
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["partners", "fetch"])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert elapsed < 4, f"fetch took {elapsed:.1f} s with a 1 s deadline"
+    lines = result.output.splitlines()
+    assert lines[-2].startswith(f"Openbaar Ministerie: {feed_server}/trickle.rss: skipped: "
+                                "timed out after 1.")
+    assert lines[-1] == "error: 1 of 3 feed(s) failed"
+    # the two good feeds were read while the slow one trickled, and are reported before it
+    assert set(lines[:2]) == {"Veilig Thuis: 2 new, 0 updated", "Politie: 2 new, 0 updated"}
+    assert len(stored(site)) == 4
 
 
 def test_second_fetch_with_unchanged_etag_stores_nothing_new(site: Settings, feed_server: str) -> None:

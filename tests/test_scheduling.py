@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 import threading
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, update
+from sqlmodel import select
 
 from mailer.db import engine_for, session_scope
-from mailer.models import Schedule, utcnow
+from mailer.models import Schedule, Send, utcnow
 from mailer.schedule.scheduler import (
     LEASE,
     Request,
@@ -19,12 +21,13 @@ from mailer.schedule.scheduler import (
     Scheduler,
     cancel,
     check_requests,
+    create_scheduled_send,
     fire,
     move,
     overview,
     parse_when,
     plan,
-    record_send,
+    send_schedule,
 )
 from mailer.send.runner import create_send, run_send, summary
 from tests.conftest import REPO, add_subscriber
@@ -247,7 +250,7 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
     stop = threading.Event()
 
     def create_only(schedule: Schedule) -> None:
-        record_send(site, schedule.id, create_send(site, schedule.theme))
+        create_scheduled_send(site, schedule)
         stop.set()
 
     assert fire_at(site, waiting, DUE, create_only, stop=stop) == "interrupted"
@@ -257,8 +260,7 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
     assert summary(site, send_id).status == "cancelled"
 
     def crash_after_one_message(schedule: Schedule) -> None:
-        send_id = create_send(site, schedule.theme)
-        record_send(site, schedule.id, send_id)
+        send_id = create_scheduled_send(site, schedule)
         halt = threading.Event()
 
         def after_the_first(done: int, total: int) -> None:
@@ -274,3 +276,18 @@ def test_cancel_and_move_work_until_the_first_message_left(site, session):
         cancel(site, crashed, DUE)
     with pytest.raises(ScheduleError, match="have left"):
         move(site, crashed, DUE + dt.timedelta(days=1), DUE)
+
+
+def test_a_send_that_fails_its_preflight_fails_the_schedule_and_creates_nothing(site, session):
+    add_subscriber(session, "anna@example.org", topics=("verdiepingen",))
+    session.commit()
+    broken = replace(site, dkim_selector="mail2026", dkim_domain="veiligheidvoorop.nl",
+                     dkim_key_file="missing.pem")
+    schedule_id = planned(broken)
+    starter = functools.partial(send_schedule, broken, threading.Event())
+    assert fire_at(broken, schedule_id, DUE, starter) == "failed"
+    schedule = stored(broken, schedule_id)
+    assert (schedule.status, schedule.send_id) == ("failed", None)
+    assert "missing.pem: cannot read it" in schedule.note
+    with session_scope(broken) as check:
+        assert check.exec(select(func.count()).select_from(Send)).one() == 0

@@ -120,4 +120,5 @@ def test_under_faults_every_deliverable_message_arrives_exactly_once(
         retried = session.exec(select(Delivery).where(Delivery.attempts > 1)).all()
     assert [(d.code, d.attempts) for d in failed] == [(550, 1)] * 3
     assert all("User unknown" in d.error for d in failed)
-    assert retried, "temporary failures were retried"
+    # 451 is the recipient's temporary failure; 421 and drops are the connection's, nobody's try
+    assert bool(retried) == (code == 451)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
@@ -18,7 +20,7 @@ from mailer.send import runner as sending
 from mailer.send.identity import install_id
 from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
 from mailer.transport.transports import DeliveryError, MemoryTransport, Outgoing
-from tests.conftest import add_subscriber
+from tests.conftest import add_subscriber, bulk_subscribers
 from tests.fake_clock import FakeClock
 
 TOPIC = ("verdiepingen",)
@@ -133,9 +135,10 @@ def test_temporary_failures_are_retried_and_permanent_ones_recorded(
     ids = people(send_settings, 6)
     transport = ScriptedTransport({
         "p0@example.org": (DeliveryError("451 try later", permanent=False, code=451), 2),
-        "p1@example.org": (DeliveryError("connection problem: reset", permanent=False), 1),
+        "p1@example.org": (DeliveryError("connection problem: reset", permanent=False,
+                                         connection=True), 1),
         "p2@example.org": (DeliveryError("550 5.1.1 User unknown", permanent=True, code=550), 9),
-        "p3@example.org": (DeliveryError("421 busy", permanent=False, code=421), 99),
+        "p3@example.org": (DeliveryError("452 mailbox full", permanent=False, code=452), 99),
     })
     send_settings = replace(send_settings, send_max_attempts=3)
     send_id = sending.create_send(send_settings, "stalking")
@@ -143,11 +146,11 @@ def test_temporary_failures_are_retried_and_permanent_ones_recorded(
     assert summary.counts == {"sent": 4, "failed": 2}
     rows = deliveries(send_settings, send_id)
     assert (rows[ids[0]].status, rows[ids[0]].attempts) == ("sent", 3)
-    assert (rows[ids[1]].status, rows[ids[1]].attempts) == ("sent", 2)
+    assert (rows[ids[1]].status, rows[ids[1]].attempts) == ("sent", 1)  # the drop was nobody's
     assert (rows[ids[2]].status, rows[ids[2]].code, rows[ids[2]].attempts) == ("failed", 550, 1)
     assert rows[ids[2]].error == "550 5.1.1 User unknown"
     assert transport.tries["p2@example.org"] == 1  # never retried
-    assert rows[ids[3]].error == "gave up after 3 attempts: 421 busy"
+    assert rows[ids[3]].error == "gave up after 3 attempts: 452 mailbox full"
     assert sorted(m.recipient for m in transport.sent) == [f"p{n}@example.org" for n in (0, 1, 4, 5)]
 
 
@@ -166,15 +169,40 @@ def test_many_permanent_failures_pause_the_send_and_resume_carries_on(
     assert summary.status == "done" and summary.counts == {"sent": 40, "failed": 20}
 
 
-def test_connection_failures_in_a_row_pause_the_send(send_settings: Settings) -> None:
+def test_connection_trouble_is_nobodys_attempt_backs_off_and_pauses_when_it_lasts(
+        send_settings: Settings) -> None:
     people(send_settings, 12)
-    down = DeliveryError("connection problem: refused", permanent=False)
-    transport = ScriptedTransport({f"p{n}@example.org": (down, 1) for n in range(12)})
-    send_settings = replace(send_settings, send_batch=12)  # no retry falls due in between
+    busy = DeliveryError("421 4.3.2 try again later", permanent=False, code=421, connection=True)
+    settings = replace(send_settings, send_connection_retry_seconds=0.001,
+                       send_connection_patience=60.0, send_max_attempts=2)
+    transport = ScriptedTransport({f"p{n}@example.org": (busy, 3) for n in range(12)})
+    summary = sending.run_send(settings, sending.create_send(settings, "stalking"),
+                               transport=transport)
+    assert summary.status == "done" and summary.counts == {"sent": 12}
+    assert {row.attempts for row in deliveries(settings, summary.send_id).values()} == {1}
+
+    settings = replace(settings, send_connection_patience=0.05)
+    transport = ScriptedTransport({f"p{n}@example.org": (busy, 10**6) for n in range(12)})
+    send_id = sending.create_send(settings, "stalking")
+    summary = sending.run_send(settings, send_id, transport=transport)
+    assert summary.status == "paused" and summary.counts == {"pending": 12}
+    assert "no working connection to the mail server" in summary.pause_reason
+    assert "421 4.3.2 try again later" in summary.pause_reason
+    assert sending.run_send(settings, send_id).counts == {"sent": 12}
+
+
+def test_an_answer_that_needs_a_person_pauses_at_once_and_fails_nobody(
+        send_settings: Settings) -> None:
+    people(send_settings, 12)
+    refused = DeliveryError("535 5.7.8 bad credentials", permanent=True, code=535, connection=True)
+    transport = ScriptedTransport({f"p{n}@example.org": (refused, 1) for n in range(12)})
     send_id = sending.create_send(send_settings, "stalking")
     summary = sending.run_send(send_settings, send_id, transport=transport)
-    assert summary.status == "paused" and "10 connection failures in a row" in summary.pause_reason
-    assert sending.run_send(send_settings, send_id, transport=transport).counts == {"sent": 12}
+    assert summary.status == "paused" and summary.counts == {"pending": 12}
+    assert "refused the session: 535 5.7.8 bad credentials" in summary.pause_reason
+    assert sum(transport.tries.values()) <= send_settings.smtp_connections  # the batch halted
+    summary = sending.run_send(send_settings, send_id, transport=MemoryTransport())
+    assert summary.counts == {"sent": 12}
 
 
 def test_pause_stop_and_cancel(send_settings: Settings) -> None:
@@ -293,3 +321,17 @@ def test_a_stale_build_is_rebuilt_before_the_send(send_settings: Settings) -> No
     sending.run_send(send_settings, send_id, transport=transport)
     html = transport.sent[0].email().get_body(("html",)).get_content()
     assert "Nieuw werkproces Rotterdam" in html  # now for every region, Limburg too
+
+
+def test_a_worker_claims_on_at_once_after_a_batch_of_skipped_rows(send_settings: Settings) -> None:
+    bulk_subscribers(send_settings, 405)
+    send_id = sending.create_send(send_settings, "stalking")
+    sending.snapshot_send(send_settings, send_id)  # the snapshot
+    with session_scope(send_settings, write=True) as session:  # the first 400 left meanwhile
+        session.execute(update(Subscriber).where(~col(Subscriber.email).in_(
+            [f"r40{n}@example.org" for n in range(5)])).values(status="unsubscribed"))
+    started = time.monotonic()
+    summary = sending.run_send(send_settings, send_id, transport=MemoryTransport())
+    # 80 batches of skipped rows (send_batch 5); a 0.2 s nap after each would take 16 s
+    assert time.monotonic() - started < 8
+    assert summary.counts == {"skipped": 400, "sent": 5}

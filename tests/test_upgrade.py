@@ -85,8 +85,8 @@ def test_rows_written_at_every_old_revision_survive_the_upgrade_to_head(settings
             ("verdiepingen", "active")]
         assert session.get(Suppression, "h2").reason == "unsubscribed"
         send = session.get(Send, 1)
-        assert (send.regions, send.audiences, send.greeting_named) == (
-            ["limburg", "oost-nederland"], [], "Beste {naam},")
+        assert (send.regions, send.audiences, send.greeting_named, send.lease_holder) == (
+            ["limburg", "oost-nederland"], [], "Beste {naam},", "")
         publication = session.get(PartnerPublication, 1)
         assert (publication.categories, publication.themes, publication.regions) == (
             ["Huiselijk geweld", "Stalking, belaging"], ["stalking"], [])

@@ -37,8 +37,9 @@ def _print_report(report: FetchReport) -> None:
 def fetch_command() -> None:
     """Read every feed listed in content/partners.yaml into the database.
 
-    Uses conditional requests (ETag / Last-Modified), a timeout and a size limit; a feed that
-    fails is reported and skipped, the others still load. Exit code 1 when any feed failed.
+    Reads several feeds at once with conditional requests (ETag / Last-Modified), each within
+    the `feed_deadline` setting and a size limit; a feed that fails or times out is reported and
+    skipped, the others still load. Exit code 1 when any feed failed.
 
     \b
     Example:

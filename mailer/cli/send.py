@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from mailer.errors import user_file
 from mailer.models import Send
 from mailer.send import approval
 from mailer.send import runner as sending
+from mailer.send.preflight import preflight
 from mailer.send.report import html_report, send_report
 from mailer.transport.transports import security_warning
 
@@ -34,6 +36,7 @@ audience_option = click.option("--audience", "audiences", multiple=True,
 by_option = click.option("--by", help="Your name, recorded as who did this (default: $USER).")
 rate_option = click.option("--rate", type=float,
                            help="At most this many messages per second (overrides smtp_rate).")
+PAUSED_EXIT = 3  # the send ended paused (too many errors, or a mail server that needs a person)
 
 
 def _warn_insecure(config: Settings, console: Console) -> None:
@@ -81,11 +84,14 @@ def _deliver(run: Callable[..., object], console: Console) -> None:
         task = bar.add_task("send", total=None)
         result = run(progress=lambda done, total: bar.update(task, completed=done, total=total),
                      stop=stop)
-    for summary in result if isinstance(result, list) else [result]:
+    summaries = result if isinstance(result, list) else [result]
+    for summary in summaries:
         _print_summary(summary, console)
     if stop.is_set():
         console.print("Stopped on request; the batch in flight was recorded. "
                       "Carry on with `mailer sends resume ID`.")
+    elif any(summary.status == "paused" for summary in summaries):
+        sys.exit(PAUSED_EXIT)
 
 
 def _print_summary(summary: sending.SendSummary, console: Console) -> None:
@@ -119,9 +125,11 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                  force: bool, reason: str | None, offline: bool) -> None:
     """Send the built mailing THEME to every subscriber of its topic in the segment.
 
-    Builds first when out/THEME is stale, records one delivery per recipient, then delivers
-    with a progress bar. Interrupted? `mailer sends resume ID` carries on without sending
-    anyone twice (except the few messages in flight).
+    Builds first when out/THEME is stale and checks DKIM, the smtp settings and the header
+    values before anything is recorded (also for --dry-run and --test). Then records one
+    delivery per recipient and delivers with a progress bar. Interrupted? `mailer sends resume
+    ID` carries on without sending anyone twice (except the few messages in flight). Exits
+    with 3 when the send paused itself (the reason is printed), 1 on any other problem.
 
     A real send first runs `mailer check THEME` and refuses while a check fails, unless
     --force --reason "…". With approval_mode = "required" it is only created, and starts
@@ -152,6 +160,7 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                 console.print(f"[TEST] variant {variant} sent to {address}")
             return
         _warn_insecure(config, console)
+        preflight(config, theme)  # one clear line before the readiness checks build messages
         creator = approval.person(config, by)
         record = release(config, theme, by=creator, force_reason=reason if force else None,
                          offline=offline)
@@ -280,7 +289,8 @@ def resume_command(send_id: int, rate: float | None) -> None:
     """Start, resume or finish a send after a pause, a crash or a kill.
 
     Messages that were in flight when the previous process died are sent again; nobody else
-    is. Run it only when no other process is sending this send.
+    is. On SQLite a send has one worker: while another live process holds it, this refuses
+    and names it. Exits with 3 when the send paused itself.
 
     \b
     Example:
@@ -311,8 +321,9 @@ def cancel_command(send_id: int) -> None:
 def work_command(send_id: int | None, rate: float | None) -> None:
     """Deliver pending messages of running sends (or of one), beside other workers.
 
-    On PostgreSQL several workers can share one send; nobody is sent twice. Ends when
-    nothing is left to do.
+    On PostgreSQL several workers can share one send; nobody is sent twice. On SQLite a send
+    has one worker (see `sends resume`). Ends when nothing is left to do; exits with 3 when a
+    send paused itself.
 
     \b
     Example:

@@ -197,7 +197,8 @@ class _Reader:
         line = self.lines.get(key) if key else None
         self.problems.append(Problem(self.shown, line + self.offset if line else None, message))
 
-    def text(self, data: dict, key: str, required: bool = False) -> str:
+    def text(self, data: dict, key: str, required: bool = False, one_line: bool = False) -> str:
+        """A text field; `one_line` for values that end up in a mail header."""
         value = data.get(key)
         if value is None:
             if required:
@@ -209,6 +210,8 @@ class _Reader:
         value = str(value).strip()
         if required and not value:
             self.fail(f"field {key!r} is empty", key)
+        if one_line and any(c in value for c in "\r\n\x0b\x0c\x85\u2028\u2029"):
+            self.fail(f"field {key!r} must be one line: it contains a line break", key)
         return value
 
     def slugs(self, data: dict, key: str) -> frozenset[str] | None:
@@ -574,8 +577,8 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         theme=theme,
         kind=kind,
         title=reader.text(data, "title", required=True),
-        subject=reader.text(data, "subject", required=True),
-        preheader=reader.text(data, "preheader", required=True),
+        subject=reader.text(data, "subject", required=True, one_line=True),
+        preheader=reader.text(data, "preheader", required=True, one_line=True),
         date=mailing_date or dt.date.today(),
         topic=topic,
         source=reader.shown,

@@ -1,13 +1,15 @@
-"""Reading partners' RSS/Atom feeds over HTTP: timeouts, a size limit, conditional requests.
+"""Reading partners' RSS/Atom feeds over HTTP: a deadline, a size limit, conditional requests.
 
 One broken, slow or huge feed must never stop the others, so every failure becomes a FeedResult
-with an error instead of an exception.
+with an error instead of an exception. httpx's timeout bounds each read only, so a server that
+trickles a byte at a time is cut off by a deadline on the whole request as well.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 
 import feedparser
@@ -68,15 +70,22 @@ def parse_feed(body: bytes) -> list[Entry]:
 
 
 def fetch_feed(client: httpx.Client, url: str, etag: str = "", last_modified: str = "",
-               max_bytes: int = MAX_BYTES) -> FeedResult:
-    """GET one feed, conditional on what the last fetch saw; never raises for network trouble."""
+               max_bytes: int = MAX_BYTES, deadline: float = 20.0) -> FeedResult:
+    """GET one feed, conditional on what the last fetch saw; never raises for network trouble.
+
+    The body is cut off once `deadline` seconds have passed since the start, and no single read
+    (connecting, the headers, a chunk) waits longer than that either.
+    """
+    started = time.monotonic()
+    until = started + deadline
     headers = {"User-Agent": USER_AGENT}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     try:
-        with client.stream("GET", url, headers=headers) as response:
+        timeout = httpx.Timeout(min(deadline, client.timeout.read or deadline))
+        with client.stream("GET", url, headers=headers, timeout=timeout) as response:
             if response.status_code == 304:
                 return FeedResult(url, "not-modified", etag=etag, last_modified=last_modified)
             if response.status_code != 200:
@@ -89,10 +98,12 @@ def fetch_feed(client: httpx.Client, url: str, etag: str = "", last_modified: st
                 body += chunk
                 if len(body) > max_bytes:
                     return FeedResult(url, "error", error=f"too large (more than {max_bytes} bytes)")
+                if time.monotonic() > until:
+                    return _timed_out(url, started)
             new_etag = response.headers.get("etag", "")
             new_modified = response.headers.get("last-modified", "")
     except httpx.TimeoutException:
-        return FeedResult(url, "error", error="timed out")
+        return _timed_out(url, started)
     except httpx.HTTPError as exc:
         return FeedResult(url, "error", error=f"{type(exc).__name__}: {exc}")
     try:
@@ -100,3 +111,7 @@ def fetch_feed(client: httpx.Client, url: str, etag: str = "", last_modified: st
     except ValueError as exc:
         return FeedResult(url, "error", error=str(exc))
     return FeedResult(url, "ok", entries, new_etag, new_modified)
+
+
+def _timed_out(url: str, started: float) -> FeedResult:
+    return FeedResult(url, "error", error=f"timed out after {time.monotonic() - started:.1f} s")

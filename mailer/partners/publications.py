@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from mailer.config import Settings
 from mailer.content.loader import Mailing, yaml_problem
 from mailer.db import session_scope
 from mailer.models import PartnerFeed, PartnerPublication, utcnow
-from mailer.partners.feeds import Entry, fetch_feed
+from mailer.partners.feeds import Entry, FeedResult, fetch_feed
 from mailer.partners.rows import PartnerError, read_publications, unique
 from mailer.partners.selection import WINDOW_DAYS, Suggestion, contains_word, rank
+
+FEED_WORKERS = 4  # feeds read at the same time
 
 # Extra ways a region is named in partner publications, beside its own name.
 REGION_ALIASES: dict[str, tuple[str, ...]] = {
@@ -126,36 +129,38 @@ def _store(session: Session, organisation: str, source: str, entry: Entry,
 
 def fetch_all(settings: Settings, client: httpx.Client | None = None,
               on_report: Callable[[FetchReport], None] | None = None) -> list[FetchReport]:
-    """Read every partner feed into the database; a failing feed is reported and skipped."""
+    """Read every partner feed into the database; a failing feed is reported and skipped.
+
+    Feeds are fetched FEED_WORKERS at a time, each within `feed_deadline`, so a slow feed
+    delays the others by no more than that. Storing stays in this thread: one writer.
+    """
     partners = [p for p in load_partners(settings.content) if p.feed]
+    with session_scope(settings) as session:
+        seen = {p.feed: (s.etag, s.last_modified) for p in partners
+                if (s := session.get(PartnerFeed, p.feed))}
     own_client = client is None
     client = client or httpx.Client(timeout=httpx.Timeout(settings.feed_timeout), follow_redirects=True)
-    reports = []
+    reports: dict[str, FetchReport] = {}
     try:
-        for partner in partners:
-            report = _fetch_one(settings, client, partner)
-            reports.append(report)
-            if on_report:
-                on_report(report)
+        with ThreadPoolExecutor(FEED_WORKERS) as pool:
+            futures = {pool.submit(fetch_feed, client, p.feed, *seen.get(p.feed, ("", "")),
+                                   deadline=settings.feed_deadline): p for p in partners}
+            for future in as_completed(futures):
+                partner = futures[future]
+                reports[partner.feed] = report = _store_result(settings, partner, future.result())
+                if on_report:
+                    on_report(report)
     finally:
         if own_client:
             client.close()
-    return reports
+    return [reports[p.feed] for p in partners]
 
 
-def _feed_state(session: Session, partner: Partner) -> PartnerFeed:
-    return session.get(PartnerFeed, partner.feed) or PartnerFeed(url=partner.feed,
-                                                                 organisation=partner.name)
-
-
-def _fetch_one(settings: Settings, client: httpx.Client, partner: Partner) -> FetchReport:
-    with session_scope(settings) as session:
-        state = _feed_state(session, partner)
-        etag, modified = state.etag, state.last_modified
-    result = fetch_feed(client, partner.feed, etag, modified)
+def _store_result(settings: Settings, partner: Partner, result: FeedResult) -> FetchReport:
     counts = {"new": 0, "updated": 0, "same": 0}
     with session_scope(settings, write=True) as session:
-        state = _feed_state(session, partner)
+        state = session.get(PartnerFeed, partner.feed) or PartnerFeed(url=partner.feed,
+                                                                      organisation=partner.name)
         state.fetched_at, state.status, state.error = utcnow(), result.status, result.error
         if result.status == "ok":
             state.etag, state.last_modified = result.etag, result.last_modified

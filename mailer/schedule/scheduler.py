@@ -328,21 +328,24 @@ def _finish(settings: Settings, schedule_id: int, owner: str, **values: object) 
                      .values(updated_at=utcnow(), worker="", heartbeat_at=None, **values))
 
 
-def record_send(settings: Settings, schedule_id: int, send_id: int) -> None:
-    """Remember a schedule's send at once, so a resume continues it instead of making another."""
-    with session_scope(settings, write=True) as session:
-        session.exec(update(Schedule).where(col(Schedule.id) == schedule_id)  # type: ignore[call-overload]
+def create_scheduled_send(settings: Settings, schedule: Schedule) -> int:
+    """Create the schedule's send (after its preflight) and link it in the same transaction,
+    so a resume continues it instead of making another, and no send is ever orphaned."""
+
+    def link(session: Session, send_id: int) -> None:
+        session.exec(update(Schedule).where(col(Schedule.id) == schedule.id)  # type: ignore[call-overload]
                      .values(send_id=send_id, updated_at=utcnow()))
+
+    return create_send(settings, schedule.theme, schedule.regions or None,
+                       schedule.audiences or None, planned_for=schedule.due_at, then=link,
+                       record=approval.approval_of(schedule))
 
 
 def send_schedule(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
     """The default starter: create the schedule's send once, then run (or resume) it."""
     send_id = schedule.send_id
     if send_id is None:
-        send_id = create_send(settings, schedule.theme, schedule.regions or None,
-                              schedule.audiences or None, planned_for=schedule.due_at,
-                              record=approval.approval_of(schedule))
-        record_send(settings, schedule.id or 0, send_id)
+        send_id = create_scheduled_send(settings, schedule)
     result = run_send(settings, send_id, stop=stop)
     if result.status == "paused":  # too many errors: a person looks first, the scheduler does not retry
         raise SendError(f"send {send_id} paused: {result.pause_reason}; carry on with "

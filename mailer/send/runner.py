@@ -12,20 +12,20 @@ This is the one place where mailings go out; the scheduler only calls `create_se
 - whether someone may still be mailed (unsubscribed, suppressed, erased) is checked when their
   row is claimed, not when the send was planned.
 
-Temporary failures (4xx, dropped connections, timeouts) come back later with a doubling back-off;
-permanent ones (5xx) are recorded with the server's answer. Too many of either pause the send.
+A recipient's temporary failures (4xx) come back later with a doubling back-off; permanent ones
+(5xx) are recorded with the server's answer. Trouble with the connection (greeting, TLS, login,
+421, drops) is nobody's attempt: the send backs off as a whole and pauses when it lasts
+(mailer.send.outcomes). Too many permanent failures pause the send too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 import threading
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -33,10 +33,9 @@ from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, lite
 from sqlmodel import Session, col, select
 
 from mailer import taxonomy
-from mailer.bounces.classify import Verdict, classify
+from mailer.bounces import classify as answers
 from mailer.bounces.suppressions import record_bounce
 from mailer.build.archive import publish
-from mailer.build.builder import build
 from mailer.build.manifest import Manifest
 from mailer.build.writer import anonymous_links
 from mailer.clock import SYSTEM, Clock
@@ -46,10 +45,12 @@ from mailer.db import get_engine, session_scope
 from mailer.errors import ConfigError, MailerError
 from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
 from mailer.render.renderer import CompiledVariant, greeting, slot_value
-from mailer.send import approval
+from mailer.send import approval, lease
 from mailer.send.encoding import EncodedBody
 from mailer.send.identity import install_id
 from mailer.send.messages import MessageError, MessageFactory
+from mailer.send.outcomes import ConnectionWatch, Verdict, classify
+from mailer.send.preflight import current_manifest, preflight
 from mailer.send.testers import tester_names
 from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
@@ -57,15 +58,14 @@ from mailer.transport.transports import DeliveryError, Outgoing, Transport, tran
 
 FINAL = ("sent", "failed", "skipped", "bounced")
 # The send pauses itself when, of the last PERMANENT_WINDOW attempts, more than PERMANENT_SHARE
-# failed permanently (a list or a server gone bad), or after CONNECTION_FAILURES connection
-# failures in a row (the server is down: retrying everyone would only burn their attempts).
+# failed permanently (a list or a server gone bad).
 PERMANENT_WINDOW = 50
 PERMANENT_SHARE = 0.2
-CONNECTION_FAILURES = 10
 # Blocks (5.7.x: policy, reputation, authentication) are our problem, not the recipients': when
 # BLOCK_SHARE of the first BLOCK_WINDOW answers are blocks, going on only hurts our reputation.
 BLOCK_WINDOW = 200
 BLOCK_SHARE = 0.05
+LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this often
 
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
@@ -89,12 +89,6 @@ class SendSummary:
 
 
 # --- the build a send is made from ---------------------------------------------------------
-
-
-def current_manifest(settings: Settings, theme: str) -> Manifest:
-    """The manifest of `out/<theme>`, built first when missing or older than what it reads
-    (content, templates, settings, partner publications)."""
-    return build(settings, theme).manifest
 
 
 def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
@@ -167,14 +161,17 @@ class MessageTemplate:
 def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = None,
                 audiences: Iterable[str] | None = None, *,
                 planned_for: dt.datetime | None = None,
+                then: Callable[[Session, int], object] | None = None,
                 record: Mapping[str, object] | None = None) -> int:
-    """Plan a send of THEME to the segment (default: everyone); builds first if stale.
+    """Plan a send of THEME to the segment (default: everyone) once the preflight passed;
+    builds first if stale. `then` runs in the same transaction (the scheduler links its
+    schedule there, so no send is ever left without it).
 
     Nobody is chosen yet: the recipients are snapshotted when the send starts. `record` sets
     the columns that say who asked for it (created_by, approval, forced_*).
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = current_manifest(settings, theme)
+    manifest = preflight(settings, theme)
     with session_scope(settings, write=True) as session:
         send = Send(theme=theme, topic=manifest.topic, subject=manifest.subject,
                     regions=chosen_regions, audiences=chosen_audiences,
@@ -183,6 +180,8 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
                     **(record or {}))
         session.add(send)
         session.flush()
+        if then is not None:
+            then(session, send.id)  # type: ignore[arg-type]
         return send.id  # type: ignore[return-value]
 
 
@@ -258,47 +257,39 @@ class _Claimed:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     claimed: _Claimed
+    verdict: Verdict
     error: DeliveryError | MessageError | None = None
 
     @property
-    def verdict(self) -> Verdict | None:
+    def answer(self) -> answers.Verdict | None:
         """The RFC 3463 class of the server's refusal; None when it answered nothing."""
         if isinstance(self.error, DeliveryError) and self.error.code is not None:
-            return classify(str(self.error))
+            return answers.classify(str(self.error))
         return None
-
-    @property
-    def permanent(self) -> bool:
-        """Retrying cannot help: a 5xx answer, or a recipient value no message can carry."""
-        return isinstance(self.error, MessageError) or (self.error is not None
-                                                       and self.error.permanent)
 
 
 class _Breaker:
-    """Says when errors mean that going on would only do harm."""
+    """Says when recipients' permanent failures mean that going on would only do harm."""
 
     def __init__(self) -> None:
         self.recent: deque[bool] = deque(maxlen=PERMANENT_WINDOW)
-        self.connection_failures = 0
         self.answers = self.blocks = 0
 
     def feed(self, outcome: _Outcome) -> str:
         """A reason to pause, or ""."""
-        error, permanent = outcome.error, outcome.permanent
+        if outcome.verdict in (Verdict.CONNECTION, Verdict.UNTRIED):
+            return ""  # nobody's attempt; ConnectionWatch looks after these
+        permanent, error = outcome.verdict is Verdict.FAILED, outcome.error
         if self.answers < BLOCK_WINDOW:
             self.answers += 1
-            verdict = outcome.verdict
-            if verdict and verdict.kind == "blocked" and permanent:
+            answer = outcome.answer
+            if answer and answer.kind == "blocked" and permanent:
                 self.blocks += 1
                 if self.blocks >= BLOCK_SHARE * BLOCK_WINDOW:
                     return (f"deliverability alarm: {self.blocks} of the first {self.answers} "
                             f"answers were blocks (policy, reputation or authentication), a "
                             f"problem of our server or reputation; last: {error}")
         self.recent.append(permanent)
-        connection = isinstance(error, DeliveryError) and not error.permanent and error.code is None
-        self.connection_failures = self.connection_failures + 1 if connection else 0
-        if self.connection_failures >= CONNECTION_FAILURES:
-            return f"{self.connection_failures} connection failures in a row; last: {error}"
         failed = sum(self.recent)
         if len(self.recent) == PERMANENT_WINDOW and failed > PERMANENT_SHARE * PERMANENT_WINDOW:
             return (f"{failed} of the last {PERMANENT_WINDOW} attempts failed permanently; "
@@ -310,10 +301,10 @@ class _Worker:
     """One process's part in delivering a send; `name` marks the rows it claimed."""
 
     def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport,
-                 clock: Clock):
+                 name: str, clock: Clock):
         self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
-        self.clock = clock
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.name, self.clock = name, clock
+        self.halt = threading.Event()  # the connection failed: leave the rest of the batch
         common = MessageCommon(send.id, install_id(engine), send.subject,  # type: ignore[arg-type]
                                send.topic, send.greeting, send.greeting_named)
         with session_scope(engine) as session:
@@ -331,6 +322,8 @@ class _Worker:
             status = session.exec(select(Send.status).where(Send.id == self.send.id)).one()
             if status != "running":
                 return status, [], 0
+            if not lease.renew(session, self.send.id, self.name):  # type: ignore[arg-type]
+                return "taken over", [], 0
             now = self.clock.now()
             due = (select(Delivery.id)
                    .where(Delivery.send_id == self.send.id, Delivery.status == "pending",
@@ -370,6 +363,8 @@ class _Worker:
 
     def deliver(self, item: _Claimed) -> _Outcome:
         """Build and send one message; runs in the pool's threads."""
+        if self.halt.is_set():
+            return _Outcome(item, Verdict.UNTRIED)
         template = self.templates[item.variant]
         token = make_token(self.settings, item.public_id, "unsubscribe")
         try:
@@ -379,8 +374,11 @@ class _Worker:
                                             token),
                 preferences=preferences_url(self.settings, item.public_id), token=token))
         except (DeliveryError, MessageError) as exc:
-            return _Outcome(item, exc)
-        return _Outcome(item)
+            outcome = _Outcome(item, classify(exc), exc)
+            if outcome.verdict is Verdict.CONNECTION:
+                self.halt.set()
+            return outcome
+        return _Outcome(item, Verdict.SENT)
 
     def record(self, outcomes: Sequence[_Outcome]) -> int:
         """The batch's results in one transaction, one UPDATE for everything that was sent;
@@ -390,8 +388,8 @@ class _Worker:
         the address now, not after a bounce message that may never come.
         """
         now = self.clock.now()
-        sent = [o.claimed.delivery_id for o in outcomes if o.error is None]
-        failed = [o for o in outcomes if o.error is not None]
+        sent = [o.claimed.delivery_id for o in outcomes if o.verdict is Verdict.SENT]
+        failed = [o for o in outcomes if o.verdict is not Verdict.SENT]
         others = [self._failure(o, now) for o in failed]
         with session_scope(self.engine, write=True) as session:
             if sent:
@@ -402,21 +400,23 @@ class _Worker:
                          code=None, error="", answer_class="", enhanced_code=""))
             _update_rows(session, others)
             for outcome, row in zip(failed, others, strict=True):
-                verdict = outcome.verdict
-                if row["status"] == "failed" and verdict is not None:
+                answer = outcome.answer
+                if row["status"] == "failed" and answer is not None:
                     record_bounce(session, key=f"delivery:{row['did']}",
-                                  address=outcome.claimed.address, verdict=verdict,
+                                  address=outcome.claimed.address, verdict=answer,
                                   delivery_id=row["did"],
                                   soft_limit=self.settings.bounce_soft_limit)
         return len(sent) + sum(row["status"] == "failed" for row in others)
 
     def _failure(self, outcome: _Outcome, now: dt.datetime) -> dict:
-        error, attempts, verdict = outcome.error, outcome.claimed.attempts + 1, outcome.verdict
+        error, attempts, answer = outcome.error, outcome.claimed.attempts + 1, outcome.answer
         row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
-               "code": getattr(error, "code", None), "error": str(error),
-               "class": verdict.kind if verdict else "",
-               "enhanced": verdict.enhanced if verdict else ""}
-        if outcome.permanent:
+               "code": getattr(error, "code", None), "error": str(error or ""),
+               "class": answer.kind if answer else "",
+               "enhanced": answer.enhanced if answer else ""}
+        if outcome.verdict in (Verdict.CONNECTION, Verdict.UNTRIED):  # nobody's attempt
+            return {**row, "status": "pending", "attempts": outcome.claimed.attempts}
+        if outcome.verdict is Verdict.FAILED:
             return {**row, "status": "failed"}
         if attempts >= self.settings.send_max_attempts:
             return {**row, "status": "failed", "error": f"gave up after {attempts} attempts: {error}"}
@@ -428,8 +428,9 @@ class _Worker:
         when the send is finished (then it is marked done)."""
         now = self.clock.now()
         with session_scope(self.engine, write=True) as session:
-            _requeue(session, self.send.id,  # type: ignore[arg-type]
-                     now - dt.timedelta(seconds=self.settings.send_claim_timeout))
+            _requeue_abandoned(session, self.send.id,  # type: ignore[arg-type]
+                               now - dt.timedelta(seconds=self.settings.send_claim_timeout))
+            lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
             pending, sending, soonest = session.exec(
                 select(func.count().filter(Delivery.status == "pending"),
                        func.count().filter(Delivery.status == "sending"),
@@ -445,9 +446,23 @@ class _Worker:
             ).values(status="done", finished_at=now))
             return None
 
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Sit out a back-off on the clock, renewing the lease meanwhile; `stop` ends it at once."""
+        while seconds > 0:
+            step = min(seconds, LEASE_WAIT)
+            if self.clock.wait(step, stop):
+                return
+            seconds -= step
+            if seconds > 0:
+                with session_scope(self.engine, write=True) as session:
+                    lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
+
     def run(self, progress: Progress | None, stop: threading.Event) -> None:
         """Claim, send and record batches until the send is done, paused, cancelled or stopped."""
         breaker = _Breaker()
+        connection = ConnectionWatch(self.settings.send_connection_retry_seconds,
+                                     self.settings.send_connection_patience,
+                                     clock=lambda: self.clock.now().timestamp())
         counts = _counts(self.engine, self.send.id)  # type: ignore[arg-type]
         total, finished = sum(counts.values()), sum(counts.get(s, 0) for s in FINAL)
         if progress:
@@ -460,11 +475,14 @@ class _Worker:
                     return
                 finished += skipped
                 if not batch:
+                    if skipped:  # rows were due: the next ones may be too
+                        continue
                     wait = self.idle()
                     if wait is None:
                         return
                     self.clock.wait(wait, stop)
                     continue
+                self.halt.clear()
                 try:
                     outcomes = list(pool.map(self.deliver, batch))
                 except ConfigError as exc:  # e.g. no STARTTLS: nothing was sent, none can be
@@ -473,10 +491,16 @@ class _Worker:
                 finished += self.record(outcomes)
                 if progress:
                     progress(finished, total)
-                reason = next(filter(None, map(breaker.feed, outcomes)), "")
+                backoff, reason = connection.after_batch(
+                    [o.verdict for o in outcomes],
+                    [o.error for o in outcomes if isinstance(o.error, DeliveryError)
+                     and o.verdict is Verdict.CONNECTION])
+                reason = reason or next(filter(None, map(breaker.feed, outcomes)), "")
                 if reason:
                     pause_send(self.settings, self.send.id, reason)  # type: ignore[arg-type]
                     return
+                if backoff:
+                    self.wait(backoff, stop)
 
 
 def _why_not(subscriber_id: int | None, person: str | None, subscription: str | None,
@@ -515,6 +539,19 @@ def _requeue(session: Session, send_id: int, claimed_before: dt.datetime | None)
     return session.execute(query.values(status="pending", worker="")).rowcount  # type: ignore[attr-defined]
 
 
+def _requeue_abandoned(session: Session, send_id: int, claimed_before: dt.datetime) -> None:
+    """Take over the claims of workers that died: those silent since `claimed_before`, and at
+    once those of processes on this machine that are gone."""
+    _requeue(session, send_id, claimed_before)
+    workers = session.exec(select(Delivery.worker).distinct().where(
+        Delivery.send_id == send_id, Delivery.status == "sending")).all()
+    dead = [name for name in workers if lease.gone(name)]
+    if dead:
+        session.execute(update(Delivery).where(
+            Delivery.send_id == send_id, Delivery.status == "sending",
+            col(Delivery.worker).in_(dead)).values(status="pending", worker=""))
+
+
 def _counts(engine: Engine, send_id: int) -> dict[str, int]:
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery.status, func.count())
@@ -531,16 +568,28 @@ def summary(settings: Settings, send_id: int) -> SendSummary:
 
 
 def _deliver(settings: Settings, send: Send, transport: Transport | None,
-             progress: Progress | None, stop: threading.Event | None, clock: Clock) -> SendSummary:
+             progress: Progress | None, stop: threading.Event | None, name: str, clock: Clock
+             ) -> SendSummary:
     own = transport is None
     transport = transport or transport_from_settings(settings)
     try:
-        _Worker(settings, get_engine(settings), send, transport, clock).run(
+        _Worker(settings, get_engine(settings), send, transport, name, clock).run(
             progress, stop or threading.Event())
     finally:
         if own:
             transport.close()
     return summary(settings, send.id)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _holding(settings: Settings, send_id: int) -> Iterator[str]:
+    """This worker's name, holding the send's lease (SQLite) for the block."""
+    name = lease.worker_name()
+    try:
+        with lease.holding(get_engine(settings), send_id, name, settings.send_claim_timeout):
+            yield name
+    except lease.LeaseHeld as exc:
+        raise SendError(str(exc)) from None
 
 
 def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
@@ -550,14 +599,16 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
     in "sending" by an earlier process: run it when that process is gone (to add workers to a
-    running send, use `work`). `stop` is checked between batches.
+    running send, use `work`; on SQLite the lease refuses a second worker). `stop` is checked
+    between batches.
     """
-    send = snapshot_send(settings, send_id)
-    if send.status == "done":
-        return summary(settings, send_id)
-    with session_scope(settings, write=True) as session:
-        _requeue(session, send_id, None)
-    return _deliver(settings, send, transport, progress, stop, clock)
+    with _holding(settings, send_id) as name:
+        send = snapshot_send(settings, send_id)
+        if send.status == "done":
+            return summary(settings, send_id)
+        with session_scope(settings, write=True) as session:
+            _requeue(session, send_id, None)
+        return _deliver(settings, send, transport, progress, stop, name, clock)
 
 
 def work(settings: Settings, send_id: int | None = None, *, transport: Transport | None = None,
@@ -579,7 +630,8 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
     for send in sends:
         if stop.is_set():
             break
-        results.append(_deliver(settings, send, transport, progress, stop, clock))
+        with _holding(settings, send.id) as name:  # type: ignore[arg-type]
+            results.append(_deliver(settings, send, transport, progress, stop, name, clock))
     return results
 
 
@@ -621,9 +673,10 @@ def cancel_send(settings: Settings, send_id: int) -> None:
 
 def dry_run(settings: Settings, theme: str, regions: Iterable[str] | None = None,
             audiences: Iterable[str] | None = None) -> Iterator[tuple[str, str, str]]:
-    """(address, segment, variant) of everyone a send would reach now; nothing is recorded."""
+    """(address, segment, variant) of everyone a send would reach now, after the same
+    preflight as a send; nothing is recorded."""
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = current_manifest(settings, theme)
+    manifest = preflight(settings, theme)
     variants = _variants_of(manifest, chosen_regions, chosen_audiences)
     with session_scope(settings) as session:
         for person in recipients(session, manifest.topic, chosen_regions, chosen_audiences):
@@ -642,7 +695,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     """
     testers = tester_names(settings, addresses)
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = current_manifest(settings, theme)
+    manifest = preflight(settings, theme)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
     common = MessageCommon(0, install_id(get_engine(settings)), manifest.subject,

@@ -39,12 +39,19 @@ class InsecureServer(ConfigError):
 
 
 class DeliveryError(MailerError):
-    """A message could not be delivered. `permanent` says whether retrying can help."""
+    """A message could not be delivered. `permanent` says whether retrying can help.
 
-    def __init__(self, message: str, permanent: bool, code: int | None = None):
+    `connection` says the trouble lies with the connection or the session (greeting, TLS,
+    login, the sender, a 421, a drop), not with this recipient: the message was not refused for
+    them, so it must not count as their attempt.
+    """
+
+    def __init__(self, message: str, permanent: bool, code: int | None = None, *,
+                 connection: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.connection = connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,26 @@ def _answer(reply: bytes | str) -> str:
     return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
 
 
+# Answers about the session whatever command they come at: the server is closing (421), or it
+# wants a login or TLS first (530).
+SESSION_CODES = frozenset({421, 530})
+
+
+def _refusal(code: int, answer: bytes | str) -> DeliveryError:
+    """An answer to one recipient's RCPT or DATA: 5xx is final; 4xx and odd codes may work on
+    a later try; a session answer is about the connection."""
+    if code in SESSION_CODES:
+        return _session_refusal(code, answer)
+    return DeliveryError(f"{code} {_answer(answer)}", permanent=500 <= code < 600, code=code)
+
+
+def _session_refusal(code: int, answer: bytes | str) -> DeliveryError:
+    """An answer about the connection (greeting, STARTTLS, login, MAIL FROM): 5xx needs a
+    person (wrong password, TLS required, we are refused), 4xx passes with time."""
+    return DeliveryError(f"{code} {_answer(answer)}", permanent=500 <= code < 600, code=code,
+                         connection=True)
+
+
 class SMTPTransport:
     """One persistent SMTP connection, opened on first use, reused, and reopened after a drop.
 
@@ -129,35 +156,56 @@ class SMTPTransport:
         self._conn: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
-        if self.security == "tls":
-            conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-            )
-        else:
-            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            if self.security == "starttls":
-                conn.ehlo()
-                if not conn.has_extn("starttls"):
-                    conn.close()
-                    raise InsecureServer(
-                        f"{self.host}:{self.port} does not offer STARTTLS, and smtp security is "
-                        "starttls: nothing was sent in plain text. Fix the server, or set "
-                        "security = \"tls\" for a TLS port")
-                conn.starttls(context=ssl.create_default_context())
-        if self.user:
-            conn.login(self.user, self.password)
-        conn.ehlo_or_helo_if_needed()
-        return conn
+        """A ready session: greeted, encrypted as configured, logged in. Whatever fails here is
+        about the connection, never about a recipient."""
+        conn: smtplib.SMTP | None = None
+        try:
+            if self.security == "tls":
+                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                        context=ssl.create_default_context())
+            else:
+                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.security == "starttls":
+                    conn.ehlo()
+                    if not conn.has_extn("starttls"):
+                        raise InsecureServer(
+                            f"{self.host}:{self.port} does not offer STARTTLS, and smtp security is "
+                            "starttls: nothing was sent in plain text. Fix the server, or set "
+                            "security = \"tls\" for a TLS port")
+                    conn.starttls(context=ssl.create_default_context())
+            if self.user:
+                conn.login(self.user, self.password)
+            conn.ehlo_or_helo_if_needed()
+            return conn
+        except InsecureServer:
+            conn.close()
+            raise
+        except smtplib.SMTPResponseException as exc:  # 421/554 greeting, 535 login, TLS refused
+            error = _session_refusal(exc.smtp_code, exc.smtp_error)
+        except ssl.SSLCertVerificationError as exc:  # a certificate we must not trust
+            error = DeliveryError(f"TLS: {exc}", permanent=True, connection=True)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:  # refused, timeout, dropped
+            error = DeliveryError(f"connection problem: {exc}", permanent=False, connection=True)
+        except smtplib.SMTPException as exc:  # no usable login method
+            error = DeliveryError(f"cannot set up the session: {exc}", permanent=True,
+                                  connection=True)
+        if conn is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.close()
+        raise error
 
     def send(self, message: Outgoing) -> None:
         try:
             self._transaction(message)
+        except DeliveryError:
+            raise
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            raise self._refusal(exc.smtp_code, exc.smtp_error) from exc
-        except (smtplib.SMTPException, OSError) as exc:  # dropped connection, timeout, refused
+            raise _refusal(exc.smtp_code, exc.smtp_error) from exc
+        except (smtplib.SMTPException, OSError) as exc:  # dropped connection, timeout
             self._drop()
-            raise DeliveryError(f"connection problem: {exc}", permanent=False) from exc
+            raise DeliveryError(f"connection problem: {exc}", permanent=False,
+                                connection=True) from exc
 
     def _transaction(self, message: Outgoing) -> None:
         """MAIL, RCPT, DATA step by step, so a stale connection is only retried when safe."""
@@ -172,7 +220,7 @@ class SMTPTransport:
         if conn is None:
             conn = self._conn = self._connect()
             reply = conn.mail(message.sender)
-        self._expect(conn, reply, (250,))
+        self._expect(conn, reply, (250,), session=True)  # the sender is everyone's, not theirs
         self._expect(conn, conn.rcpt(message.recipient), (250, 251))
         self._expect(conn, self._data(conn, message.data), (250,))
 
@@ -192,7 +240,8 @@ class SMTPTransport:
         conn.send(stuffed + b".\r\n")
         return conn.getreply()
 
-    def _expect(self, conn: smtplib.SMTP, reply: tuple[int, bytes], good: tuple[int, ...]) -> None:
+    def _expect(self, conn: smtplib.SMTP, reply: tuple[int, bytes], good: tuple[int, ...],
+                session: bool = False) -> None:
         code, answer = reply
         if code in good:
             return
@@ -203,12 +252,7 @@ class SMTPTransport:
                 conn.rset()
             except (smtplib.SMTPException, OSError):
                 self._drop()
-        raise self._refusal(code, answer)
-
-    @staticmethod
-    def _refusal(code: int, answer: bytes | str) -> DeliveryError:
-        """5xx is final; everything else (4xx, odd codes) may work on a later try."""
-        return DeliveryError(f"{code} {_answer(answer)}", permanent=500 <= code < 600, code=code)
+        raise (_session_refusal if session else _refusal)(code, answer)
 
     def _drop(self) -> None:
         if self._conn is not None:
