@@ -23,6 +23,7 @@ from mailer.send.encoding import EncodedBody, encoded_size
 from mailer.send.identity import Reference, parse_bounce_address
 from mailer.send.messages import MessageError, MessageFactory, format_address
 from mailer.send.signing import HEADER_LIST, relaxed_body
+from tests.slots import stored
 
 GOLDEN = Path(__file__).parent / "data" / "eml"
 INSTALL = "0123456789abcdef"
@@ -198,7 +199,7 @@ def test_an_encoded_body_decodes_to_the_filled_variant() -> None:
     html = "<p>[[slot:greeting]]</p>\n" + "<td>lange regel met één accent</td> " * 30 + \
         '\n<a href="[[slot:unsubscribe_url]]">afmelden</a> \n'
     text = "[[slot:greeting]]\n\n" + "tekst " * 40 + "\n[[slot:unsubscribe_url]]\n"
-    compiled = CompiledVariant(html, text)
+    compiled = CompiledVariant(stored(html), stored(text))
     values = {"greeting": "Beste <Zoë> & co,", "unsubscribe_url": "https://x.example/a?b=1&c=2"}
     filled = compiled.fill(values)
     for parts, escape, expected in [
@@ -254,7 +255,7 @@ def test_an_encoded_body_without_line_breaks_has_only_crlf_line_ends() -> None:
     reads the part as one over-long line."""
     html = "<p>" + "x" * 300 + '<a href="[[slot:unsubscribe_url]]">afmelden</a>' + "y" * 300 + "</p>"
     values = {"unsubscribe_url": "https://nieuws.example.nl/afmelden/" + "t" * 120}
-    compiled = CompiledVariant(html, "")
+    compiled = CompiledVariant(stored(html), stored(""))
     encoded = EncodedBody(compiled.html_parts, partial(slot_value, html=True)).fill(values)
     assert re.search(rb"(?<!\r)\n", encoded) is None
     assert max(len(line) for line in encoded.split(b"\r\n")) <= 76

@@ -113,7 +113,7 @@ def variant_sources(settings: Settings, theme: str) -> dict[str, str]:
     mailing = with_partner_block(load_mailing(settings.content, theme, settings.root),
                                  read_publications(settings))
     renderer = Renderer(settings, mailing)
-    return {seg["variant"]: renderer.mjml(renderer.context(mailing.block(i) for i in seg["blocks"]))
+    return {seg["variant"]: renderer.sources(mailing.block(i) for i in seg["blocks"])[0]
             for seg in manifest["segments"].values()}
 
 

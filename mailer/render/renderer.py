@@ -1,15 +1,21 @@
 """Turn a mailing's blocks into HTML and text: Jinja2 → MJML → mjml-python → css-inline.
 
 The expensive steps run once per distinct block set. What differs per recipient (greeting,
-unsubscribe and preference links, web-version link) is left as `[[slot:name]]` markers that survive
-compilation and are filled later by plain string joins.
+unsubscribe and preference links, web-version link) is left as `[[slot-<key>:name]]` markers
+that survive compilation and are filled later by plain string joins. The key is an HMAC of the
+variant's own source with the project secret, written in the first line of each compiled part:
+content and partner feeds cannot guess it, so slot syntax they carry stays inert text, while an
+unchanged source keeps its key (and its compile-cache entry).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import html as html_lib
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +38,8 @@ from mailer.render.plaintext import markdown_to_text
 from mailer.taxonomy import KINDS, label
 
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "webversion_url")
-SLOT_RE = re.compile(r"\[\[slot:([a-z_]+)\]\]")
+SLOT_HEADER = "<!--slots:{key}-->\n"
+_HEADER_RE = re.compile(r"<!--slots:([0-9a-f]{16})-->\n")
 _EMAIL_WRAPPER = re.compile(r'<div [^>]*aria-roledescription="email"')
 _md = MarkdownIt("commonmark", {"html": False})
 
@@ -50,11 +57,27 @@ def markdown_html(source: str, below: int = 1) -> Markup:
     return Markup(_md.renderer.render(tokens, _md.options, {}))
 
 
-def slot(name: str) -> Markup:
-    """A per-recipient placeholder; the name must be one of SLOTS."""
+def slot(key: str, name: str) -> Markup:
+    """A per-recipient placeholder under this variant's key; the name must be one of SLOTS."""
     if name not in SLOTS:
         raise RenderError(f"unknown slot {name!r}")
-    return Markup(f"[[slot:{name}]]")
+    return Markup(f"[[slot-{key}:{name}]]")
+
+
+def slot_key(secret: str, *sources: str) -> str:
+    """The slot key of a variant: stable for the same sources, unguessable without the secret."""
+    digest = hashlib.sha256("\0".join(sources).encode()).digest()
+    return hmac.new(secret.encode(), digest, hashlib.sha256).hexdigest()[:16]
+
+
+def split_slots(body: str) -> list[str]:
+    """A compiled part as (text, name, text, …), splitting only on the markers of the key in its
+    first line; any other slot syntax (from content or a feed) is left as text."""
+    header = _HEADER_RE.match(body)
+    if header is None:
+        raise RenderError("compiled mail without a slot key line; run `mailer build` again")
+    marker = re.compile(rf"\[\[slot-{header[1]}:([a-z_]+)\]\]")
+    return marker.split(body[header.end():])
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,8 @@ def slot_value(value: str, html: bool) -> str:
 class CompiledVariant:
     """HTML and text of one variant with slots; `fill` makes one recipient's copy cheaply.
 
+    `html` and `text` are the stored form, each starting with its SLOT_HEADER line.
+
     `html_parts` and `text_parts` alternate constant text and slot names (text, name, text, …),
     for a sender that encodes the constant text once per send.
     """
@@ -117,8 +142,8 @@ class CompiledVariant:
     def __init__(self, html: str, text: str):
         self.html = html
         self.text = text
-        self.html_parts = SLOT_RE.split(html)
-        self.text_parts = SLOT_RE.split(text)
+        self.html_parts = split_slots(html)
+        self.text_parts = split_slots(text)
 
     @staticmethod
     def _join(parts: list[str], values: Mapping[str, str], html: bool) -> str:
@@ -170,7 +195,6 @@ def jinja_environment(templates: Path, autoescape: bool) -> Environment:
         event_when=event_when,
     )
     env.tests["with_calendar_file"] = has_calendar_file
-    env.globals["slot"] = slot
     return env
 
 
@@ -205,22 +229,28 @@ class Renderer:
             "brand": self.brand,
         }
 
-    def mjml(self, context: dict[str, Any]) -> str:
-        """The MJML source of one variant, before compilation."""
-        return self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
+    def sources(self, blocks: Iterable[Block]) -> tuple[str, str, str]:
+        """The MJML source and the text part of one variant before compilation, and their key."""
+        # Render with a throwaway nonce, then swap in the key derived from the nonce-free sources.
+        nonce = secrets.token_hex(16)
+        context = self.context(blocks)
+        context["slot"] = functools.partial(slot, nonce)
+        source = self.markup_env.get_template("mjml/mailing.mjml.j2").render(context)
+        text = self.text_env.get_template("text/mailing.txt.j2").render(context)
+        text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+        key = slot_key(self.settings.secret_key, source.replace(nonce, ""), text.replace(nonce, ""))
+        return source.replace(nonce, key), text.replace(nonce, key), key
 
     def compile_variant(self, blocks: Iterable[Block],
                         compile_mjml: Callable[[str], str] = mjml_to_html) -> CompiledVariant:
         """Run once per distinct block set, never per recipient; `compile_mjml` may be a cache."""
-        context = self.context(blocks)
-        source = self.mjml(context)
+        source, text, key = self.sources(blocks)
         try:
             html = compile_mjml(source)
         except ValueError as exc:
             raise RenderError(f"{self.mailing.theme}: MJML compilation failed: {exc}") from exc
-        text = self.text_env.get_template("text/mailing.txt.j2").render(context)
-        text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-        return CompiledVariant(html, text)
+        header = SLOT_HEADER.format(key=key)
+        return CompiledVariant(header + html, header + text)
 
     def page(self, template: str, **extra: Any) -> str:
         """A web page (article, bundle, index) in the mail's look."""
