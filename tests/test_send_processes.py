@@ -170,7 +170,12 @@ def test_chaos_killed_at_random_points_nobody_lost_nobody_mailed_after_leaving(
                               "failed": failed}
     everyone = {f"r{n}@example.org" for n in range(RECIPIENTS)}
     reached = {r.recipients[0] for r in received}
-    assert reached == everyone - left - rejected  # nobody lost
+    lost = everyone - left - rejected - reached
+    assert not lost, f"lost: {sorted(lost)}"
+    assert not reached & rejected, "a refused address was delivered"
+    # A leaver may have been mailed before their unsubscribe was recorded: a batch killed
+    # after sending is taken up again, and their row then ends skipped. What they are
+    # promised is that nothing reaches them after it was recorded:
     late = [r for r in received if r.at > leavers.recorded.get(r.recipients[0], float("inf"))]
     assert not late, "mailed after their unsubscribe was recorded"
     doubles = sum(n - 1 for n in message_ids(server).values())
