@@ -36,6 +36,7 @@ from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
 from mailer.send.dkimkeys import generate_key  # noqa: E402
+from mailer.send.preflight import current_manifest  # noqa: E402
 from mailer.send.runner import MessageCommon, MessageTemplate  # noqa: E402
 from mailer.transport.transports import Outgoing  # noqa: E402
 from tests.conftest import REPO, bulk_subscribers  # noqa: E402
@@ -97,7 +98,7 @@ def full_send(settings: Settings, recipients: int, run: str, memory: bool = Fals
 
 def message_template(settings: Settings) -> MessageTemplate:
     """The limburg/netwerk variant of the stalking mailing, ready to fill per recipient."""
-    manifest = sending.current_manifest(settings, "stalking")
+    manifest = current_manifest(settings, "stalking")
     name = manifest.segments["limburg/netwerk"].variant
     common = MessageCommon(1, "0123456789abcdef", manifest.subject, manifest.topic,
                            manifest.greeting, manifest.greeting_named)
