@@ -66,7 +66,7 @@ def project(root: Path, dkim: bool) -> Settings:
         import shutil
 
         shutil.copytree(REPO / "content", target)
-    settings = Settings(root=root, secret_key="bench", smtp_security="none")
+    settings = Settings(root=root, secret_key="bench-secret-key-not-for-production", smtp_security="none")
     if dkim:
         key = root / "dkim.pem"
         if not key.exists():

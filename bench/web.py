@@ -175,7 +175,7 @@ def main(duration: float, rate: float, concurrency: int, warmup: float, workers:
     count = first + int(duration * rate)
     with tempfile.TemporaryDirectory() as tmp, database(kind, tmp) as url:
         settings = Settings(root=Path(tmp), database_url=url,
-                            secret_key="bench", public_base_url=f"http://127.0.0.1:{free_port()}")
+                            secret_key="bench-secret-key-not-for-production", public_base_url=f"http://127.0.0.1:{free_port()}")
         ids = seed(settings, count)
         urls = [unsubscribe_url(settings, i) for i in ids]
         port = settings.public_base_url.rsplit(":", 1)[1]

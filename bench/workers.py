@@ -166,9 +166,9 @@ def main(recipients: int, runs: int, delay_ms: float) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            for name in ("content", "templates"):
-                shutil.copytree(REPO / name, root / name)
-            settings = Settings(root=root, secret_key="bench", smtp_security="none",
+            shutil.copytree(REPO / "content", root / "content")
+            settings = Settings(root=root, secret_key="bench-secret-key-not-for-production",
+                                smtp_security="none",
                                 smtp_host="127.0.0.1", smtp_port=port,
                                 database_url=f"{POSTGRES_URL}{separator}"
                                              f"options=-csearch_path%3D{schema}")
