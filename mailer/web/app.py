@@ -47,7 +47,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from mailer import addresses, taxonomy
 from mailer.config import Settings
 from mailer.content.brand import load_brand
-from mailer.db import get_engine, session_scope
+from mailer.db import AsyncStatements, get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import Subscriber, utcnow
 from mailer.render.overrides import OverridableLoader
@@ -168,6 +168,7 @@ def confirmation_message(settings: Settings, env: Environment, email: str,
 def create_app(settings: Settings, transport: Transport | None = None) -> ASGIApp:
     """The ASGI app; `transport` defaults to the configured one (SMTP or the outbox)."""
     engine: Engine = get_engine(settings)
+    on_loop: AsyncStatements | None = None  # PostgreSQL, while the app runs: see lifespan
     mailer_transport = transport or transport_from_settings(settings)
     send_lock = threading.Lock()
     env = template_environment(settings)
@@ -228,9 +229,17 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
                 await asyncio.sleep(HOUSEKEEPING_EVERY)
                 await db(housekeeping, settings, write=True)
 
+        nonlocal on_loop
         task = asyncio.create_task(every_hour())
-        yield
-        task.cancel()
+        if engine.dialect.name == "postgresql":  # one-click unsubscribes without a thread
+            on_loop = AsyncStatements(engine)
+        try:
+            yield
+        finally:
+            task.cancel()
+            if on_loop is not None:
+                await on_loop.close()
+                on_loop = None
 
     # --- /aanmelden and /bevestig ---------------------------------------------------------
 
@@ -315,7 +324,13 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         one_click = form.get("List-Unsubscribe") == "One-Click"
         if not one_click:  # RFC 8058: the token is the secret
             check_csrf(request, form)
-        public_id = await db(subs.unsubscribe, token, topic, write=True)
+        if on_loop is not None and token.public_id is not None:
+            public_id = token.public_id
+            found = await on_loop.scalar(*subs.unsubscribe_in_one_statement(public_id, topic))
+            if found is None:
+                raise subs.NotFound("no such subscriber")
+        else:
+            public_id = await db(subs.unsubscribe, token, topic, write=True)
         if one_click:  # a mail provider's server, not a person: a short answer, no cookie
             return PlainTextResponse(f"Afgemeld voor {what}.")
         return message_page(
