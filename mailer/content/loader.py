@@ -232,14 +232,21 @@ class _Reader:
 def read_yaml(text: str) -> tuple[object, dict[str, int]]:
     """The data of one YAML document and the line (1-based) of each top-level key, so problems
     can point at it. Parsed once, by libyaml when PyYAML has it (ten times faster than PyYAML's
-    own parser); a syntax error is raised by PyYAML's parser, whose messages our users know."""
-    loader = _LOADER(text)
+    own parser); what libyaml refuses goes to PyYAML's parser, which reads it as before or
+    raises with the messages our users know."""
+    try:
+        return _read_yaml(text, _LOADER)
+    except yaml.YAMLError:
+        if _LOADER is yaml.SafeLoader:
+            raise
+        return _read_yaml(text, yaml.SafeLoader)
+
+
+def _read_yaml(text: str, loader_class: type) -> tuple[object, dict[str, int]]:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError:
-        yaml.safe_load(text)
-        raise
     finally:
         loader.dispose()
     if not isinstance(node, yaml.MappingNode):
