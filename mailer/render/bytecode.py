@@ -1,13 +1,12 @@
 """Compiled templates kept between runs, as Python keeps its own bytecode.
 
-Turning the templates into Python code is a quarter of a first build's time (the mail layout
-alone takes 30 ms), and the result depends only on the template, the environment and the code,
-not on the content. Jinja's file cache keeps it in the user's cache folder
-(`$XDG_CACHE_HOME/mailer/templates`, by default `~/.cache/mailer/templates`), so a first build
-of a new project or a new `out/` reuses it. Jinja uses an entry only while its template's source
-is the same; the key also holds the environment's escaping and `mailer.fingerprint` (our code
-and the rendering libraries), so an edit or an upgrade never runs old code. A folder that cannot
-be written costs only the time.
+Turning the templates into Python code took 60–70 ms of a 0.3 s first build, and the result
+depends only on the template, the environment and the code, not on the content. Jinja's file
+cache keeps it in the user's cache folder (`$XDG_CACHE_HOME/mailer/templates`, by default
+`~/.cache/mailer/templates`), so a first build of a new project or a new `out/` reuses it. Jinja
+uses an entry only while its template's source is the same; the key also holds the environment's
+escaping and `mailer.fingerprint` (our code and the rendering libraries), so an edit or an
+upgrade never runs old code. A folder that cannot be written costs only the time.
 """
 
 from __future__ import annotations
