@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -57,15 +58,38 @@ def answers(port: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
-def test_each_worker_has_its_own_socket_also_after_a_restart(tmp_path):
-    port = free_port()
+def serve_command(tmp_path: Path, port: int) -> dict:
+    """Keyword arguments for subprocess: `mailer serve --workers 2` on a new SQLite database."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
            "MAILER_ROOT": str(tmp_path), "MAILER_DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
            "MAILER_SECRET_KEY": "test-secret-key-0123456789", "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "mailer", "serve", "--port", str(port),
-                               "--workers", "2"], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"args": [sys.executable, "-m", "mailer", "serve", "--port", str(port), "--workers",
+                     "2"], "env": env, "cwd": tmp_path}
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path):
+    """Even when the listener there shares its port (another `mailer serve --workers`)."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = subprocess.Popen(**serve_command(tmp_path, taken.getsockname()[1]),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, errors = server.communicate(timeout=60)
+        finally:
+            if server.poll() is None:  # it started after all: stop it with its workers
+                server.terminate()
+                server.wait(30)
+    assert server.returncode != 0 and "cannot listen on 127.0.0.1:" in errors
+    assert "Traceback" not in errors
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
+def test_each_worker_has_its_own_socket_also_after_a_restart(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(**serve_command(tmp_path, port), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: listeners(port) == 2 and answers(port))
         seen = set(workers_of(server.pid))

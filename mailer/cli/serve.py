@@ -72,7 +72,7 @@ def _own_socket_supervisor(config: Any) -> Any:
         @property  # type: ignore[override]
         def sockets(self) -> list[socket.socket]:
             """Read once for each worker process being made: a fresh socket for it."""
-            sock = _reuse_port_socket(config.host, config.port)
+            sock = _bound_socket(config.host, config.port, shared=True)
             self.handed.append(sock)
             return [sock]
 
@@ -99,13 +99,17 @@ def _own_socket_supervisor(config: Any) -> Any:
                 sock.close()
             self.handed.clear()
 
+    # A socket that does not share the port fails here when something already listens there;
+    # with SO_REUSEPORT alone a second `mailer serve` would quietly join the first one's port.
+    _bound_socket(config.host, config.port, shared=False).close()
     return OwnSocketWorkers(config, sockets=[])
 
 
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
+def _bound_socket(host: str, port: int, shared: bool) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
