@@ -2,7 +2,7 @@
 
 A million-row list must not be held in memory, yet the import stays all-or-nothing and finds
 duplicate addresses anywhere in the file. So the checked rows are streamed into temporary tables
-(executemany on SQLite, COPY on PostgreSQL) in the caller's transaction; duplicates and the
+(a JSON document per batch on SQLite, COPY on PostgreSQL) in the caller's transaction; duplicates and the
 outcome per row are found with a few set-based statements, and the writes are INSERT … SELECT
 and UPDATE … WHERE EXISTS. A rollback takes the staging tables with it.
 """
