@@ -28,7 +28,8 @@ TABLE = (
 )
 _STAGE_JSON = text(
     f"INSERT INTO import_row ({', '.join(ROW_COLUMNS)}) SELECT "
-    + ", ".join(f"value ->> {i}" for i in range(len(ROW_COLUMNS))) + " FROM json_each(:rows)")
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ROW_COLUMNS)))
+    + " FROM json_each(:rows)")  # json_extract, not ->>: SQLite before 3.38 has JSON1 but no ->>
 INDEX = "CREATE INDEX import_row_email ON import_row (email)"
 # Indexes on random keys: once they outgrow the page cache every insert costs page reads and
 # writes. When an import at least doubles a large table, SQLite builds them again at the end
