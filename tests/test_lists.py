@@ -4,11 +4,19 @@ import io
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 from sqlmodel import select
 
 from mailer.models import Subscriber, Subscription, Suppression
+from mailer.subscribers import staging
 from mailer.subscribers.lists import ListImportError, export_list, import_list
-from mailer.subscribers.subscriptions import active_topics, erase, find_by_email, unsubscribe
+from mailer.subscribers.subscriptions import (
+    active_topics,
+    erase,
+    find_by_email,
+    hash_address,
+    unsubscribe,
+)
 from mailer.taxonomy import REGIONS
 from tests.conftest import add_subscriber
 
@@ -217,3 +225,30 @@ def test_a_duplicate_far_from_its_first_line_is_found(session, write_csv):
     assert people(session) == {}
     report = import_list(session, path, skip_invalid=True)
     assert report.added == 12_000 and len(people(session)) == 12_000
+
+
+def test_an_error_late_in_a_long_file_still_changes_nothing(session, tmp_path):
+    """The rows are read in a thread of their own; its error reaches the caller after earlier
+    batches were staged, and nothing is imported."""
+    rows = "".join(f"p{n}@example.org,,,limburg,netwerk\n" for n in range(12_000))
+    path = tmp_path / "late.csv"
+    path.write_bytes((HEADER + rows + "z@example.org,Zoë,,limburg,netwerk\n").encode("latin-1"))
+    with pytest.raises(ListImportError, match="not UTF-8"):
+        import_list(session, path)
+    assert people(session) == {}
+
+
+def test_an_import_that_rebuilds_indexes_leaves_them_as_they_were(session, write_csv, monkeypatch):
+    """A list that at least doubles the table has its random-key indexes built again at the end
+    (SQLite); afterwards they are the same indexes and find every new person."""
+    monkeypatch.setattr(staging, "REBUILD_FROM", 10)
+    add_subscriber(session, "old@example.org")
+    before = inspect(session.connection()).get_indexes("subscriber")
+    path = write_csv(HEADER + "".join(f"p{n}@example.org,,,limburg,netwerk\n" for n in range(40)))
+    assert import_list(session, path).added == 40
+    assert inspect(session.connection()).get_indexes("subscriber") == before
+    new = people(session)["p7@example.org"]
+    assert session.exec(select(Subscriber).where(
+        Subscriber.address_hash == hash_address("p7@example.org"))).one().id == new.id
+    assert session.exec(select(Subscriber).where(Subscriber.public_id == new.public_id)).one() == new
+    assert len({p.public_id for p in people(session).values()}) == 41

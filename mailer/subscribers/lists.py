@@ -10,9 +10,13 @@ flat however long the list is, and applied with a few set-based statements.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import heapq
+import operator
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,8 @@ from mailer.subscribers.subscriptions import (
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection): the export
 # puts a "'" before it (and before a leading "'"), and the import takes that "'" off again.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+QUOTED_START = (*FORMULA_START, "'")
+TOPIC_SEPARATOR = re.compile(r"[\s,]+")
 COLUMNS = ("email", "name", "organisation", "region", "audience")
 OPTIONAL_COLUMNS = ("topics",)
 CHUNK = 500
@@ -71,12 +77,12 @@ class ImportReport:
 
 def spreadsheet_safe(cell: str) -> str:
     """A cell a spreadsheet shows as text; `from_spreadsheet` gives the value back."""
-    return "'" + cell if cell.startswith((*FORMULA_START, "'")) else cell
+    return "'" + cell if cell.startswith(QUOTED_START) else cell
 
 
 def from_spreadsheet(cell: str) -> str:
     """Undo `spreadsheet_safe`; a "'" before anything else is the cell's own."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_START, "'")) else cell
+    return cell[1:] if cell[:1] == "'" and cell[1:].startswith(QUOTED_START) else cell
 
 
 def _open_rows(handle: TextIO) -> Iterator[list[str]]:
@@ -105,45 +111,49 @@ def _check_header(fields: list[str] | None) -> list[str]:
 class _RowChecker:
     """Checks the rows of one file; what is the same for every row is worked out once."""
 
+    FIELDS = ("email", "name", "organisation", "region", "audience", "topics")
+
     def __init__(self, names: list[str], region: str | None, audience: str | None, topic: str):
         self.width = len(names)
-        self.column = {name: i for i, name in enumerate(names)}  # a repeated column: the last
+        column = {name: i for i, name in enumerate(names)}  # a repeated column: the last
+        # A column the file does not have reads the empty cell `check` puts after the row's own.
+        self.pick = operator.itemgetter(*(column.get(f, self.width) for f in self.FIELDS))
         self.defaults = {"region": region or "", "audience": audience or ""}
         self.resolved: dict[str, dict[str, str]] = {"region": {}, "audience": {}}
         self.topic = (topic,)
 
-    def _slug(self, key: str, given: str) -> str | None:
+    def _slug(self, key: str, given: str, problems: list[str]) -> str:
+        """The slug of a region or audience; a problem is added when there is none."""
+        given = given[: TEXT_MAX + 1] or self.defaults[key]
         cache = self.resolved[key]
-        if given not in cache and (slug := taxonomy.resolve(key, given)):
-            cache[given] = slug  # only names that resolve: a bad file cannot grow it
-        return cache.get(given)
+        if (slug := cache.get(given)) is None:
+            if not given:
+                problems.append(f"no {key} (fill the column or pass --{key})")
+            elif (slug := taxonomy.resolve(key, given)) is None:
+                problems.append(taxonomy.problem(key, given))  # type: ignore[arg-type]
+            else:
+                cache[given] = slug  # only names that resolve: a bad file cannot grow it
+        return slug or ""
 
     def check(self, cells: list[str], line: int) -> Staged | str:
         """A valid row ready to stage, or the reason it is rejected."""
         if len(cells) > self.width:
             return "more fields than the header has columns"
-        cells += [""] * (self.width - len(cells))
-        value = {key: from_spreadsheet(cells[at].strip()) for key, at in self.column.items()}
-        email = addresses.normalise(value["email"])
-        name, organisation = value.get("name", ""), value.get("organisation", "")
+        cells += [""] * (self.width + 1 - len(cells))
+        email, name, organisation, region, audience, listed = [
+            from_spreadsheet(cell) for cell in map(str.strip, self.pick(cells))]
+        email = addresses.normalise(email)
         problems = [p for p in (addresses.problem(email), text_problem("name", name),
                                 text_problem("organisation", organisation)) if p]
-        slugs = {}
-        for key in ("region", "audience"):
-            given = value.get(key, "")[: TEXT_MAX + 1] or self.defaults[key]
-            slugs[key] = self._slug(key, given) if given else None
-            if not given:
-                problems.append(f"no {key} (fill the column or pass --{key})")
-            elif slugs[key] is None:
-                problems.append(taxonomy.problem(key, given))
-        listed = value.get("topics", "")
-        topics = tuple(t for t in re.split(r"[\s,]+", listed) if t) if listed else self.topic
-        topics = topics or self.topic
-        problems += taxonomy.problems("topic", topics)
+        region, audience = self._slug("region", region, problems), self._slug("audience", audience, problems)
+        topics = self.topic  # checked once, by _check_options
+        if listed:
+            topics = tuple(t for t in TOPIC_SEPARATOR.split(listed) if t) or self.topic
+            problems += taxonomy.problems("topic", topics)
         if problems:
             return "; ".join(problems)
-        return Staged(line, email, hash_address(email), name, organisation,
-                      slugs["region"], slugs["audience"], " ".join(topics))  # type: ignore[arg-type]
+        return Staged(line, email, hash_address(email), name, organisation, region, audience,
+                      " ".join(topics))
 
 
 def _check_options(region: str | None, audience: str | None, topic: str) -> None:
@@ -192,6 +202,40 @@ def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
         yield batch
 
 
+def _read_ahead(batches: Iterator[list[Staged]], depth: int = 2) -> Iterator[list[Staged]]:
+    """The batches of `batches`, made in a thread of their own, at most `depth` ahead.
+
+    Reading and checking rows is Python; staging them is SQL, which lets go of the interpreter
+    while it runs. So on two cores the next batch is checked while the last one is written.
+    An error in the thread is raised here, in the caller's thread."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                ahead.put(batch)
+            ahead.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as it is
+            ahead.put(exc)
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a thread that waits to put a batch see the stop
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.05)
+        thread.join()
+
+
 def import_list(
     session: Session, path: Path, region: str | None = None, audience: str | None = None,
     topic: str = "updates", dry_run: bool = False, skip_invalid: bool = False,
@@ -202,7 +246,7 @@ def import_list(
     staging = Staging(session)
     bad: list[tuple[int, str]] = []
     staged = 0
-    for batch in _chunks(read_rows(path, region, audience, topic, bad, progress), BATCH):
+    for batch in _read_ahead(_chunks(read_rows(path, region, audience, topic, bad, progress), BATCH)):
         staging.add(batch)
         staged += len(batch)
     duplicates = [(line, f"duplicate of line {first} ({email})")
