@@ -149,6 +149,39 @@ def test_an_import_never_resubscribes_who_left(session, write_csv):
     assert "erased@example.org" not in people(session)
 
 
+def test_an_import_confirms_only_the_pending_topics_it_names(session, write_csv):
+    # The list is the consent for its own topic: a pending web sign-up on the list becomes active
+    # with that topic, a pending subscription row (the model's default status) for the list's
+    # topic is activated and one for another topic is not, and a pending sign-up that is not on
+    # the list is untouched.
+    from mailer.subscribers.subscriptions import Profile, request_subscription
+
+    def sign_up(email: str) -> int:
+        profile = Profile("Web", "VT", "limburg", "netwerk", ("updates",))
+        pending = request_subscription(session, email, profile, "web")
+        assert pending is not None and pending.subscriber.id is not None
+        return pending.subscriber.id
+
+    listed, other = sign_up("listed@example.org"), sign_up("other@example.org")
+    waiting = add_subscriber(session, "waiting@example.org")
+    session.add_all([Subscription(subscriber_id=waiting, topic=topic)
+                     for topic in ("verdiepingen", "verbeteractiviteiten")])
+    session.commit()
+    import_list(session, write_csv(HEADER + "listed@example.org,,,limburg,netwerk\n"
+                                   "waiting@example.org,,,limburg,netwerk\n"), topic="verdiepingen")
+
+    def statuses(person: int) -> dict[str, str]:
+        rows = session.exec(select(Subscription).where(Subscription.subscriber_id == person))
+        return {row.topic: row.status for row in rows}
+
+    found = people(session)
+    assert (found["listed@example.org"].status, statuses(listed)) == ("active",
+                                                                      {"verdiepingen": "active"})
+    assert (found["other@example.org"].status, statuses(other)) == ("pending", {})
+    assert statuses(waiting) == {"updates": "active", "verdiepingen": "active",
+                                 "verbeteractiviteiten": "pending"}
+
+
 def test_an_import_adds_a_topic_but_keeps_what_the_person_set(session, write_csv):
     subscriber_id = add_subscriber(session, "a@example.org", "limburg", "netwerk",
                                    name="Eigen Naam")

@@ -70,13 +70,13 @@ _WRITES = (
        FROM import_row r JOIN topic t ON {_ITS_TOPIC}
        WHERE r.person_id IS NOT NULL AND r.left_alone = 0 AND NOT EXISTS (
            SELECT 1 FROM subscription x WHERE x.subscriber_id = r.person_id AND x.topic = t.slug)""",
-    # pending topics the list confirms
+    # pending topics the list confirms; IN (a set built once), not a correlated EXISTS, which
+    # would read every staged row once per pending subscription in the database
     f"""UPDATE subscription SET status = 'active', consent_at = :now, consent_source = :source,
            updated_at = :now
-       WHERE status = 'pending' AND EXISTS (
-           SELECT 1 FROM import_row r JOIN topic t ON {_ITS_TOPIC}
-           WHERE r.person_id = subscription.subscriber_id AND t.slug = subscription.topic
-             AND r.left_alone = 0)""",
+       WHERE status = 'pending' AND (subscriber_id, topic) IN (
+           SELECT r.person_id, t.slug FROM import_row r JOIN topic t ON {_ITS_TOPIC}
+           WHERE r.person_id IS NOT NULL AND r.left_alone = 0)""",
     # pending people the list confirms
     """UPDATE subscriber SET status = 'active', updated_at = :now
        WHERE status = 'pending' AND id IN (
