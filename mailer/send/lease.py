@@ -17,11 +17,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
 
-from mailer.db import session_scope
-from mailer.models import Send, utcnow
+from mailer.models import utcnow
+from mailer.send.store import SendStore
 
 
 class LeaseHeld(Exception):
@@ -50,51 +49,31 @@ def gone(name: str) -> bool:
     return False
 
 
-def _exclusive(bind: Engine | Connection) -> bool:
-    return bind.dialect.name == "sqlite"
-
-
-def _take(session: Session, send_id: int, name: str, now: dt.datetime,
-          timeout: dt.timedelta) -> None:
-    row = session.exec(select(Send.lease_holder, Send.lease_since, Send.lease_renewed_at)
-                       .where(Send.id == send_id)).first()
-    if row is None:
-        return  # no such send: the caller says so when it reads it
-    holder, since, renewed = row
-    free = (not holder or holder == name or renewed is None or now - renewed > timeout
-            or gone(holder))
-    if not free:
-        host, _, rest = holder.partition(":")
-        raise LeaseHeld(
-            f"send {send_id} is being delivered by process {rest.partition(':')[0]} on {host} "
+def _held(send_id: int, holder: str, since: dt.datetime, renewed: dt.datetime,
+                    now: dt.datetime, timeout: dt.timedelta) -> str:
+    host, _, rest = holder.partition(":")
+    return (f"send {send_id} is being delivered by process {rest.partition(':')[0]} on {host} "
             f"since {since:%Y-%m-%d %H:%M:%S} UTC (last batch {(now - renewed).total_seconds():.0f}"
             f" s ago); only one worker per send on SQLite. If that process is gone, its lease "
             f"expires {timeout.total_seconds():.0f} s after the last batch")
-    session.execute(update(Send).where(col(Send.id) == send_id)
-                    .values(lease_holder=name, lease_since=now, lease_renewed_at=now))
 
 
 @contextmanager
 def holding(engine: Engine, send_id: int, name: str, timeout: float) -> Iterator[None]:
-    """Hold the send's lease for the block (SQLite); raises LeaseHeld when a live worker has it."""
-    if not _exclusive(engine):
+    """Hold the send's lease for the block (SQLite); raises LeaseHeld when a live worker has it.
+
+    The lease is free when its holder released it, fell silent for `timeout` seconds, or ran on
+    this machine and is gone."""
+    store = SendStore(engine)
+    if not store.leased:
         yield
         return
-    with session_scope(engine, write=True) as session:
-        _take(session, send_id, name, utcnow(), dt.timedelta(seconds=timeout))
+    now, span = utcnow(), dt.timedelta(seconds=timeout)
+    held = store.take_lease(send_id, name, now, lambda holder, renewed: (
+        not holder or holder == name or renewed is None or now - renewed > span or gone(holder)))
+    if held is not None:
+        raise LeaseHeld(_held(send_id, *held, now, span))
     try:
         yield
     finally:
-        with session_scope(engine, write=True) as session:
-            session.execute(update(Send).where(col(Send.id) == send_id, Send.lease_holder == name)
-                            .values(lease_holder="", lease_renewed_at=None))
-
-
-def renew(session: Session, send_id: int, name: str) -> bool:
-    """Record a sign of life in the claim's transaction; False when the lease was lost (another
-    worker took it over after this one was silent too long): then stop."""
-    if not _exclusive(session.get_bind()):
-        return True
-    result = session.execute(update(Send).where(col(Send.id) == send_id, Send.lease_holder == name)
-                             .values(lease_renewed_at=utcnow()))
-    return result.rowcount == 1  # type: ignore[attr-defined]
+        store.release_lease(send_id, name)
