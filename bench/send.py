@@ -36,8 +36,8 @@ from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
 from mailer.send.dkimkeys import generate_key  # noqa: E402
+from mailer.send.messages import MessageCommon, MessageTemplate  # noqa: E402
 from mailer.send.preflight import current_manifest  # noqa: E402
-from mailer.send.runner import MessageCommon, MessageTemplate  # noqa: E402
 from mailer.transport.transports import Outgoing  # noqa: E402
 from tests.conftest import REPO, bulk_subscribers  # noqa: E402
 from tests.smtp_server import free_port  # noqa: E402

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.header import Header
@@ -18,11 +19,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from functools import partial
 
-from mailer import addresses
+from mailer import addresses, taxonomy
 from mailer.config import Settings
 from mailer.errors import MailerError
-from mailer.send.encoding import quoted_printable
+from mailer.render.renderer import CompiledVariant, greeting, slot_value
+from mailer.send.encoding import EncodedBody, quoted_printable
 from mailer.send.identity import bounce_address, message_id, test_message_id
 from mailer.send.signing import DkimSigner
 from mailer.transport.transports import Outgoing
@@ -138,3 +141,42 @@ class MessageFactory:
         if self.signer:
             data = self.signer.sign(data) + data
         return Outgoing(sender, address, data, mid)
+
+
+@dataclass(frozen=True)
+class MessageCommon:
+    """What every message of a send shares: subject, topic and greetings."""
+
+    send_id: int
+    install: str
+    subject: str
+    topic: str
+    greeting: str
+    greeting_named: str
+    test: bool = False
+
+
+class MessageTemplate:
+    """The messages of one variant of a send: headers and bodies prepared once (with the
+    MessageFactory); `message` fills in one recipient's copy, an Outgoing message."""
+
+    def __init__(self, settings: Settings, common: MessageCommon, html: str, text: str,
+                 online_url: str):
+        compiled = CompiledVariant(html, text)
+        self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
+        self.text = EncodedBody(compiled.text_parts)
+        self.online_url = online_url
+        self.greeting, self.greeting_named = common.greeting, common.greeting_named
+        self.factory = MessageFactory(settings, subject=common.subject, list_slug=common.topic,
+                                      list_name=taxonomy.TOPICS[common.topic],
+                                      send_id=common.send_id, install=common.install,
+                                      test=common.test)
+
+    def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
+                preferences: str, token: str = "") -> Outgoing:
+        slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
+                 "unsubscribe_url": unsubscribe,
+                 "preferences_url": preferences, "webversion_url": self.online_url}
+        return self.factory.build_encoded(
+            address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
+            unsubscribe_url=unsubscribe, recipient_id=recipient_id, unsubscribe_token=token)

@@ -44,17 +44,15 @@ from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine
 from mailer.errors import ConfigError, MailerError
 from mailer.models import Send
-from mailer.render.renderer import CompiledVariant, greeting, slot_value
 from mailer.send import approval, lease
-from mailer.send.encoding import EncodedBody
 from mailer.send.identity import install_id
-from mailer.send.messages import MessageError, MessageFactory
+from mailer.send.messages import MessageCommon, MessageError, MessageTemplate
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
 from mailer.send.preflight import current_manifest, preflight
 from mailer.send.store import FINISHED, Claim, Refusal, RowUpdate, SendStore, Snapshot
 from mailer.send.testers import tester_names
 from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
-from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+from mailer.transport.transports import DeliveryError, Transport, transport_from_settings
 
 FINAL = ("sent", "failed", "skipped", "bounced")
 # The send pauses itself when, of the last PERMANENT_WINDOW attempts, more than PERMANENT_SHARE
@@ -116,45 +114,6 @@ def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
     folder = settings.out / theme
     return ((folder / entry.html).read_text("utf-8"), (folder / entry.text).read_text("utf-8"),
             entry.online_url)
-
-
-@dataclass(frozen=True)
-class MessageCommon:
-    """What every message of a send shares: subject, topic and greetings."""
-
-    send_id: int
-    install: str
-    subject: str
-    topic: str
-    greeting: str
-    greeting_named: str
-    test: bool = False
-
-
-class MessageTemplate:
-    """The messages of one variant of a send: headers and bodies prepared once (with the
-    MessageFactory); `message` fills in one recipient's copy, an Outgoing message."""
-
-    def __init__(self, settings: Settings, common: MessageCommon, html: str, text: str,
-                 online_url: str):
-        compiled = CompiledVariant(html, text)
-        self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
-        self.text = EncodedBody(compiled.text_parts)
-        self.online_url = online_url
-        self.greeting, self.greeting_named = common.greeting, common.greeting_named
-        self.factory = MessageFactory(settings, subject=common.subject, list_slug=common.topic,
-                                      list_name=taxonomy.TOPICS[common.topic],
-                                      send_id=common.send_id, install=common.install,
-                                      test=common.test)
-
-    def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
-                preferences: str, token: str = "") -> Outgoing:
-        slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
-                 "unsubscribe_url": unsubscribe,
-                 "preferences_url": preferences, "webversion_url": self.online_url}
-        return self.factory.build_encoded(
-            address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
-            unsubscribe_url=unsubscribe, recipient_id=recipient_id, unsubscribe_token=token)
 
 
 # --- planning and starting -----------------------------------------------------------------
