@@ -19,7 +19,7 @@ from mailer.models import Delivery, Send, SendVariant, Subscriber
 from mailer.send import runner as sending
 from mailer.send.identity import install_id
 from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
-from mailer.transport.transports import DeliveryError, MemoryTransport, Outgoing
+from mailer.transport.transports import DeliveryError, MemoryTransport, OutgoingMessage
 from tests.conftest import add_subscriber, bulk_subscribers
 from tests.fake_clock import FakeClock
 
@@ -120,7 +120,7 @@ class ScriptedTransport(MemoryTransport):
         self.tries: dict[str, int] = {}
         self.lock = threading.Lock()
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         with self.lock:
             self.tries[message.recipient] = self.tries.get(message.recipient, 0) + 1
             error, times = self.faults.get(message.recipient, (None, 0))
@@ -239,7 +239,7 @@ class ClockedTransport(MemoryTransport):
         super().__init__()
         self.clock, self.times = clock, []
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         super().send(message)
         self.times.append(self.clock.now())
 
