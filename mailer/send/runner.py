@@ -404,15 +404,17 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
     """Start or resume a send and deliver every pending recipient.
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
-    in "sending" by an earlier process: run it when that process is gone (to add workers to a
-    running send, use `work`; on SQLite the lease refuses a second worker). `stop` is checked
-    between batches.
+    in "sending" by workers that are gone: on SQLite, whoever held the lease before; on
+    PostgreSQL, workers that ended on this machine or fell silent for `send_claim_timeout`,
+    so the batches of workers still sending are left to them (to add workers to a running
+    send, `work` does the same without starting it). `stop` is checked between batches.
     """
     with _holding(settings, send_id) as name:
         send = snapshot_send(settings, send_id)
         if send.status == "done":
             return summary(settings, send_id)
-        _store(settings).release_claims(send_id)
+        _store(settings).release_claims(
+            send_id, clock.now() - dt.timedelta(seconds=settings.send_claim_timeout), lease.gone)
         return _deliver(settings, send, transport, progress, stop, name, clock)
 
 

@@ -248,14 +248,7 @@ class SendStore:
         `abandoned_before`, or `gone`), renew the lease, and count the pending and claimed rows
         with the soonest retry. When none are left the running send is marked done."""
         with session_scope(self.engine, write=True) as session:
-            _release(session, send_id, abandoned_before)
-            workers = session.exec(select(Delivery.worker).distinct().where(
-                Delivery.send_id == send_id, Delivery.status == "sending")).all()
-            dead = [name for name in workers if gone(name)]
-            if dead:
-                session.execute(update(Delivery).where(
-                    Delivery.send_id == send_id, Delivery.status == "sending",
-                    col(Delivery.worker).in_(dead)).values(status="pending", worker=""))
+            _release_abandoned(session, send_id, abandoned_before, gone)
             self._renew(session, send_id, worker)
             pending, sending, soonest = session.exec(
                 select(func.count().filter(Delivery.status == "pending"),
@@ -270,11 +263,17 @@ class SendStore:
                 ).values(status="done", finished_at=now))
             return pending, sending, soonest
 
-    def release_claims(self, send_id: int) -> int:
-        """Put every row left "sending" back to pending (its worker is gone); only these rows
-        can go out twice."""
+    def release_claims(self, send_id: int, abandoned_before: dt.datetime,
+                       gone: Callable[[str], bool]) -> None:
+        """Put the rows left "sending" by workers that died back to pending; only these rows can
+        go out twice. Under the lease (SQLite) the caller is the send's one worker, so every
+        claim is an earlier worker's; otherwise other workers may be sending, and only the
+        claims of those silent since `abandoned_before` or `gone` are taken."""
         with session_scope(self.engine, write=True) as session:
-            return _release(session, send_id, None)
+            if self.leased:
+                _release(session, send_id, None)
+            else:
+                _release_abandoned(session, send_id, abandoned_before, gone)
 
     def counts(self, send_id: int) -> dict[str, int]:
         """How many of the send's rows are in each delivery status."""
@@ -420,10 +419,24 @@ def _update_rows(session: Session, rows: Sequence[RowUpdate]) -> None:
               "class": r.answer_class, "enhanced": r.enhanced_code} for r in rows])
 
 
-def _release(session: Session, send_id: int, claimed_before: dt.datetime | None) -> int:
+def _release(session: Session, send_id: int, claimed_before: dt.datetime | None) -> None:
     """Put rows stuck in "sending" back to pending: all of them, or those claimed before a time
     (a worker that died). Only these rows can go out twice."""
     query = update(Delivery).where(Delivery.send_id == send_id, Delivery.status == "sending")
     if claimed_before is not None:
         query = query.where(col(Delivery.claimed_at) < claimed_before)
-    return session.execute(query.values(status="pending", worker="")).rowcount  # type: ignore[attr-defined]
+    session.execute(query.values(status="pending", worker=""))
+
+
+def _release_abandoned(session: Session, send_id: int, claimed_before: dt.datetime,
+                       gone: Callable[[str], bool]) -> None:
+    """Take over the claims of workers that died: those silent since `claimed_before`, and at
+    once those `gone` says are (processes on this machine that ended)."""
+    _release(session, send_id, claimed_before)
+    workers = session.exec(select(Delivery.worker).distinct().where(
+        Delivery.send_id == send_id, Delivery.status == "sending")).all()
+    dead = [name for name in workers if gone(name)]
+    if dead:
+        session.execute(update(Delivery).where(
+            Delivery.send_id == send_id, Delivery.status == "sending",
+            col(Delivery.worker).in_(dead)).values(status="pending", worker=""))
