@@ -1,9 +1,12 @@
-"""Benchmark: RFC 8058 one-click unsubscribes against `mailer serve --workers N` on loopback.
+"""Benchmark: RFC 8058 one-click unsubscribes against `mailer serve --workers N` on loopback,
+while a send runs against the same database.
 
 Starts the server in its own processes on a fresh database (SQLite, or a new schema on the
 PostgreSQL server) with enough subscribers, sends `List-Unsubscribe=One-Click` POSTs at a fixed
 rate (open loop: latency counts from the moment a request was due, so a slow server cannot hide
 its queue), then checks that every answered request left an unsubscribed subscriber behind.
+During the measured window a `mailer sends work` process delivers the stalking mailing to
+other subscribers of the same database, through an SMTP sink that takes 10 ms per message.
 
     python bench/web.py [--duration 30] [--rate 1000] [--workers 2] [--database postgresql]
 """
@@ -11,9 +14,11 @@ its queue), then checks that every answered request left an unsubscribed subscri
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import re
-import socket
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,26 +33,26 @@ from urllib.parse import urlsplit
 import click
 import httpx
 from sqlalchemy import text
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from workers import serve as smtp_sink  # noqa: E402  (bench/workers.py, beside this file)
+
 from mailer.config import Settings  # noqa: E402
+from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for, session_scope  # noqa: E402
 from mailer.models import Subscriber  # noqa: E402
+from mailer.send import runner as sending  # noqa: E402
 from mailer.subscribers.lists import import_list  # noqa: E402
 from mailer.subscribers.tokens import unsubscribe_url  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.conftest import bulk_subscribers  # noqa: E402
+from tests.smtp_server import free_port  # noqa: E402
 
 POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+WEB_APP_NAME = "mailer-bench-web"  # PostgreSQL application_name of the server's connections
 
 
 @contextmanager
@@ -74,7 +79,9 @@ def seed(settings: Settings, count: int) -> list[str]:
     with session_scope(settings, write=True) as session:
         import_list(session, path)
     with session_scope(settings) as session:
-        return list(session.exec(select(Subscriber.public_id).order_by(Subscriber.id)))
+        return list(session.exec(select(Subscriber.public_id)
+                                 .where(col(Subscriber.email).like("p%@example.org"))
+                                 .order_by(Subscriber.id)))
 
 
 def wait_for(url: str, server: subprocess.Popen, seconds: float = 60) -> None:
@@ -90,21 +97,50 @@ def wait_for(url: str, server: subprocess.Popen, seconds: float = 60) -> None:
     raise SystemExit("the server did not start")
 
 
-def cpu_seconds(root: int) -> float:
-    """CPU time (user + system) used so far by a process and its children that still run:
-    the server's own cost, whatever else the machine is busy with."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(root: int) -> dict[int, float]:
+    """CPU seconds so far of a process and of its children that still run: the server's own
+    cost, whatever else the machine is busy with."""
+    found = {root: cpu_of(root)}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1]
+                                            .split()[1]) == root:
+                found[int(entry.name)] = cpu_of(int(entry.name))
         except OSError:
             continue
-        if int(entry.name) == root or int(fields[1]) == root:  # fields[1] is the parent's id
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+    return found
+
+
+def is_worker(pid: int) -> bool:
+    """A worker of `mailer serve --workers N` (not the supervisor's resource tracker)."""
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def database_cpu(kind: str) -> dict[int, float]:
+    """CPU seconds so far of the PostgreSQL backends serving the web server (by their
+    application_name); nothing on SQLite, which runs inside the server processes."""
+    if kind != "postgresql":
+        return {}
+    with engine_for(POSTGRES_URL).connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                            {"n": WEB_APP_NAME}).scalars()
+        return {pid: cpu_of(pid) for pid in pids}
+
+
+def used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 class Connection:
@@ -160,6 +196,32 @@ async def load(urls: list[str], rate: float, concurrency: int) -> tuple[list[flo
     return latencies, failures, elapsed
 
 
+@contextmanager
+def sink() -> Iterator[tuple[int, object]]:
+    """bench/workers.py's SMTP sink (10 ms per message) in a process of its own: its port and
+    its message counter."""
+    port, ready = free_port(), multiprocessing.Event()
+    counters = (multiprocessing.Value("q", 0), multiprocessing.Value("d", 0.0),
+                multiprocessing.Value("d", 0.0))
+    process = multiprocessing.Process(target=smtp_sink, args=(port, 0.010, ready, *counters),
+                                      daemon=True)
+    process.start()
+    ready.wait(10)
+    try:
+        yield port, counters[0]
+    finally:
+        process.terminate()
+
+
+def plan_send(settings: Settings, recipients: int) -> int:
+    """`recipients` subscribers of the stalking mailing and a running send to them (snapshot
+    taken now, so the people the benchmark unsubscribes are not among them)."""
+    bulk_subscribers(settings, recipients, segments=list(all_segments()))
+    send_id = sending.create_send(settings, "stalking")
+    sending.snapshot_send(settings, send_id)
+    return send_id
+
+
 @click.command()
 @click.option("--duration", default=30.0, show_default=True, help="Seconds of load.")
 @click.option("--rate", default=1000.0, show_default=True, help="Requests per second.")
@@ -169,44 +231,91 @@ async def load(urls: list[str], rate: float, concurrency: int) -> tuple[list[flo
 @click.option("--workers", default=2, show_default=True, help="`mailer serve --workers`.")
 @click.option("--database", "kind", type=click.Choice(["sqlite", "postgresql"]),
               default="postgresql", show_default=True)
+@click.option("--recipients", default=10_000, show_default=True,
+              help="Recipients of the send that runs meanwhile (0: no send).")
 def main(duration: float, rate: float, concurrency: int, warmup: float, workers: int,
-         kind: str) -> None:
+         kind: str, recipients: int) -> None:
     first = int(warmup * rate)
     count = first + int(duration * rate)
-    with tempfile.TemporaryDirectory() as tmp, database(kind, tmp) as url:
+    with tempfile.TemporaryDirectory() as tmp, database(kind, tmp) as url, sink() as (smtp, sent):
+        shutil.copytree(ROOT / "content", Path(tmp) / "content")
         settings = Settings(root=Path(tmp), database_url=url,
-                            secret_key="bench-secret-key-not-for-production", public_base_url=f"http://127.0.0.1:{free_port()}")
+                            secret_key="bench-secret-key-not-for-production",
+                            smtp_host="127.0.0.1", smtp_port=smtp, smtp_security="none")
+        send_id = plan_send(settings, recipients) if recipients else None
         ids = seed(settings, count)
-        urls = [unsubscribe_url(settings, i) for i in ids]
-        port = settings.public_base_url.rsplit(":", 1)[1]
-        env = {**os.environ, "MAILER_ROOT": tmp, "MAILER_DATABASE_URL": settings.database_url,
-               "MAILER_SECRET_KEY": settings.secret_key, "PYTHONPATH": str(ROOT)}
+        port = str(free_port())
+        base = f"http://127.0.0.1:{port}"  # the server itself: the links in mails name the proxy
+        urls = [base + urlsplit(unsubscribe_url(settings, i)).path for i in ids]
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
+               "MAILER_ROOT": tmp, "MAILER_SECRET_KEY": settings.secret_key,
+               "MAILER_DATABASE_URL": settings.database_url, "MAILER_SMTP_HOST": "127.0.0.1",
+               "MAILER_SMTP_PORT": str(smtp), "MAILER_SMTP_SECURITY": "none",
+               "PYTHONPATH": str(ROOT)}
+        if kind == "postgresql":
+            env["MAILER_DATABASE_URL"] += f"&application_name={WEB_APP_NAME}"
         server = subprocess.Popen(
             [sys.executable, "-m", "mailer", "serve", "--port", port, "--workers", str(workers)],
-            env=env, cwd=tmp,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sender = None
         try:
-            wait_for(f"{settings.public_base_url}/aanmelden", server)
+            wait_for(f"{base}/aanmelden", server)
             _, warmup_failures, _ = asyncio.run(load(urls[:first], rate, concurrency))
-            cpu_before = cpu_seconds(server.pid)
+            if send_id is not None:
+                sender = subprocess.Popen(
+                    [sys.executable, "-m", "mailer", "sends", "work", str(send_id)],
+                    env={**env, "MAILER_DATABASE_URL": settings.database_url}, cwd=tmp,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                while not sent.value and sender.poll() is None:  # type: ignore[attr-defined]
+                    time.sleep(0.01)
+            sent_before = sent.value  # type: ignore[attr-defined]
+            server_before, db_before = cpu_by_process(server.pid), database_cpu(kind)
+            sender_before = cpu_of(sender.pid) if sender else 0.0
+            client_before = resource.getrusage(resource.RUSAGE_SELF)
             latencies, failures, elapsed = asyncio.run(load(urls[first:], rate, concurrency))
-            cpu = cpu_seconds(server.pid) - cpu_before
+            client_after = resource.getrusage(resource.RUSAGE_SELF)
+            server_cpu = cpu_by_process(server.pid)
+            worker_pids = {pid for pid in server_cpu if pid != server.pid and is_worker(pid)}
+            db_cpu = used(db_before, database_cpu(kind))
+            sender_cpu = cpu_of(sender.pid) - sender_before if sender else 0.0
+            sent_in_window = sent.value - sent_before  # type: ignore[attr-defined]
+            send_still_running = sender is not None and sender.poll() is None
             failures += warmup_failures
         finally:
+            if sender is not None:
+                sender.terminate()
+                sender.wait(30)
             server.terminate()
             server.wait(10)
         with session_scope(settings) as session:
             recorded = session.exec(select(func.count()).select_from(Subscriber)
                                     .where(Subscriber.status == "unsubscribed")).one()
         engine_for(settings.resolved_database_url).dispose()
+    n = len(latencies)
     cuts = statistics.quantiles(latencies, n=100)
+    per_worker = sorted((server_cpu[pid] - server_before.get(pid, 0.0)
+                         for pid in server_cpu if pid in worker_pids), reverse=True)
+    total = used(server_before, server_cpu)
+    client = (client_after.ru_utime + client_after.ru_stime
+              - client_before.ru_utime - client_before.ru_stime)
     print(f"{kind}, {workers} workers, {rate:.0f} requests/s offered")
-    print(f"{len(latencies)} requests in {elapsed:.1f} s: {len(latencies) / elapsed:.0f} "
-          f"requests/s, p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms, {failures} failed")
-    print(f"server CPU: {cpu / len(latencies) * 1000:.2f} ms per request "
-          f"({cpu / elapsed:.2f} cores busy on average; machine load {os.getloadavg()[0]:.1f})")
-    answered = first + len(latencies) - failures
+    print(f"{n} requests in {elapsed:.1f} s: {n / elapsed:.0f} requests/s, p50 "
+          f"{cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} "
+          f"ms, {failures} failed")
+    print(f"CPU per request: server {total / n * 1000:.2f} ms ({total / elapsed:.2f} cores"
+          + (f"; per worker {', '.join(f'{c / elapsed:.2f}' for c in per_worker)}" if per_worker
+             else "") + ")"
+          + (f", PostgreSQL backends {db_cpu / n * 1000:.2f} ms" if kind == "postgresql" else "")
+          + f", load generator {client / n * 1000:.2f} ms")
+    if send_id is None:
+        print("no send ran meanwhile (--recipients 0)")
+    else:
+        print(f"send meanwhile: `mailer sends work` delivered {sent_in_window} messages in the "
+              f"window ({sent_in_window / elapsed:.0f}/s, {sender_cpu / elapsed:.2f} cores), "
+              + ("still running at its end" if send_still_running
+                 else "FINISHED BEFORE THE END: use more --recipients"))
+    print(f"machine load average {os.getloadavg()[0]:.1f}")
+    answered = first + n - failures
     ok = recorded == answered
     print(f"unsubscribes recorded: {recorded} of {answered} answered (warm-up included) "
           f"({'all recorded' if ok else 'MISSING'})")

@@ -44,7 +44,8 @@ SCRIPTS = [
     pytest.param("spam.py", ["--theme", "update-2021"], "highest score", id="spam", marks=pytest.mark.skipif(
         no_spamassassin(), reason="spamassassin is not installed")),
     pytest.param("web.py", ["--duration", "0.5", "--rate", "40", "--warmup", "0.2", "--workers", "1",
-                            "--concurrency", "4", "--database", "sqlite"], "(all recorded)", id="web"),
+                            "--concurrency", "4", "--database", "sqlite", "--recipients", "20"],
+                 "(all recorded)", id="web"),
     pytest.param("workers.py", ["--recipients", "12", "--runs", "1", "--delay-ms", "0", "--workers",
                                 "1", "--workers", "2"], "2 worker(s):", id="workers",
                  marks=pytest.mark.skipif(bool(POSTGRES_SKIP), reason=POSTGRES_SKIP)),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -8,6 +10,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
 from mailer.db import (
+    AsyncStatements,
     _alembic_config,
     current_revision,
     engine_for,
@@ -86,3 +89,23 @@ def test_sqlite_writers_of_other_processes_wait_their_turn(tmp_path):
     free = subprocess.run([sys.executable, "-c", probe, lock_file])
     assert (busy.returncode, free.returncode) == (3, 0)
     engine.dispose()
+
+
+def test_async_statements_replace_a_connection_the_server_dropped(engine):
+    """What the skipped liveness ping would have caught: a restart, here one killed backend."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no server to drop connections")
+    whoami = text("SELECT pg_backend_pid()")
+
+    async def run() -> tuple[int, int]:
+        statements = AsyncStatements(engine)
+        try:
+            first = await statements.scalar(whoami, {})
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            return first, await statements.scalar(whoami, {})
+        finally:
+            await statements.close()
+
+    first, second = asyncio.run(run())
+    assert first != second

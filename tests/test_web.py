@@ -172,6 +172,22 @@ def test_an_oversized_body_is_refused(client):
     assert response.status_code == 413
 
 
+def test_an_oversized_body_without_a_length_is_refused(client, engine):
+    """Chunked, so the Content-Length check cannot catch it: reading stops at the limit."""
+    page = client.get("/aanmelden")
+    body = f"csrf={csrf_of(page)}&email=anouk%40example.org&name={'x' * 70_000}".encode()
+    response = client.post("/aanmelden", content=iter([body[:1000], body[1000:]]),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413 and "te veel tekst" in response.text
+    assert person(engine) is None
+
+
+def test_a_form_with_too_many_fields_is_refused(client):
+    response = client.post("/aanmelden", content="&".join(f"f{i}=x" for i in range(40)),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+
+
 @pytest.fixture
 def subscriber_id(engine):
     with session_scope(engine) as session:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import socket
+from typing import Any
 
 import click
 
@@ -32,12 +34,14 @@ def serve(host: str, port: int, workers: int) -> None:
     app = worker_app()
     # No access log: the paths hold the tokens that open a person's preferences and data.
     # X-Forwarded-* are believed only from the trusted_proxies setting, inside the app.
-    options = {"host": host, "port": port, "log_level": "info", "access_log": False,
-               "proxy_headers": False}
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info",
+                               "access_log": False, "proxy_headers": False}
     if workers == 1:
         uvicorn.run(app, **options)
     else:
-        uvicorn.run("mailer.cli.serve:worker_app", factory=True, workers=workers, **options)
+        config = uvicorn.Config("mailer.cli.serve:worker_app", factory=True, workers=workers,
+                                **options)
+        _own_socket_supervisor(config).run()
 
 
 def worker_app():  # type: ignore[no-untyped-def]
@@ -49,6 +53,70 @@ def worker_app():  # type: ignore[no-untyped-def]
     app = create_app(config)
     gc.freeze()  # startup objects leave the collector's view: shorter pauses under load
     return app
+
+
+def _own_socket_supervisor(config: Any) -> Any:
+    """uvicorn's worker supervisor (restarts, signals, health checks), except that every worker
+    listens on a socket of its own, bound to the shared port with SO_REUSEPORT.
+
+    With one shared socket the first idle worker to wake accepts a whole burst of new
+    connections (the event loop accepts until the queue is empty), and with keep-alive it then
+    serves all of them while the other workers idle. Separate sockets let the kernel spread new
+    connections evenly over the workers.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    class OwnSocketWorkers(Multiprocess):
+        handed: list[socket.socket]
+
+        @property  # type: ignore[override]
+        def sockets(self) -> list[socket.socket]:
+            """Read once for each worker process being made: a fresh socket for it."""
+            sock = _bound_socket(config.host, config.port, shared=True)
+            self.handed.append(sock)
+            return [sock]
+
+        @sockets.setter
+        def sockets(self, _unused: list[socket.socket]) -> None:
+            self.handed = []
+
+        def init_processes(self) -> None:
+            super().init_processes()
+            self._close_handed()
+
+        def restart_all(self) -> None:
+            super().restart_all()
+            self._close_handed()
+
+        def keep_subprocess_alive(self) -> None:
+            super().keep_subprocess_alive()
+            self._close_handed()
+
+        def _close_handed(self) -> None:
+            """Started workers hold their sockets; a copy left open here would keep a dead
+            worker's socket in the port's group, and the kernel would queue connections on it."""
+            for sock in self.handed:
+                sock.close()
+            self.handed.clear()
+
+    # A socket that does not share the port fails here when something already listens there;
+    # with SO_REUSEPORT alone a second `mailer serve` would quietly join the first one's port.
+    _bound_socket(config.host, config.port, shared=False).close()
+    return OwnSocketWorkers(config, sockets=[])
+
+
+def _bound_socket(host: str, port: int, shared: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 COMMANDS = [serve]
