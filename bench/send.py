@@ -36,9 +36,9 @@ from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
 from mailer.send.dkimkeys import generate_key  # noqa: E402
+from mailer.send.messages import MessageCommon, MessageTemplate  # noqa: E402
 from mailer.send.preflight import current_manifest  # noqa: E402
-from mailer.send.runner import MessageCommon, MessageTemplate  # noqa: E402
-from mailer.transport.transports import Outgoing  # noqa: E402
+from mailer.transport.transports import OutgoingMessage  # noqa: E402
 from tests.conftest import REPO, bulk_subscribers  # noqa: E402
 from tests.smtp_server import free_port  # noqa: E402
 
@@ -106,7 +106,7 @@ def message_template(settings: Settings) -> MessageTemplate:
                            *sending._read_variant(settings, "stalking", manifest, name))
 
 
-def one_message(template: MessageTemplate, n: int) -> Outgoing:
+def one_message(template: MessageTemplate, n: int) -> OutgoingMessage:
     url = f"https://nieuws.veiligheidvoorop.nl/afmelden/IjEi.aGVsbG8{n}"
     return template.message(recipient_id=n, address=f"r{n}@example.org", name=f"Ontvanger {n}",
                             unsubscribe=url, preferences=url, token=f"IjEi.aGVsbG8{n}")

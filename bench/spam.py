@@ -26,7 +26,7 @@ from mailer.build.builder import build  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
 from mailer.send.dkimkeys import generate_key  # noqa: E402
-from mailer.send.runner import MessageCommon, MessageTemplate  # noqa: E402
+from mailer.send.messages import MessageCommon, MessageTemplate  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 _SCORE = re.compile(rb"^X-Spam-Status: \w+, score=(-?[\d.]+).*?tests=(.*?)(?:autolearn|version)",

@@ -11,6 +11,8 @@ import mailbox
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -156,6 +158,13 @@ def bulk_subscribers(settings: Settings, count: int, topic: str = "verdiepingen"
 
 REPO = Path(__file__).resolve().parents[1]
 LISTS_DIR = REPO / "lists"
+
+
+def dead_worker() -> str:
+    """The name a worker on this machine would have had, whose process has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return f"{socket.gethostname()}:{process.pid}:gone"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from mailer.db import session_scope
 from mailer.models import Bounce, Delivery, Subscriber
 from mailer.send import runner as sending
 from mailer.subscribers.subscriptions import active_topics, is_suppressed
-from mailer.transport.transports import MemoryTransport, Outgoing
+from mailer.transport.transports import MemoryTransport, OutgoingMessage
 from tests.conftest import add_subscriber
 
 
@@ -65,7 +65,7 @@ class Sent:
 
     sends: tuple[int, int]
     ids: dict[str, int]  # address → subscriber id
-    messages: dict[tuple[int, str], Outgoing]  # (send, address) → message
+    messages: dict[tuple[int, str], OutgoingMessage]  # (send, address) → message
 
 
 @pytest.fixture

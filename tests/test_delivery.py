@@ -14,7 +14,7 @@ from mailer.config import Settings
 from mailer.transport.transports import (
     DeliveryError,
     OutboxTransport,
-    Outgoing,
+    OutgoingMessage,
     RateLimiter,
     SMTPPool,
     SMTPTransport,
@@ -23,11 +23,11 @@ from mailer.transport.transports import (
 from tests.smtp_server import SMTPTestServer, free_port
 
 
-def outgoing(n: int, recipient: str = "") -> Outgoing:
+def outgoing(n: int, recipient: str = "") -> OutgoingMessage:
     data = (f"From: a@example.org\r\nTo: r{n}@example.org\r\nSubject: {n}\r\n"
             f"Message-ID: <m{n}@example.org>\r\n\r\nbody {n}\r\n.leading dot\r\n").encode()
     to = recipient or f"r{n}@example.org"
-    return Outgoing("bounce@example.org", to, data, f"<m{n}@example.org>")
+    return OutgoingMessage("bounce@example.org", to, data, f"<m{n}@example.org>")
 
 
 def smtp(server: SMTPTestServer, timeout: float = 5.0) -> SMTPTransport:
@@ -161,7 +161,7 @@ def test_an_email_message_becomes_outgoing_for_confirmation_mails() -> None:
     message["Subject"] = "Bevestig je aanmelding"
     message["Message-ID"] = "<c1@veiligheidvoorop.nl>"
     message.set_content("Klik op de link.\n")
-    out = Outgoing.from_email(message)
+    out = OutgoingMessage.from_email(message)
     assert (out.sender, out.recipient, out.message_id) == (
         "info@ovv.nl", "jan@example.org", "<c1@veiligheidvoorop.nl>")
     assert b"\r\nSubject: Bevestig je aanmelding\r\n" in out.data

@@ -21,7 +21,7 @@ from mailer.config import Settings
 from mailer.render.renderer import CompiledVariant, slot_value
 from mailer.send.encoding import EncodedBody, encoded_size
 from mailer.send.identity import Reference, parse_bounce_address
-from mailer.send.messages import MessageError, MessageFactory, format_address
+from mailer.send.messages import MessageAssembler, MessageError, format_address
 from mailer.send.signing import HEADER_LIST, relaxed_body
 from tests.slots import stored
 
@@ -35,15 +35,15 @@ HTML = ("<!doctype html>\n<html lang=\"nl\"><body><h1>Thematische verdieping</h1
         f"<p><a href=\"{UNSUBSCRIBE}\">Afmelden</a></p></body></html>\n")
 
 
-def factory(test: bool = False, **settings: str) -> MessageFactory:
-    return MessageFactory(
+def assembler(test: bool = False, **settings: str) -> MessageAssembler:
+    return MessageAssembler(
         Settings(**settings), subject="Thematische verdieping: (Ex-)Partnerstalking",
         list_slug="verdiepingen", list_name="Thematische verdiepingen", send_id=12,
         install=INSTALL, test=test, clock=lambda: datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
     )
 
 
-def build(f: MessageFactory, name: str = "Jan de Vries", address: str = "jan@example.org",
+def build(f: MessageAssembler, name: str = "Jan de Vries", address: str = "jan@example.org",
           token: str = ""):
     return f.build(address=address, name=name, html=HTML, text=TEXT,
                    unsubscribe_url=UNSUBSCRIBE, recipient_id=345, unsubscribe_token=token)
@@ -63,7 +63,7 @@ def normalised(data: bytes) -> str:
 ])
 def test_golden_messages(golden: str, name: str, test: bool) -> None:
     """Compare with tests/data/eml; UPDATE_GOLDEN=1 rewrites the files after a deliberate change."""
-    actual = normalised(build(factory(test), name).data)
+    actual = normalised(build(assembler(test), name).data)
     path = GOLDEN / golden
     if os.environ.get("UPDATE_GOLDEN"):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def test_golden_messages(golden: str, name: str, test: bool) -> None:
 
 
 def test_headers_and_parts_read_back() -> None:
-    message = build(factory(test=True), "José Müller-Öztürk").email()
+    message = build(assembler(test=True), "José Müller-Öztürk").email()
     assert message["To"].addresses[0].display_name == "José Müller-Öztürk"
     assert message["Subject"] == "[TEST] Thematische verdieping: (Ex-)Partnerstalking"
     assert re.fullmatch(r"<test\.[0-9a-f]{12}\.345\.0123456789abcdef@veiligheidvoorop\.nl>",
@@ -80,7 +80,7 @@ def test_headers_and_parts_read_back() -> None:
     assert message["List-Id"] == "Thematische verdiepingen <verdiepingen.veiligheidvoorop.nl>"
     assert message["List-Unsubscribe"] == (
         f"<{UNSUBSCRIBE}>, <mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe>")
-    assert build(factory(), token="tok-345").email()["List-Unsubscribe"] == (
+    assert build(assembler(), token="tok-345").email()["List-Unsubscribe"] == (
         f"<{UNSUBSCRIBE}>, "
         "<mailto:afmelden@veiligheidvoorop.nl?subject=unsubscribe%20verdiepingen%20tok-345>")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -91,37 +91,37 @@ def test_headers_and_parts_read_back() -> None:
 
 
 def test_message_ids_are_deterministic_per_recipient_and_test_sends_unique() -> None:
-    first, again = build(factory()), build(factory())
+    first, again = build(assembler()), build(assembler())
     assert first.message_id == again.message_id == "<12.345.0123456789abcdef@veiligheidvoorop.nl>"
-    other = factory().build(address="a@example.org", name="", html=HTML, text=TEXT,
+    other = assembler().build(address="a@example.org", name="", html=HTML, text=TEXT,
                             unsubscribe_url=UNSUBSCRIBE, recipient_id=346)
     assert other.message_id != first.message_id
-    assert build(factory(test=True)).message_id != build(factory(test=True)).message_id
+    assert build(assembler(test=True)).message_id != build(assembler(test=True)).message_id
 
 
 def test_the_envelope_sender_is_a_verp_bounce_address_on_the_list_domain() -> None:
     settings = Settings()
-    first = build(factory())
+    first = build(assembler())
     assert first.sender.startswith("bounces+12-345-") and first.sender.endswith(
         "@veiligheidvoorop.nl")
     assert parse_bounce_address(settings, first.sender) == Reference(12, "345")
     assert parse_bounce_address(settings, first.sender.replace("-345-", "-346-")) is None
     assert parse_bounce_address(replace(settings, secret_key="other"), first.sender) is None
-    assert build(factory(test=True)).sender == "bounces@veiligheidvoorop.nl"
+    assert build(assembler(test=True)).sender == "bounces@veiligheidvoorop.nl"
     assert first.email()["Reply-To"] == "info@ovv.nl"  # replies still reach people
 
 
 def test_no_bare_line_feed_even_in_bodies_without_line_breaks() -> None:
     """binascii writes `=\\n` soft breaks for text without a line break of its own."""
     body = EncodedBody(["x" * 300 + "é" * 50, "slot", "y" * 200], str).fill({"slot": "z" * 150})
-    message = factory().build(address="jan@example.org", name="Jan", html="<p>" + "é" * 400,
+    message = assembler().build(address="jan@example.org", name="Jan", html="<p>" + "é" * 400,
                               text="t" * 500, unsubscribe_url=UNSUBSCRIBE, recipient_id=1)
     for data in (body, message.data):
         assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
 
 
 def test_the_unsubscribe_mailto_is_configurable() -> None:
-    message = build(factory(unsubscribe_mailto="stop@example.org")).email()
+    message = build(assembler(unsubscribe_mailto="stop@example.org")).email()
     assert "<mailto:stop@example.org?subject=unsubscribe>" in message["List-Unsubscribe"]
 
 
@@ -129,7 +129,7 @@ def test_the_unsubscribe_mailto_is_configurable() -> None:
                                   for first in ("Jan", "Jöhn")
                                   for breaker in ("\r\n", "\n", "\r", "\u2028", "\x00\x0b")])
 def test_a_name_can_never_start_a_header_line(name: str) -> None:
-    outgoing = build(factory(), name)
+    outgoing = build(assembler(), name)
     header_block = outgoing.data.split(b"\r\n\r\n", 1)[0]
     assert not re.search(rb"(^|\r\n)Bcc:", header_block, re.IGNORECASE)
     message = outgoing.email()
@@ -141,14 +141,14 @@ def test_a_name_can_never_start_a_header_line(name: str) -> None:
                                      "Jan <jan@example.org>", "jan@example.org, evil@example.org"])
 def test_unusable_addresses_are_refused(address: str) -> None:
     with pytest.raises(MessageError):
-        build(factory(), address=address)
+        build(assembler(), address=address)
 
 
 @pytest.mark.parametrize("url", ["http://x.nl/a", "https://x.nl/a>\r\nBcc: e@x.nl",
                                  "https://x.nl/a b", "https://x.nl/a,b"])
 def test_unusable_unsubscribe_urls_are_refused(url: str) -> None:
     with pytest.raises(MessageError):
-        factory().build(address="jan@example.org", name="Jan", html=HTML, text=TEXT,
+        assembler().build(address="jan@example.org", name="Jan", html=HTML, text=TEXT,
                         unsubscribe_url=url, recipient_id=1)
 
 
@@ -178,7 +178,7 @@ def test_keygen_signs_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     runner = CliRunner()
     key, dnsfunc = published_key(tmp_path, runner)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    signed = build(factory(dkim_selector="nieuws", dkim_domain="veiligheidvoorop.nl",
+    signed = build(assembler(dkim_selector="nieuws", dkim_domain="veiligheidvoorop.nl",
                            dkim_key_file=str(key)), "José Müller-Öztürk").data
     assert signed.startswith(b"DKIM-Signature:")
     signature = signed.split(b"\r\nFrom:", 1)[0].replace(b"\r\n", b"")
@@ -216,7 +216,7 @@ def test_dkim_is_relaxed_over_signed_and_byte_identical_to_dkimpy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAILER_ROOT", str(tmp_path))
     key, dnsfunc = published_key(tmp_path, CliRunner())
-    signed = build(factory(dkim_selector="nieuws", dkim_domain="veiligheidvoorop.nl",
+    signed = build(assembler(dkim_selector="nieuws", dkim_domain="veiligheidvoorop.nl",
                            dkim_key_file=str(key)), "José Müller-Öztürk").data
     header, _, unsigned = signed.partition(b"\r\nFrom:")
     unsigned = b"From:" + unsigned
@@ -236,7 +236,7 @@ def test_dkim_is_relaxed_over_signed_and_byte_identical_to_dkimpy(
 
 
 def test_the_size_check_counts_the_html_part_as_sent() -> None:
-    data = build(factory()).data
+    data = build(assembler()).data
     part = data.split(b'Content-Type: text/html; charset="utf-8"\r\n'
                       b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")[1]
     part = part.rsplit(b"--=_mailer", 1)[0]

@@ -1,5 +1,5 @@
 """Real `mailer` processes: killed at random points while people unsubscribe (the chaos test),
-and two workers sharing one send.
+two workers sharing one send, and a second resume beside a sending one.
 
 The chaos test SIGKILLs a send at least KILLS times at random moments (while starting up,
 holding the lease, in the middle of a batch), against a real SMTP server that also answers 421
@@ -187,15 +187,23 @@ def test_chaos_killed_at_random_points_nobody_lost_nobody_mailed_after_leaving(
           f"(bound {kills * BATCH}); {seconds:.1f} s")
 
 
-def test_two_workers_share_one_send_on_postgresql(send_settings: Settings,
-                                                  smtp_server: SMTPTestServer) -> None:
+def started_on_postgresql(send_settings: Settings, smtp_server: SMTPTestServer, total: int,
+                          why: str) -> tuple[Settings, int]:
+    """Settings that send to `smtp_server` and a started send to `total` people (PostgreSQL)."""
     if not send_settings.database_url.startswith("postgresql"):
-        pytest.skip("several workers on one send need PostgreSQL (SKIP LOCKED)")
-    total = 1000
+        pytest.skip(why)
     bulk_subscribers(send_settings, total)
     settings = replace(send_settings, smtp_host=smtp_server.host, smtp_port=smtp_server.port)
     send_id = sending.create_send(settings, "stalking")
     sending.snapshot_send(settings, send_id)
+    return settings, send_id
+
+
+def test_two_workers_share_one_send_on_postgresql(send_settings: Settings,
+                                                  smtp_server: SMTPTestServer) -> None:
+    total = 1000
+    settings, send_id = started_on_postgresql(
+        send_settings, smtp_server, total, "several workers on one send need PostgreSQL (SKIP LOCKED)")
     workers = [mailer(settings, smtp_server, "sends", "work", str(send_id), "--rate", "300")
                for _ in range(2)]
     for worker in workers:
@@ -206,3 +214,25 @@ def test_two_workers_share_one_send_on_postgresql(send_settings: Settings,
         names = set(session.exec(select(Delivery.worker).where(Delivery.send_id == send_id)))
     assert len(names) == 2, "both workers took part"
     assert sending.summary(settings, send_id).status == "done"
+
+
+def test_a_second_resume_leaves_the_first_ones_batches_alone_on_postgresql(
+        send_settings: Settings, smtp_server: SMTPTestServer) -> None:
+    """A second `sends resume` while the first is sending takes over only the claims of workers
+    that are gone: the first one's batches in flight are not sent twice."""
+    total = 600
+    settings, send_id = started_on_postgresql(
+        send_settings, smtp_server, total,
+        "on SQLite the lease refuses a second worker (tests/test_send_lease.py)")
+    first = mailer(settings, smtp_server, "sends", "resume", str(send_id), "--rate", "100")
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < 2 * BATCH:  # the first one is in the middle of its send
+        assert first.poll() is None and time.monotonic() < deadline, "the first resume stalled"
+        time.sleep(0.01)
+    second = mailer(settings, smtp_server, "sends", "resume", str(send_id), "--rate", "100")
+    for process in (first, second):
+        finish(process)
+    counts = message_ids(smtp_server)
+    assert len(counts) == total
+    assert [mid for mid, n in counts.items() if n > 1] == [], "sent twice"
+    assert sending.summary(settings, send_id).counts == {"sent": total}

@@ -19,8 +19,8 @@ from mailer.models import Delivery, Send, SendVariant, Subscriber
 from mailer.send import runner as sending
 from mailer.send.identity import install_id
 from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
-from mailer.transport.transports import DeliveryError, MemoryTransport, Outgoing
-from tests.conftest import add_subscriber, bulk_subscribers
+from mailer.transport.transports import DeliveryError, MemoryTransport, OutgoingMessage
+from tests.conftest import add_subscriber, bulk_subscribers, dead_worker
 from tests.fake_clock import FakeClock
 
 TOPIC = ("verdiepingen",)
@@ -120,7 +120,7 @@ class ScriptedTransport(MemoryTransport):
         self.tries: dict[str, int] = {}
         self.lock = threading.Lock()
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         with self.lock:
             self.tries[message.recipient] = self.tries.get(message.recipient, 0) + 1
             error, times = self.faults.get(message.recipient, (None, 0))
@@ -239,15 +239,17 @@ class ClockedTransport(MemoryTransport):
         super().__init__()
         self.clock, self.times = clock, []
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         super().send(message)
         self.times.append(self.clock.now())
 
 
-def claimed_by_a_dead_worker(settings: Settings, ids: list[int], at: dt.datetime) -> None:
+def claimed_by_a_dead_worker(settings: Settings, ids: list[int], at: dt.datetime,
+                             worker: str = "dead:1") -> None:
+    """Rows claimed by `worker`; the default is on another machine, where only silence tells."""
     with session_scope(settings, write=True) as session:
         for row in session.exec(select(Delivery).where(Delivery.subscriber_id.in_(ids))):  # type: ignore[union-attr]
-            row.status, row.worker, row.claimed_at = "sending", "dead:1", at
+            row.status, row.worker, row.claimed_at = "sending", worker, at
             session.add(row)
 
 
@@ -271,7 +273,7 @@ def test_a_resume_requeues_rows_left_sending_by_a_dead_process(send_settings: Se
     send_id = sending.create_send(send_settings, "stalking")
     sending.snapshot_send(send_settings, send_id)
     clock = FakeClock()
-    claimed_by_a_dead_worker(send_settings, ids[:2], clock.now())
+    claimed_by_a_dead_worker(send_settings, ids[:2], clock.now(), dead_worker())
     transport = MemoryTransport()
     assert sending.run_send(send_settings, send_id, transport=transport, clock=clock).counts == {
         "sent": 4}

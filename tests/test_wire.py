@@ -22,7 +22,7 @@ from mailer.send import runner as sending
 from mailer.send.dkimkeys import generate_key
 from mailer.send.identity import install_id
 from mailer.send.report import send_report
-from mailer.transport.transports import InsecureServer, MemoryTransport, Outgoing, SMTPTransport
+from mailer.transport.transports import InsecureServer, MemoryTransport, OutgoingMessage, SMTPTransport
 from tests.conftest import add_subscriber, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
 
@@ -100,8 +100,8 @@ def test_lines_starting_with_a_dot_are_stuffed(smtp_server: SMTPTestServer) -> N
             b".\r\n..\r\n.begint met een punt\r\nmidden . punt\r\n.\r\n")
     transport = SMTPTransport(smtp_server.host, smtp_server.port, "none", timeout=5)
     try:
-        transport.send(Outgoing("a@veiligheidvoorop.nl", "b@example.org", data, "<x@y>"))
-        transport.send(Outgoing("a@veiligheidvoorop.nl", "b@example.org", b"." + data, "<x@y>"))
+        transport.send(OutgoingMessage("a@veiligheidvoorop.nl", "b@example.org", data, "<x@y>"))
+        transport.send(OutgoingMessage("a@veiligheidvoorop.nl", "b@example.org", b"." + data, "<x@y>"))
     finally:
         transport.close()
     assert [r.data for r in smtp_server.wait_for(2)] == [data, b"." + data]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from flufl.bounce import all_failures
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from mailer import addresses
 from mailer.bounces.classify import Kind, Verdict, classify
@@ -35,7 +35,8 @@ from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.errors import FileError, user_file
 from mailer.models import Delivery, Subscriber
-from mailer.send.identity import Reference, install_id, parse_bounce_address, parse_message_id
+from mailer.send.identity import install_id, parse_bounce_address, parse_message_id
+from mailer.send.store import mark_bounced, sent_delivery
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _AT_WORD = re.compile(r"[^\s<>()\[\]\",;:]+@[^\s<>()\[\]\",;:]+")  # candidates, checked below
@@ -111,9 +112,8 @@ class BounceHandler:
         action = record_bounce(self.session, key=key, address=subscriber.email, verdict=verdict,
                                delivery_id=delivery.id, soft_limit=self.soft_limit)
         if action != "already recorded":
-            delivery.status, delivery.error = "bounced", f"{finding.status} {finding.reason}"
-            delivery.answer_class, delivery.enhanced_code = finding.kind, finding.status[:12]
-            self.session.add(delivery)
+            mark_bounced(self.session, delivery, f"{finding.status} {finding.reason}",
+                         finding.kind, finding.status[:12])
             action += f"; delivery {delivery.id} of send {delivery.send_id} bounced"
         return action
 
@@ -126,17 +126,10 @@ class BounceHandler:
         reference = verp or parse_message_id(finding.message_id or "", self.install)
         if reference is None:
             return None
-        row = self._delivery(reference)
+        row = sent_delivery(self.session, reference.send_id, reference.recipient)
         if row is None or (verp is None and addresses.normalise(row[1].email) != finding.address):
             return None
         return row
-
-    def _delivery(self, reference: Reference) -> tuple[Delivery, Subscriber] | None:
-        return self.session.exec(
-            select(Delivery, Subscriber).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
-            .where(Delivery.send_id == reference.send_id,
-                   Subscriber.public_id == reference.recipient,
-                   col(Delivery.status).in_(["sent", "bounced"]))).first()
 
 
 def read_messages(path: Path) -> Iterator[tuple[str, EmailMessage]]:

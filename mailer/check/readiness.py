@@ -25,9 +25,8 @@ from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
 from mailer.errors import MailerError
 from mailer.send.doctor import alignment_problem
-from mailer.send.messages import MessageError
+from mailer.send.messages import MessageCommon, MessageError, MessageTemplate
 from mailer.send.preflight import current_manifest
-from mailer.send.runner import MessageCommon, MessageTemplate
 
 IMAGE_MAX_BYTES = 200 * 1024  # a portrait or header image; more only slows the mail down
 SAMPLE_ADDRESS = "lezer@example.org"

@@ -5,7 +5,8 @@ SQLite has one writer, so a second worker on a send can only get in the way; wor
 names its holder (host:pid:tag) and is renewed with every batch. It passes to another worker
 when its holder released it, fell silent for `send_claim_timeout`, or ran on this machine and
 its process is gone. PostgreSQL keeps any number of workers (SKIP LOCKED), so there the lease is
-not taken.
+not taken; a worker's claims carry its name, and only those of a worker that is `gone` (or
+silent) are taken over.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
 
-from mailer.db import session_scope
-from mailer.models import Send, utcnow
+from mailer.models import utcnow
+from mailer.send.store import SendStore
+
+_working: set[str] = set()  # this process's workers that are delivering now
 
 
 class LeaseHeld(Exception):
@@ -34,13 +36,16 @@ def worker_name() -> str:
 
 
 def gone(name: str) -> bool:
-    """Whether the worker `name` ran on this machine and its process no longer exists.
+    """Whether the worker `name` ran on this machine and ended: its process no longer exists,
+    or it was one of this process's workers and is not delivering any more.
 
     A worker on another machine cannot be looked at: only its silence tells."""
     host, _, rest = name.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return name not in _working
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -50,51 +55,34 @@ def gone(name: str) -> bool:
     return False
 
 
-def _exclusive(bind: Engine | Connection) -> bool:
-    return bind.dialect.name == "sqlite"
-
-
-def _take(session: Session, send_id: int, name: str, now: dt.datetime,
-          timeout: dt.timedelta) -> None:
-    row = session.exec(select(Send.lease_holder, Send.lease_since, Send.lease_renewed_at)
-                       .where(Send.id == send_id)).first()
-    if row is None:
-        return  # no such send: the caller says so when it reads it
-    holder, since, renewed = row
-    free = (not holder or holder == name or renewed is None or now - renewed > timeout
-            or gone(holder))
-    if not free:
-        host, _, rest = holder.partition(":")
-        raise LeaseHeld(
-            f"send {send_id} is being delivered by process {rest.partition(':')[0]} on {host} "
+def _held(send_id: int, holder: str, since: dt.datetime, renewed: dt.datetime,
+                    now: dt.datetime, timeout: dt.timedelta) -> str:
+    host, _, rest = holder.partition(":")
+    return (f"send {send_id} is being delivered by process {rest.partition(':')[0]} on {host} "
             f"since {since:%Y-%m-%d %H:%M:%S} UTC (last batch {(now - renewed).total_seconds():.0f}"
             f" s ago); only one worker per send on SQLite. If that process is gone, its lease "
             f"expires {timeout.total_seconds():.0f} s after the last batch")
-    session.execute(update(Send).where(col(Send.id) == send_id)
-                    .values(lease_holder=name, lease_since=now, lease_renewed_at=now))
 
 
 @contextmanager
 def holding(engine: Engine, send_id: int, name: str, timeout: float) -> Iterator[None]:
-    """Hold the send's lease for the block (SQLite); raises LeaseHeld when a live worker has it."""
-    if not _exclusive(engine):
-        yield
-        return
-    with session_scope(engine, write=True) as session:
-        _take(session, send_id, name, utcnow(), dt.timedelta(seconds=timeout))
+    """Deliver as `name` for the block: on SQLite holding the send's lease (LeaseHeld when a
+    live worker has it); anywhere, known to `gone` as working.
+
+    The lease is free when its holder released it, fell silent for `timeout` seconds, or ran on
+    this machine and is gone."""
+    store = SendStore(engine)
+    if store.leased:
+        now, span = utcnow(), dt.timedelta(seconds=timeout)
+        held = store.take_lease(send_id, name, now, lambda holder, renewed: (
+            not holder or holder == name or renewed is None or now - renewed > span
+            or gone(holder)))
+        if held is not None:
+            raise LeaseHeld(_held(send_id, *held, now, span))
+    _working.add(name)
     try:
         yield
     finally:
-        with session_scope(engine, write=True) as session:
-            session.execute(update(Send).where(col(Send.id) == send_id, Send.lease_holder == name)
-                            .values(lease_holder="", lease_renewed_at=None))
-
-
-def renew(session: Session, send_id: int, name: str) -> bool:
-    """Record a sign of life in the claim's transaction; False when the lease was lost (another
-    worker took it over after this one was silent too long): then stop."""
-    if not _exclusive(session.get_bind()):
-        return True
-    result = session.execute(update(Send).where(col(Send.id) == send_id, Send.lease_holder == name)
-                             .values(lease_renewed_at=utcnow()))
-    return result.rowcount == 1  # type: ignore[attr-defined]
+        _working.discard(name)
+        if store.leased:
+            store.release_lease(send_id, name)

@@ -1,9 +1,16 @@
 """One personalised message, built fast: everything constant is encoded once per (send, variant).
 
-A send builds 100,000 messages, so `MessageFactory` prepares the header block, the MIME
-skeleton and the DKIM key once; `build` only encodes the recipient's own parts (To, Message-ID,
-Date, List-Unsubscribe, the two bodies) and joins bytes. The result is an `Outgoing`: the exact
-bytes (CRLF) that DKIM signed and that every transport writes unchanged.
+The words, from the send down to one recipient:
+- `MessageCommon`: what every message of a send shares (subject, topic, greetings);
+- `MessageAssembler`: that encoded once, the header block, the MIME skeleton and the DKIM key;
+  `build` only encodes the recipient's own parts (To, Message-ID, Date, List-Unsubscribe, the
+  two bodies) and joins bytes;
+- `MessageTemplate`: one variant of the send, its bodies encoded once around their slots;
+  `message` fills in one recipient's values;
+- `OutgoingMessage` (mailer.transport): the result, the exact bytes (CRLF) that DKIM signed and
+  that every transport writes unchanged, with the envelope.
+
+A send builds 100,000 messages: one template per variant, one outgoing message per recipient.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.header import Header
@@ -18,14 +26,16 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from functools import partial
 
-from mailer import addresses
+from mailer import addresses, taxonomy
 from mailer.config import Settings
 from mailer.errors import MailerError
-from mailer.send.encoding import quoted_printable
+from mailer.render.renderer import CompiledVariant, greeting, slot_value
+from mailer.send.encoding import EncodedBody, quoted_printable
 from mailer.send.identity import bounce_address, message_id, test_message_id
 from mailer.send.signing import DkimSigner
-from mailer.transport.transports import Outgoing
+from mailer.transport.transports import OutgoingMessage
 
 # Line breaks of every kind and other control characters: in a header they could start a new
 # header line (header injection), so a display name never keeps them.
@@ -57,7 +67,7 @@ def format_address(name: str, address: str) -> str:
     return f"{encoded} <{address}>"
 
 
-class MessageFactory:
+class MessageAssembler:
     """Builds the messages of one (send, variant); constant headers are encoded once here."""
 
     def __init__(self, settings: Settings, *, subject: str, list_slug: str, list_name: str,
@@ -94,7 +104,7 @@ class MessageFactory:
         self._end = b"--" + boundary.encode() + b"--\r\n"
 
     def build(self, *, address: str, name: str, html: str, text: str, unsubscribe_url: str,
-              recipient_id: int | str, unsubscribe_token: str = "") -> Outgoing:
+              recipient_id: int | str, unsubscribe_token: str = "") -> OutgoingMessage:
         """One finished message for one recipient; raises MessageError on unusable values."""
         return self.build_encoded(address=address, name=name, html=quoted_printable(html),
                                   text=quoted_printable(text), unsubscribe_url=unsubscribe_url,
@@ -102,7 +112,7 @@ class MessageFactory:
 
     def build_encoded(self, *, address: str, name: str, html: bytes, text: bytes,
                       unsubscribe_url: str, recipient_id: int | str,
-                      unsubscribe_token: str = "") -> Outgoing:
+                      unsubscribe_token: str = "") -> OutgoingMessage:
         """`build` with bodies already quoted-printable encoded (see EncodedBody).
 
         `unsubscribe_token` (the one-click token) goes into the subject of the mailto
@@ -137,4 +147,44 @@ class MessageFactory:
         ))
         if self.signer:
             data = self.signer.sign(data) + data
-        return Outgoing(sender, address, data, mid)
+        return OutgoingMessage(sender, address, data, mid)
+
+
+@dataclass(frozen=True)
+class MessageCommon:
+    """What every message of a send shares: subject, topic and greetings."""
+
+    send_id: int
+    install: str
+    subject: str
+    topic: str
+    greeting: str
+    greeting_named: str
+    test: bool = False
+
+
+class MessageTemplate:
+    """The messages of one variant of a send: headers and bodies prepared once (with a
+    MessageAssembler); `message` fills in one recipient's copy, an OutgoingMessage."""
+
+    def __init__(self, settings: Settings, common: MessageCommon, html: str, text: str,
+                 online_url: str):
+        compiled = CompiledVariant(html, text)
+        self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
+        self.text = EncodedBody(compiled.text_parts)
+        self.online_url = online_url
+        self.greeting, self.greeting_named = common.greeting, common.greeting_named
+        self.assembler = MessageAssembler(settings, subject=common.subject,
+                                          list_slug=common.topic,
+                                          list_name=taxonomy.TOPICS[common.topic],
+                                          send_id=common.send_id, install=common.install,
+                                          test=common.test)
+
+    def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
+                preferences: str, token: str = "") -> OutgoingMessage:
+        slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
+                 "unsubscribe_url": unsubscribe,
+                 "preferences_url": preferences, "webversion_url": self.online_url}
+        return self.assembler.build_encoded(
+            address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
+            unsubscribe_url=unsubscribe, recipient_id=recipient_id, unsubscribe_token=token)

@@ -16,7 +16,7 @@ from mailer.build.builder import build
 from mailer.build.manifest import Manifest
 from mailer.config import Settings
 from mailer.errors import MailerError
-from mailer.send.messages import DkimSigner, MessageError, MessageFactory
+from mailer.send.messages import DkimSigner, MessageAssembler, MessageError
 
 SECURITIES = ("starttls", "tls", "none")
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # line breaks and control characters
@@ -78,9 +78,9 @@ def sample_message(settings: Settings, manifest: Manifest) -> None:
         raise PreflightError(f"DKIM is half configured: {missing} not set (set all three, or none)")
     key_file = settings.path("dkim_key_file") if settings.dkim_key_file else None
     try:
-        factory = MessageFactory(settings, subject=manifest.subject, list_slug=manifest.topic,
-                                 list_name=taxonomy.TOPICS[manifest.topic], send_id=0,
-                                 install="preflight")
+        assembler = MessageAssembler(settings, subject=manifest.subject, list_slug=manifest.topic,
+                                     list_name=taxonomy.TOPICS[manifest.topic], send_id=0,
+                                     install="preflight")
     except OSError as exc:
         raise PreflightError(f"dkim_key_file {key_file}: cannot read it: {exc.strerror}") from exc
     except (ValueError, TypeError) as exc:  # what cryptography raises on a key it cannot load
@@ -88,14 +88,14 @@ def sample_message(settings: Settings, manifest: Manifest) -> None:
         raise PreflightError(f"dkim_key_file {key_file}: cannot sign with it: "
                              f"{type(exc).__name__}: {reason}") from exc
     try:
-        factory.build(address="preflight@example.org", name="Anna de Vries", html="<p>x</p>",
-                      text="x", unsubscribe_url=f"{settings.public_base_url}/afmelden/x",
-                      recipient_id="preflight")
+        assembler.build(address="preflight@example.org", name="Anna de Vries", html="<p>x</p>",
+                        text="x", unsubscribe_url=f"{settings.public_base_url}/afmelden/x",
+                        recipient_id="preflight")
     except MessageError as exc:
         raise PreflightError(f"a message cannot be built: {exc} (check public_base_url, "
                              "sender_email and reply_to)") from exc
     except Exception as exc:  # whatever the signer raises on a key it cannot use
-        if not isinstance(factory.signer, DkimSigner):
+        if not isinstance(assembler.signer, DkimSigner):
             raise
         reason = " ".join(str(exc).split())  # one line, whatever the library wrote
         raise PreflightError(f"dkim_key_file {key_file}: cannot sign with it: "

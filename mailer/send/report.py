@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlmodel import func, select
-
 from mailer.config import Settings
-from mailer.db import session_scope
-from mailer.models import Delivery, Send
+from mailer.db import get_engine
+from mailer.models import Send
 from mailer.render.renderer import jinja_environment
 from mailer.send.approval import describe
 from mailer.send.runner import SendError
+from mailer.send.store import SendStore
 
 STATUSES = ("pending", "sending", "sent", "failed", "skipped", "bounced")
 COLOURS = {"pending": "#9aa5b1", "sending": "#f0b429", "sent": "#2f8132", "failed": "#c62828",
@@ -52,29 +51,16 @@ class SendReport:
 
 
 def send_report(settings: Settings, send_id: int, top_errors: int = 10) -> SendReport:
-    with session_scope(settings) as session:
-        send = session.get(Send, send_id)
-        if send is None:
-            raise SendError(f"no send with id {send_id}; `mailer sends list` shows the sends")
-        rows = session.exec(
-            select(Delivery.region, Delivery.audience, Delivery.status, func.count())
-            .where(Delivery.send_id == send_id)
-            .group_by(Delivery.region, Delivery.audience, Delivery.status))
-        counts: dict[str, int] = defaultdict(int)
-        segments: dict[str, dict[str, int]] = defaultdict(dict)
-        for region, audience, status, n in rows:
-            counts[status] += n
-            segments[f"{region}/{audience}"][status] = n
-        errors = session.exec(
-            select(Delivery.error, func.count()).where(Delivery.send_id == send_id,
-                                                       Delivery.error != "")
-            .group_by(Delivery.error).order_by(func.count().desc()).limit(top_errors)).all()
-        classes = session.exec(
-            select(Delivery.answer_class, func.count()).where(
-                Delivery.send_id == send_id, Delivery.answer_class != "")
-            .group_by(Delivery.answer_class)).all()
-    return SendReport(send, dict(counts), dict(sorted(segments.items())),
-                      [(e, n) for e, n in errors], dict(classes))
+    figures = SendStore(get_engine(settings)).figures(send_id, top_errors)
+    if figures is None:
+        raise SendError(f"no send with id {send_id}; `mailer sends list` shows the sends")
+    counts: dict[str, int] = defaultdict(int)
+    segments: dict[str, dict[str, int]] = defaultdict(dict)
+    for region, audience, status, n in figures.segments:
+        counts[status] += n
+        segments[f"{region}/{audience}"][status] = n
+    return SendReport(figures.send, dict(counts), dict(sorted(segments.items())), figures.errors,
+                      figures.classes)
 
 
 @dataclass(frozen=True)

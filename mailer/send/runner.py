@@ -15,7 +15,8 @@ This is the one place where mailings go out; the scheduler only calls `create_se
 A recipient's temporary failures (4xx) come back later with a doubling back-off; permanent ones
 (5xx) are recorded with the server's answer. Trouble with the connection (greeting, TLS, login,
 421, drops) is nobody's attempt: the send backs off as a whole and pauses when it lasts
-(mailer.send.outcomes). Too many permanent failures pause the send too.
+(mailer.send.outcomes). Too many permanent failures pause the send too. The queries behind all
+this are named in mailer.send.store.
 """
 
 from __future__ import annotations
@@ -28,33 +29,30 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
-from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from mailer import taxonomy
 from mailer.bounces import classify as answers
-from mailer.bounces.suppressions import record_bounce
 from mailer.build.archive import publish
 from mailer.build.manifest import Manifest
 from mailer.build.writer import anonymous_links
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
-from mailer.db import get_engine, session_scope
+from mailer.db import get_engine
 from mailer.errors import ConfigError, MailerError
-from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
-from mailer.render.renderer import CompiledVariant, greeting, slot_value
+from mailer.models import Send
 from mailer.send import approval, lease
-from mailer.send.encoding import EncodedBody
 from mailer.send.identity import install_id
-from mailer.send.messages import MessageError, MessageFactory
+from mailer.send.messages import MessageCommon, MessageError, MessageTemplate
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
 from mailer.send.preflight import current_manifest, preflight
+from mailer.send.store import FINISHED, Claim, Refusal, RowUpdate, SendStore, Snapshot
 from mailer.send.testers import tester_names
-from mailer.subscribers.subscriptions import recipients, recipients_query
 from mailer.subscribers.tokens import make_token, preferences_url, unsubscribe_url
-from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+from mailer.transport.transports import DeliveryError, Transport, transport_from_settings
 
 FINAL = ("sent", "failed", "skipped", "bounced")
 # The send pauses itself when, of the last PERMANENT_WINDOW attempts, more than PERMANENT_SHARE
@@ -65,8 +63,10 @@ PERMANENT_SHARE = 0.2
 # BLOCK_SHARE of the first BLOCK_WINDOW answers are blocks, going on only hurts our reputation.
 BLOCK_WINDOW = 200
 BLOCK_SHARE = 0.05
+PAUSABLE = ("planned", "running", "paused")
 LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this often
 
+_T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
 
@@ -116,45 +116,6 @@ def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
             entry.online_url)
 
 
-@dataclass(frozen=True)
-class MessageCommon:
-    """What every message of a send shares: subject, topic and greetings."""
-
-    send_id: int
-    install: str
-    subject: str
-    topic: str
-    greeting: str
-    greeting_named: str
-    test: bool = False
-
-
-class MessageTemplate:
-    """The messages of one variant of a send: headers and bodies prepared once (with the
-    MessageFactory); `message` fills in one recipient's copy, an Outgoing message."""
-
-    def __init__(self, settings: Settings, common: MessageCommon, html: str, text: str,
-                 online_url: str):
-        compiled = CompiledVariant(html, text)
-        self.html = EncodedBody(compiled.html_parts, partial(slot_value, html=True))
-        self.text = EncodedBody(compiled.text_parts)
-        self.online_url = online_url
-        self.greeting, self.greeting_named = common.greeting, common.greeting_named
-        self.factory = MessageFactory(settings, subject=common.subject, list_slug=common.topic,
-                                      list_name=taxonomy.TOPICS[common.topic],
-                                      send_id=common.send_id, install=common.install,
-                                      test=common.test)
-
-    def message(self, *, recipient_id: int | str, address: str, name: str, unsubscribe: str,
-                preferences: str, token: str = "") -> Outgoing:
-        slots = {"greeting": greeting(self.greeting, self.greeting_named, name),
-                 "unsubscribe_url": unsubscribe,
-                 "preferences_url": preferences, "webversion_url": self.online_url}
-        return self.factory.build_encoded(
-            address=address, name=name, html=self.html.fill(slots), text=self.text.fill(slots),
-            unsubscribe_url=unsubscribe, recipient_id=recipient_id, unsubscribe_token=token)
-
-
 # --- planning and starting -----------------------------------------------------------------
 
 
@@ -172,25 +133,23 @@ def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = 
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = preflight(settings, theme)
-    with session_scope(settings, write=True) as session:
-        send = Send(theme=theme, topic=manifest.topic, subject=manifest.subject,
-                    regions=chosen_regions, audiences=chosen_audiences,
-                    planned_for=planned_for, source_hash=manifest.source_hash,
-                    greeting=manifest.greeting, greeting_named=manifest.greeting_named,
-                    **(record or {}))
-        session.add(send)
-        session.flush()
-        if then is not None:
-            then(session, send.id)  # type: ignore[arg-type]
-        return send.id  # type: ignore[return-value]
+    return _store(settings).create(
+        dict(theme=theme, topic=manifest.topic, subject=manifest.subject,
+             regions=chosen_regions, audiences=chosen_audiences, planned_for=planned_for,
+             source_hash=manifest.source_hash, greeting=manifest.greeting,
+             greeting_named=manifest.greeting_named, **(record or {})),
+        then)
 
 
-def _get(session: Session, send_id: int, lock: bool = False) -> Send:
-    query = select(Send).where(Send.id == send_id)
-    send = session.exec(query.with_for_update() if lock else query).first()
-    if send is None:
+def _store(settings: Settings) -> SendStore:
+    return SendStore(get_engine(settings))
+
+
+def _found(found: _T | None, send_id: int) -> _T:
+    """What the store found about send `send_id`; None means there is no such send."""
+    if found is None:
         raise SendError(f"no send with id {send_id}; `mailer sends list` shows the sends")
-    return send
+    return found
 
 
 def snapshot_send(settings: Settings, send_id: int) -> Send:
@@ -199,8 +158,8 @@ def snapshot_send(settings: Settings, send_id: int) -> Send:
 
     The variants are frozen with the snapshot, so a resume sends what the send started with.
     """
-    with session_scope(settings) as session:
-        send = _get(session, send_id)
+    store = _store(settings)
+    send = _found(store.send(send_id), send_id)
     if send.status == "cancelled":
         raise SendError(f"send {send_id} was cancelled")
     if send.status == "done":
@@ -208,55 +167,27 @@ def snapshot_send(settings: Settings, send_id: int) -> Send:
     manifest = current_manifest(settings, send.theme) if send.snapshot_at is None else None
     if manifest is not None and (held := approval.problem(settings, send, manifest.source_hash)):
         raise SendError(f"send {send_id} does not start: {held}")
-    with session_scope(settings, write=True) as session:
-        send = _get(session, send_id, lock=True)  # PostgreSQL: one snapshot, however many start
-        if send.snapshot_at is None and manifest is not None:
-            _snapshot(settings, session, send, manifest)
-        if send.status in ("planned", "paused"):
-            send.status, send.pause_reason = "running", ""
-        session.add(send)
+    snapshot = _snapshot(settings, send, manifest) if manifest is not None else None
+    send = _found(store.start(send_id, snapshot), send_id)
     if manifest is not None:  # it has gone out: the archive and the feed may show it now
         publish(settings, send.theme, f"send {send_id} started")
     return send
 
 
-def _snapshot(settings: Settings, session: Session, send: Send, manifest: Manifest) -> None:
-    regions, audiences = send.regions, send.audiences
-    variants = _variants_of(manifest, regions, audiences)
-    for name in sorted(set(variants.values())):
-        html, text, online_url = _read_variant(settings, send.theme, manifest, name)
-        session.add(SendVariant(send_id=send.id, name=name, html=html,  # type: ignore[arg-type]
-                                text=text, online_url=online_url))
-    people = recipients_query(manifest.topic, regions, audiences).order_by(None).subquery()
-    variant = case(*[(and_(people.c.region == region, people.c.audience == audience), name)
-                     for (region, audience), name in variants.items()])
-    columns = ["send_id", "subscriber_id", "region", "audience", "variant", "status", "attempts",
-               "worker", "error"]
-    rows = select(literal(send.id), people.c.id, people.c.region, people.c.audience, variant,
-                  literal("pending"), literal(0), literal(""), literal("")).order_by(people.c.id)
-    session.execute(insert(Delivery).from_select(columns, rows))
-    send.topic, send.subject = manifest.topic, manifest.subject
-    send.greeting, send.greeting_named = manifest.greeting, manifest.greeting_named
-    send.source_hash, send.snapshot_at = manifest.source_hash, utcnow()
+def _snapshot(settings: Settings, send: Send, manifest: Manifest) -> Snapshot:
+    """What the send freezes: the build's variants (read when the snapshot is taken) and who
+    gets which."""
+    return Snapshot(manifest.topic, manifest.subject, manifest.greeting, manifest.greeting_named,
+                    manifest.source_hash, _variants_of(manifest, send.regions, send.audiences),
+                    partial(_read_variant, settings, send.theme, manifest))
 
 
 # --- delivering ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Claimed:
-    delivery_id: int
-    subscriber_id: int
-    public_id: str  # what the person's links carry
-    attempts: int
-    variant: str
-    address: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
 class _Outcome:
-    claimed: _Claimed
+    claimed: Claim
     verdict: Verdict
     error: DeliveryError | MessageError | None = None
 
@@ -300,68 +231,24 @@ class _Breaker:
 class _Worker:
     """One process's part in delivering a send; `name` marks the rows it claimed."""
 
-    def __init__(self, settings: Settings, engine: Engine, send: Send, transport: Transport,
+    def __init__(self, settings: Settings, store: SendStore, send: Send, transport: Transport,
                  name: str, clock: Clock):
-        self.settings, self.engine, self.send, self.transport = settings, engine, send, transport
+        self.settings, self.store, self.send, self.transport = settings, store, send, transport
         self.name, self.clock = name, clock
         self.halt = threading.Event()  # the connection failed: leave the rest of the batch
-        common = MessageCommon(send.id, install_id(engine), send.subject,  # type: ignore[arg-type]
-                               send.topic, send.greeting, send.greeting_named)
-        with session_scope(engine) as session:
-            rows = session.exec(select(SendVariant).where(SendVariant.send_id == send.id))
-            self.templates = {row.name: MessageTemplate(settings, common, row.html, row.text,
-                                                        row.online_url) for row in rows}
+        common = MessageCommon(send.id, install_id(store.engine),  # type: ignore[arg-type]
+                               send.subject, send.topic, send.greeting, send.greeting_named)
+        self.templates = {row.name: MessageTemplate(settings, common, row.html, row.text,
+                                                    row.online_url)
+                          for row in store.variants(send.id)}  # type: ignore[arg-type]
 
-    def claim(self) -> tuple[str, list[_Claimed], int]:
+    def claim(self) -> tuple[str, list[Claim], int]:
         """The send's status, up to `send_batch` due rows now marked as ours, and how many
-        rows were skipped instead because their people may no longer be mailed.
+        rows were skipped instead because their people may no longer be mailed."""
+        return self.store.claim_batch(self.send, self.name, self.clock.now(),
+                                      self.settings.send_batch)
 
-        SKIP LOCKED lets workers on PostgreSQL take different rows; SQLite has one writer.
-        """
-        with session_scope(self.engine, write=True) as session:
-            status = session.exec(select(Send.status).where(Send.id == self.send.id)).one()
-            if status != "running":
-                return status, [], 0
-            if not lease.renew(session, self.send.id, self.name):  # type: ignore[arg-type]
-                return "taken over", [], 0
-            now = self.clock.now()
-            due = (select(Delivery.id)
-                   .where(Delivery.send_id == self.send.id, Delivery.status == "pending",
-                          or_(col(Delivery.next_attempt_at).is_(None),
-                              col(Delivery.next_attempt_at) <= now))
-                   .order_by(Delivery.id).limit(self.settings.send_batch)
-                   .with_for_update(skip_locked=True))
-            ids = list(session.exec(due))
-            if not ids:
-                return status, [], 0
-            rows = session.exec(
-                select(Delivery.id, Delivery.attempts, Delivery.variant, Subscriber.id,
-                       Subscriber.public_id, Subscriber.email, Subscriber.name, Subscriber.status,
-                       Subscription.status, Suppression.reason)
-                .select_from(Delivery)
-                .outerjoin(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
-                .outerjoin(Subscription, and_(col(Subscription.subscriber_id) == Subscriber.id,
-                                              col(Subscription.topic) == self.send.topic))
-                .outerjoin(Suppression, col(Suppression.address_hash) == Subscriber.address_hash)
-                .where(col(Delivery.id).in_(ids)).order_by(Delivery.id))
-            claimed, skipped = [], []
-            for (did, attempts, variant, sid, public_id, address, name, person, subscription,
-                 suppressed) in rows:
-                reason = _why_not(sid, person, subscription, suppressed)
-                if reason:
-                    skipped.append({"did": did, "status": "skipped", "attempts": attempts,
-                                    "next": None, "code": None, "error": reason,
-                                    "class": "", "enhanced": ""})
-                else:
-                    claimed.append(_Claimed(did, sid, public_id, attempts, variant, address, name))
-            if claimed:
-                session.execute(update(Delivery).where(
-                    col(Delivery.id).in_([c.delivery_id for c in claimed])
-                ).values(status="sending", worker=self.name, claimed_at=now))
-            _update_rows(session, skipped)
-            return status, claimed, len(skipped)
-
-    def deliver(self, item: _Claimed) -> _Outcome:
+    def deliver(self, item: Claim) -> _Outcome:
         """Build and send one message; runs in the pool's threads."""
         if self.halt.is_set():
             return _Outcome(item, Verdict.UNTRIED)
@@ -391,60 +278,38 @@ class _Worker:
         sent = [o.claimed.delivery_id for o in outcomes if o.verdict is Verdict.SENT]
         failed = [o for o in outcomes if o.verdict is not Verdict.SENT]
         others = [self._failure(o, now) for o in failed]
-        with session_scope(self.engine, write=True) as session:
-            if sent:
-                session.execute(update(Delivery).where(
-                    col(Delivery.id).in_(sent), Delivery.worker == self.name,
-                    Delivery.status == "sending",
-                ).values(status="sent", sent_at=now, attempts=Delivery.attempts + 1,
-                         code=None, error="", answer_class="", enhanced_code=""))
-            _update_rows(session, others)
-            for outcome, row in zip(failed, others, strict=True):
-                answer = outcome.answer
-                if row["status"] == "failed" and answer is not None:
-                    record_bounce(session, key=f"delivery:{row['did']}",
-                                  address=outcome.claimed.address, verdict=answer,
-                                  delivery_id=row["did"],
-                                  soft_limit=self.settings.bounce_soft_limit)
-        return len(sent) + sum(row["status"] == "failed" for row in others)
+        refusals = [Refusal(row.delivery_id, outcome.claimed.address, answer)
+                    for outcome, row in zip(failed, others, strict=True)
+                    if row.status == "failed" and (answer := outcome.answer) is not None]
+        self.store.record_outcomes(self.name, now, sent, others, refusals,
+                                   self.settings.bounce_soft_limit)
+        return len(sent) + sum(row.status == "failed" for row in others)
 
-    def _failure(self, outcome: _Outcome, now: dt.datetime) -> dict:
+    def _failure(self, outcome: _Outcome, now: dt.datetime) -> RowUpdate:
         error, attempts, answer = outcome.error, outcome.claimed.attempts + 1, outcome.answer
-        row = {"did": outcome.claimed.delivery_id, "attempts": attempts, "next": None,
-               "code": getattr(error, "code", None), "error": str(error or ""),
-               "class": answer.kind if answer else "",
-               "enhanced": answer.enhanced if answer else ""}
+        row = partial(RowUpdate, outcome.claimed.delivery_id, code=getattr(error, "code", None),
+                      error=str(error or ""), answer_class=answer.kind if answer else "",
+                      enhanced_code=answer.enhanced if answer else "")
         if outcome.verdict in (Verdict.CONNECTION, Verdict.UNTRIED):  # nobody's attempt
-            return {**row, "status": "pending", "attempts": outcome.claimed.attempts}
+            return row("pending", outcome.claimed.attempts)
         if outcome.verdict is Verdict.FAILED:
-            return {**row, "status": "failed"}
+            return row("failed", attempts)
         if attempts >= self.settings.send_max_attempts:
-            return {**row, "status": "failed", "error": f"gave up after {attempts} attempts: {error}"}
+            return row("failed", attempts, error=f"gave up after {attempts} attempts: {error}")
         delay = self.settings.send_retry_seconds * 2 ** (attempts - 1)
-        return {**row, "status": "pending", "next": now + dt.timedelta(seconds=delay)}
+        return row("pending", attempts, next_attempt_at=now + dt.timedelta(seconds=delay))
 
     def idle(self) -> float | None:
         """Nothing was due: seconds to wait for a retry or another worker's batch, or None
         when the send is finished (then it is marked done)."""
         now = self.clock.now()
-        with session_scope(self.engine, write=True) as session:
-            _requeue_abandoned(session, self.send.id,  # type: ignore[arg-type]
-                               now - dt.timedelta(seconds=self.settings.send_claim_timeout))
-            lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
-            pending, sending, soonest = session.exec(
-                select(func.count().filter(Delivery.status == "pending"),
-                       func.count().filter(Delivery.status == "sending"),
-                       func.min(Delivery.next_attempt_at).filter(Delivery.status == "pending"))
-                .where(Delivery.send_id == self.send.id)).one()
-            if pending or sending:
-                wait = (soonest - now).total_seconds() if pending and soonest else 0.2
-                return min(max(wait, 0.01), 1.0)
-            session.execute(update(Send).where(
-                col(Send.id) == self.send.id, Send.status == "running",
-                ~exists().where(Delivery.send_id == self.send.id,
-                                col(Delivery.status).in_(["pending", "sending"])),
-            ).values(status="done", finished_at=now))
-            return None
+        pending, sending, soonest = self.store.settle(
+            self.send.id, self.name, now,  # type: ignore[arg-type]
+            now - dt.timedelta(seconds=self.settings.send_claim_timeout), lease.gone)
+        if pending or sending:
+            wait = (soonest - now).total_seconds() if pending and soonest else 0.2
+            return min(max(wait, 0.01), 1.0)
+        return None
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
         """Sit out a back-off on the clock, renewing the lease meanwhile; `stop` ends it at once."""
@@ -454,8 +319,7 @@ class _Worker:
                 return
             seconds -= step
             if seconds > 0:
-                with session_scope(self.engine, write=True) as session:
-                    lease.renew(session, self.send.id, self.name)  # type: ignore[arg-type]
+                self.store.renew_lease(self.send.id, self.name)  # type: ignore[arg-type]
 
     def run(self, progress: Progress | None, stop: threading.Event) -> None:
         """Claim, send and record batches until the send is done, paused, cancelled or stopped."""
@@ -463,7 +327,7 @@ class _Worker:
         connection = ConnectionWatch(self.settings.send_connection_retry_seconds,
                                      self.settings.send_connection_patience,
                                      clock=lambda: self.clock.now().timestamp())
-        counts = _counts(self.engine, self.send.id)  # type: ignore[arg-type]
+        counts = self.store.counts(self.send.id)  # type: ignore[arg-type]
         total, finished = sum(counts.values()), sum(counts.get(s, 0) for s in FINAL)
         if progress:
             progress(finished, total)
@@ -503,69 +367,11 @@ class _Worker:
                     self.wait(backoff, stop)
 
 
-def _why_not(subscriber_id: int | None, person: str | None, subscription: str | None,
-             suppressed: str | None) -> str:
-    """Why a snapshotted recipient may no longer be mailed, or ""."""
-    if subscriber_id is None:
-        return "erased"
-    if suppressed:
-        return f"suppressed ({suppressed})"
-    if person != "active":
-        return f"subscriber {person}"
-    if subscription != "active":
-        return "left the topic"
-    return ""
-
-
-def _update_rows(session: Session, rows: list[dict]) -> None:
-    """Several rows with different values in one executemany."""
-    if rows:
-        table = Delivery.__table__  # type: ignore[attr-defined]
-        session.connection().execute(
-            update(table).where(table.c.id == bindparam("did")).values(
-                status=bindparam("status"), attempts=bindparam("attempts"),
-                next_attempt_at=bindparam("next"), code=bindparam("code"),
-                error=bindparam("error"), answer_class=bindparam("class"),
-                enhanced_code=bindparam("enhanced")),
-            rows)
-
-
-def _requeue(session: Session, send_id: int, claimed_before: dt.datetime | None) -> int:
-    """Put rows stuck in "sending" back to pending: all of them, or those claimed before a time
-    (a worker that died). Only these rows can go out twice."""
-    query = update(Delivery).where(Delivery.send_id == send_id, Delivery.status == "sending")
-    if claimed_before is not None:
-        query = query.where(col(Delivery.claimed_at) < claimed_before)
-    return session.execute(query.values(status="pending", worker="")).rowcount  # type: ignore[attr-defined]
-
-
-def _requeue_abandoned(session: Session, send_id: int, claimed_before: dt.datetime) -> None:
-    """Take over the claims of workers that died: those silent since `claimed_before`, and at
-    once those of processes on this machine that are gone."""
-    _requeue(session, send_id, claimed_before)
-    workers = session.exec(select(Delivery.worker).distinct().where(
-        Delivery.send_id == send_id, Delivery.status == "sending")).all()
-    dead = [name for name in workers if lease.gone(name)]
-    if dead:
-        session.execute(update(Delivery).where(
-            Delivery.send_id == send_id, Delivery.status == "sending",
-            col(Delivery.worker).in_(dead)).values(status="pending", worker=""))
-
-
-def _counts(engine: Engine, send_id: int) -> dict[str, int]:
-    with session_scope(engine) as session:
-        rows = session.exec(select(Delivery.status, func.count())
-                            .where(Delivery.send_id == send_id).group_by(Delivery.status))
-        return dict(rows.all())
-
-
 def summary(settings: Settings, send_id: int) -> SendSummary:
     """Status and counts per delivery status of one send."""
-    engine = get_engine(settings)
-    with session_scope(engine) as session:
-        send = _get(session, send_id)
-    return SendSummary(send_id, send.status, _counts(engine, send_id), send.pause_reason)
-
+    store = _store(settings)
+    send = _found(store.send(send_id), send_id)
+    return SendSummary(send_id, send.status, store.counts(send_id), send.pause_reason)
 
 def _deliver(settings: Settings, send: Send, transport: Transport | None,
              progress: Progress | None, stop: threading.Event | None, name: str, clock: Clock
@@ -573,7 +379,7 @@ def _deliver(settings: Settings, send: Send, transport: Transport | None,
     own = transport is None
     transport = transport or transport_from_settings(settings)
     try:
-        _Worker(settings, get_engine(settings), send, transport, name, clock).run(
+        _Worker(settings, _store(settings), send, transport, name, clock).run(
             progress, stop or threading.Event())
     finally:
         if own:
@@ -598,16 +404,17 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
     """Start or resume a send and deliver every pending recipient.
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
-    in "sending" by an earlier process: run it when that process is gone (to add workers to a
-    running send, use `work`; on SQLite the lease refuses a second worker). `stop` is checked
-    between batches.
+    in "sending" by workers that are gone: on SQLite, whoever held the lease before; on
+    PostgreSQL, workers that ended on this machine or fell silent for `send_claim_timeout`,
+    so the batches of workers still sending are left to them (to add workers to a running
+    send, `work` does the same without starting it). `stop` is checked between batches.
     """
     with _holding(settings, send_id) as name:
         send = snapshot_send(settings, send_id)
         if send.status == "done":
             return summary(settings, send_id)
-        with session_scope(settings, write=True) as session:
-            _requeue(session, send_id, None)
+        _store(settings).release_claims(
+            send_id, clock.now() - dt.timedelta(seconds=settings.send_claim_timeout), lease.gone)
         return _deliver(settings, send, transport, progress, stop, name, clock)
 
 
@@ -620,12 +427,11 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
     taken over. Returns when nothing is left to do.
     """
     stop = stop or threading.Event()
-    with session_scope(settings) as session:
-        if send_id is not None and _get(session, send_id).status != "running":
-            raise SendError(f"send {send_id} is not running; start it with "
-                            f"`mailer sends resume {send_id}`")
-        query = select(Send).where(Send.status == "running").order_by(Send.id)
-        sends = list(session.exec(query if send_id is None else query.where(Send.id == send_id)))
+    store = _store(settings)
+    if send_id is not None and _found(store.send(send_id), send_id).status != "running":
+        raise SendError(f"send {send_id} is not running; start it with "
+                        f"`mailer sends resume {send_id}`")
+    sends = store.running(send_id)
     results = []
     for send in sends:
         if stop.is_set():
@@ -640,32 +446,20 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
 
 def pause_send(settings: Settings, send_id: int, reason: str = "paused by hand") -> None:
     """Stop handing out batches; the batches in flight finish. `resume` carries on."""
-    with session_scope(settings, write=True) as session:
-        send = _get(session, send_id, lock=True)
-        if send.status not in ("planned", "running", "paused"):
-            raise SendError(f"send {send_id} is {send.status}; only a planned or running send "
-                            "can be paused")
-        send.status, send.pause_reason = "paused", reason
-        session.add(send)
+    status = _found(_store(settings).pause(send_id, reason, PAUSABLE), send_id)
+    if status not in PAUSABLE:
+        raise SendError(f"send {send_id} is {status}; only a planned or running send "
+                        "can be paused")
 
 
 def cancel_send(settings: Settings, send_id: int) -> None:
     """Call a send off; refused once any message has left (pause it instead)."""
-    with session_scope(settings, write=True) as session:
-        send = _get(session, send_id, lock=True)
-        if send.status in ("done", "cancelled"):
-            raise SendError(f"send {send_id} is already {send.status}")
-        left = session.exec(select(func.count()).where(
-            Delivery.send_id == send_id,
-            col(Delivery.status).in_(["sending", "sent", "bounced"]))).one()
-        if left:
-            raise SendError(f"send {send_id} cannot be cancelled: {left} message(s) have left; "
-                            f"pause it with `mailer sends pause {send_id}`")
-        session.execute(update(Delivery).where(
-            Delivery.send_id == send_id, Delivery.status == "pending",
-        ).values(status="skipped", error="send cancelled"))
-        send.status, send.finished_at = "cancelled", utcnow()
-        session.add(send)
+    status, left = _store(settings).cancel(send_id)
+    if _found(status, send_id) in FINISHED:
+        raise SendError(f"send {send_id} is already {status}")
+    if left:
+        raise SendError(f"send {send_id} cannot be cancelled: {left} message(s) have left; "
+                        f"pause it with `mailer sends pause {send_id}`")
 
 
 # --- looking without sending ---------------------------------------------------------------
@@ -678,10 +472,9 @@ def dry_run(settings: Settings, theme: str, regions: Iterable[str] | None = None
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = preflight(settings, theme)
     variants = _variants_of(manifest, chosen_regions, chosen_audiences)
-    with session_scope(settings) as session:
-        for person in recipients(session, manifest.topic, chosen_regions, chosen_audiences):
-            yield (person.email, segment_key(person.region, person.audience),
-                   variants[person.region, person.audience])
+    for person in _store(settings).recipients(manifest.topic, chosen_regions, chosen_audiences):
+        yield (person.email, segment_key(person.region, person.audience),
+               variants[person.region, person.audience])
 
 
 def send_test(settings: Settings, theme: str, addresses: Sequence[str],

@@ -3,8 +3,8 @@
 Tests swap the transport; they never patch smtplib. The outbox is the default when no SMTP host is
 configured, so a new user can run a whole send without a mail server.
 
-A transport takes finished bytes plus the envelope (`Outgoing`), not an EmailMessage: the bytes
-are what DKIM signed, so no transport may serialise the message again.
+A transport takes finished bytes plus the envelope (`OutgoingMessage`), not an EmailMessage: the
+bytes are what DKIM signed, so no transport may serialise the message again.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class DeliveryError(MailerError):
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
+class OutgoingMessage:
     """One finished message: the envelope and the exact bytes (CRLF line ends) to transmit."""
 
     sender: str
@@ -64,7 +64,7 @@ class Outgoing:
     message_id: str
 
     @classmethod
-    def from_email(cls, message: EmailMessage) -> Outgoing:
+    def from_email(cls, message: EmailMessage) -> OutgoingMessage:
         """Wrap a one-recipient EmailMessage (a confirmation mail, say): envelope from its
         From and To, bytes serialised once with CRLF line ends."""
         return cls(parseaddr(str(message["From"]))[1], parseaddr(str(message["To"]))[1],
@@ -81,7 +81,7 @@ class Transport(Protocol):
     `send` may be called from several threads at once.
     """
 
-    def send(self, message: Outgoing) -> None: ...
+    def send(self, message: OutgoingMessage) -> None: ...
 
     def close(self) -> None: ...
 
@@ -90,9 +90,9 @@ class MemoryTransport:
     """Keeps messages in a list; for unit tests only."""
 
     def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
+        self.sent: list[OutgoingMessage] = []
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         self.sent.append(message)
 
     def close(self) -> None:
@@ -108,7 +108,7 @@ class OutboxTransport:
         self.maildir = mailbox.Maildir(path, create=True)
         self._lock = threading.Lock()  # Maildir's unique-name counter is not thread-safe
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         with self._lock:
             self.maildir.add(message.data.replace(b"\r\n", b"\n"))
 
@@ -194,7 +194,7 @@ class SMTPTransport:
                 conn.close()
         raise error
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         try:
             self._transaction(message)
         except DeliveryError:
@@ -207,7 +207,7 @@ class SMTPTransport:
             raise DeliveryError(f"connection problem: {exc}", permanent=False,
                                 connection=True) from exc
 
-    def _transaction(self, message: Outgoing) -> None:
+    def _transaction(self, message: OutgoingMessage) -> None:
         """MAIL, RCPT, DATA step by step, so a stale connection is only retried when safe."""
         conn = self._conn
         if conn is not None:
@@ -326,7 +326,7 @@ class SMTPPool:
         for transport in self._all:
             self._idle.put(transport)
 
-    def send(self, message: Outgoing) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         self.limiter.acquire()
         transport = self._idle.get()
         try:

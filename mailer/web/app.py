@@ -61,7 +61,7 @@ from mailer.subscribers.tokens import (
     unsubscribe_url,
 )
 from mailer.taxonomy import AUDIENCES, REGIONS, TOPICS
-from mailer.transport.transports import DeliveryError, Outgoing, Transport, transport_from_settings
+from mailer.transport.transports import DeliveryError, OutgoingMessage, Transport, transport_from_settings
 from mailer.web import ratelimit
 from mailer.web.privacy import privacy_statement
 
@@ -459,7 +459,7 @@ async def _urlencoded_form(request: Request) -> FormData:
 
 def _send(transport: Transport, lock: threading.Lock, message: EmailMessage) -> None:
     with lock:  # one SMTP connection, shared by the thread pool
-        transport.send(Outgoing.from_email(message))
+        transport.send(OutgoingMessage.from_email(message))
 
 
 def _origin(url: str) -> str:
