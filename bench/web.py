@@ -175,10 +175,8 @@ async def load(urls: list[str], rate: float, concurrency: int) -> tuple[list[flo
     failures = 0
     start = time.perf_counter()
 
-    async def one(i: int, url: str) -> None:
+    async def one(due: float, url: str) -> None:
         nonlocal failures
-        due = start + i / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
         connection = await pool.get()
         try:
             status = await connection.post(parts.netloc, urlsplit(url).path,
@@ -189,7 +187,14 @@ async def load(urls: list[str], rate: float, concurrency: int) -> tuple[list[flo
         latencies.append(time.perf_counter() - due)
         failures += status != 200
 
-    await asyncio.gather(*(one(i, url) for i, url in enumerate(urls)))
+    # One task per request, started when it is due: creating them all up front would take the
+    # loop a good part of a second at the start, and make the first requests late by that much.
+    tasks = []
+    for i, url in enumerate(urls):
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(due, url)))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     while not pool.empty():
         pool.get_nowait().writer.close()
