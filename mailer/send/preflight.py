@@ -19,6 +19,7 @@ from mailer.build.manifest import Manifest
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.send.messages import DkimSigner, MessageError, MessageFactory
+from mailer.send.signing import one_line
 
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # line breaks and control characters
 
@@ -51,17 +52,9 @@ def header_values(settings: Settings, manifest: Manifest) -> None:
 
 def sample_message(settings: Settings, manifest: Manifest) -> None:
     """A message of this mailing builds, and is DKIM-signed when DKIM is configured."""
-    key_file = settings.path("dkim_key_file") if settings.dkim_key_file else None
-    try:
-        factory = MessageFactory(settings, subject=manifest.subject, list_slug=manifest.topic,
-                                 list_name=taxonomy.TOPICS[manifest.topic], send_id=0,
-                                 install="preflight")
-    except OSError as exc:
-        raise PreflightError(f"dkim_key_file {key_file}: cannot read it: {exc.strerror}") from exc
-    except (ValueError, TypeError) as exc:  # what cryptography raises on a key it cannot load
-        reason = " ".join(str(exc).split())
-        raise PreflightError(f"dkim_key_file {key_file}: cannot sign with it: "
-                             f"{type(exc).__name__}: {reason}") from exc
+    factory = MessageFactory(settings, subject=manifest.subject, list_slug=manifest.topic,
+                             list_name=taxonomy.TOPICS[manifest.topic], send_id=0,
+                             install="preflight")  # a key that cannot load is a ConfigError
     try:
         factory.build(address="preflight@example.org", name="Anna de Vries", html="<p>x</p>",
                       text="x", unsubscribe_url=f"{settings.public_base_url}/afmelden/x",
@@ -72,9 +65,8 @@ def sample_message(settings: Settings, manifest: Manifest) -> None:
     except Exception as exc:  # whatever the signer raises on a key it cannot use
         if not isinstance(factory.signer, DkimSigner):
             raise
-        reason = " ".join(str(exc).split())  # one line, whatever the library wrote
-        raise PreflightError(f"dkim_key_file {key_file}: cannot sign with it: "
-                             f"{type(exc).__name__}: {reason}") from exc
+        raise PreflightError(f"dkim_key_file {settings.path('dkim_key_file')}: cannot sign with "
+                             f"it: {type(exc).__name__}: {one_line(exc)}") from exc
 
 
 CHECKS: list[Check] = [header_values, sample_message]
