@@ -295,6 +295,7 @@ def test_a_send_that_fails_its_preflight_fails_the_schedule_and_creates_nothing(
         assert check.exec(select(func.count()).select_from(Send)).one() == 0
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SpamAssassin's seconds once
 def test_a_schedule_that_fails_the_checks_of_mailer_send_is_held_until_they_pass(site):
     schedule_id = planned(site, regions=("limburg",))
     checks, starts = SendChecks(site, offline=True), Starts()
