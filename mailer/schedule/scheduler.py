@@ -280,8 +280,8 @@ def _due_action(schedule: Schedule, now: dt.datetime, grace: dt.timedelta) -> st
 
 def _hold(settings: Settings, schedule: Schedule, now: dt.datetime, checks: SendChecks | None) -> str:
     """Why a due schedule may not start: its approval, then the checks of `mailer send`."""
-    held = approval.required(settings) and approval.problem(
-        settings, schedule, source_hash(settings, schedule.theme))
+    held = (approval.problem(settings, schedule, source_hash(settings, schedule.theme))
+            if approval.required(settings) else "")
     return held or (checks.problem(schedule.theme, now) if checks else "")
 
 
