@@ -50,7 +50,7 @@ def test_a_planned_send_goes_out_once_and_the_scheduler_stops_cleanly(project, s
                                  cwd=project.root,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        received = smtp_server.wait_for(2, timeout=30)
+        received = smtp_server.wait_for(2, timeout=60)  # the checks of `mailer send` run first
         deadline = time.monotonic() + 30
         while schedule_status(project) != "done" and time.monotonic() < deadline:
             time.sleep(0.05)
