@@ -7,7 +7,7 @@ run snapshots a new send of the stalking mailing to N subscribers (not timed), s
 processes at once and times the span from the server's first accepted message to its last;
 the wall time including process start-up is printed beside it.
 
-    python bench/workers.py [--recipients 2000] [--runs 2] [--delay-ms 10]
+    python bench/workers.py [--recipients 2000] [--runs 2] [--delay-ms 10] [--workers 1 --workers 2 ...]
 
 Needs PostgreSQL (MAILER_BENCH_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test);
 the benchmark works in a schema of its own and drops it afterwards.
@@ -131,7 +131,8 @@ def workers_run(settings: Settings, recipients: int, workers: int, counters  # t
            "MAILER_SMTP_SECURITY": "none"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-m", "mailer", "sends", "work", str(send_id)],
+    # Without the send's id: a worker that starts after the others finished finds nothing to do.
+    processes = [subprocess.Popen([sys.executable, "-m", "mailer", "sends", "work"],
                                   cwd=settings.root, env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE) for _ in range(workers)]
     for process in processes:
@@ -149,7 +150,9 @@ def workers_run(settings: Settings, recipients: int, workers: int, counters  # t
 @click.option("--recipients", default=2_000, show_default=True)
 @click.option("--runs", default=2, show_default=True)
 @click.option("--delay-ms", default=10.0, show_default=True, help="The server's time per message.")
-def main(recipients: int, runs: int, delay_ms: float) -> None:
+@click.option("--workers", "counts", multiple=True, type=int, default=[1, 2, 4], show_default=True,
+              help="Numbers of workers to compare (repeatable).")
+def main(recipients: int, runs: int, delay_ms: float, counts: tuple[int, ...]) -> None:
     port = free_port()
     ready = multiprocessing.Event()
     counters = (multiprocessing.Value("q", 0), multiprocessing.Value("d", 0.0),
@@ -173,7 +176,7 @@ def main(recipients: int, runs: int, delay_ms: float) -> None:
                                 database_url=f"{POSTGRES_URL}{separator}"
                                              f"options=-csearch_path%3D{schema}")
             bulk_subscribers(settings, recipients, segments=list(all_segments()))
-            rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
+            rates: dict[int, list[float]] = {workers: [] for workers in counts}
             for run in range(runs):
                 for workers in rates:
                     span, wall, cpu = workers_run(settings, recipients, workers, counters)
@@ -193,7 +196,8 @@ def main(recipients: int, runs: int, delay_ms: float) -> None:
     print(f"medians of {runs} runs, {recipients:,} recipients, {delay_ms:g} ms per message at "
           f"the server, {Settings.smtp_connections} connections per worker:")
     for workers, rate in median.items():
-        print(f"  {workers} worker(s): {rate:,.0f} msg/s, {rate / median[1]:.2f}x one worker")
+        print(f"  {workers} worker(s): {rate:,.0f} msg/s, {rate / median[counts[0]]:.2f}x "
+              f"{counts[0]} worker(s)")
 
 
 if __name__ == "__main__":

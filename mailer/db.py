@@ -17,7 +17,6 @@ from contextlib import contextmanager, nullcontext
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -25,6 +24,7 @@ from sqlmodel import Session, create_engine
 
 from mailer.config import Settings
 from mailer.errors import DatabaseError
+from mailer.schema import check_revision, head_revision
 
 MIGRATIONS = "mailer:migrations"  # package data, found through importlib.resources by Alembic
 
@@ -66,10 +66,6 @@ class WriterQueue:
         self.threads.release()
 
 
-class SchemaError(DatabaseError):
-    """The database exists but is not at the schema version this code needs."""
-
-
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -108,10 +104,6 @@ def _alembic_config(connection) -> Config:  # type: ignore[no-untyped-def]
     config.set_main_option("script_location", MIGRATIONS)
     config.attributes["connection"] = connection
     return config
-
-
-def head_revision() -> str:
-    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head() or ""
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -176,11 +168,7 @@ def get_engine(settings: Settings) -> Engine:
         found = current_revision(engine)
         if found is None:
             ensure_schema(engine)
-    if found is not None and found != head_revision():
-        raise SchemaError(
-            f"the database is at schema version {found}, this mailer needs {head_revision()}: "
-            "run `mailer db upgrade`"
-        )
+    check_revision(found)
     _current.add(id(engine))
     return engine
 

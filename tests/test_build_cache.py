@@ -8,12 +8,16 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+import mailer
+from mailer import fingerprint
 from mailer.build.builder import build
 from mailer.build.manifest import ManifestError, read_manifest
 from mailer.cli import COMMANDS
@@ -93,6 +97,44 @@ def test_edit_to_one_block_recompiles_only_the_variants_that_hold_it(project: Se
     assert all(files(fresh.path)[k][2] == v[2] for k, v in files(second.path).items()), \
         "a build from the cache equals a build from scratch"
 
+
+
+@pytest.fixture
+def upgrade(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Pretend that a distribution (or mailer itself) was upgraded since the last build."""
+    real = fingerprint.installed_version
+
+    def to_new_version(distribution: str) -> None:
+        if distribution == "mailer":
+            monkeypatch.setattr(mailer, "__version__", mailer.__version__ + ".post1")
+        else:
+            monkeypatch.setattr(fingerprint, "installed_version", lambda d, p: (
+                real(d, p) + ".post1" if d == distribution else real(d, p)))
+        fingerprint.code_digest.cache_clear()
+
+    yield to_new_version
+    fingerprint.code_digest.cache_clear()
+
+
+def test_versions_are_those_installed() -> None:
+    for distribution, package in fingerprint.RENDERING_LIBRARIES.items():
+        assert fingerprint.installed_version(distribution, package) == version(distribution)
+    assert fingerprint.installed_version("no-such-distribution", "json") == "not installed"
+
+
+@pytest.mark.parametrize("distribution", ["mjml-python", "css-inline", "mailer"])
+def test_an_upgrade_rebuilds_and_compiles_again(project: Settings, upgrade: Callable[[str], None],
+                                                distribution: str) -> None:
+    first = build(project, "stalking")
+    before, output = cached(project), files(first.path)
+    upgrade(distribution)
+    again = build(project, "stalking")
+    assert not again.unchanged, "the unchanged-build check saw the upgrade"
+    after = cached(project)
+    assert len(after) == len(before) and not after & before, "every variant compiled anew"
+    shown = {k: v[2] for k, v in files(again.path).items() if k != "manifest.json"}
+    assert shown == {k: v[2] for k, v in output.items() if k != "manifest.json"}, "same output"
+    assert build(project, "stalking").unchanged
 
 def _modules_loaded_by(args: list[str], cwd: Path) -> set[str]:
     code = ("import sys\nfrom mailer.cli.main import main\n"

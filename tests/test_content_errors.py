@@ -6,10 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from mailer.cli.main import main
 from mailer.config import Settings
+from mailer.content.loader import read_yaml, split_front_matter
+from tests.conftest import REPO
 
 BLOCK = """---
 type: article
@@ -149,3 +152,25 @@ def test_variant_over_gmail_clipping_is_refused(built_once: Settings) -> None:
     assert result.exit_code == 1
     assert "over the 102 KB at which Gmail clips" in result.output
     assert snapshot(built_once.out) == before
+
+
+def test_yaml_reads_as_pyyamls_own_parser_reads_it() -> None:
+    """libyaml reads the content; the data and the key lines are what PyYAML's parser gives."""
+    read = 0
+    for path in sorted((REPO / "content").rglob("*")):
+        if path.suffix not in (".md", ".yaml"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        front = split_front_matter(text) if path.suffix == ".md" else (text, "")
+        if front is None:
+            continue
+        data, lines = read_yaml(front[0])
+        assert data == yaml.load(front[0], Loader=yaml.SafeLoader), path
+        node = yaml.compose(front[0], Loader=yaml.SafeLoader)
+        if isinstance(node, yaml.MappingNode):
+            assert lines == {k.value: k.start_mark.line + 1 for k, _ in node.value}, path
+        read += 1
+    assert read > 20
+    with pytest.raises(yaml.YAMLError) as error:
+        read_yaml("title: [oeps\n")
+    assert error.value.problem == "expected ',' or ']', but got '<stream end>'"  # PyYAML's words

@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
 from mailer.db import (
-    SchemaError,
+    _alembic_config,
     current_revision,
     engine_for,
     get_engine,
@@ -15,6 +16,8 @@ from mailer.db import (
     session_scope,
 )
 from mailer.models import Subscriber, Topic
+from mailer.partners.rows import read_publications
+from mailer.schema import SchemaError
 from mailer.taxonomy import TOPICS
 
 
@@ -49,6 +52,13 @@ def test_an_outdated_database_asks_for_an_upgrade(settings):
         conn.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
     with pytest.raises(SchemaError, match="mailer db upgrade"):
         get_engine(settings)
+    with pytest.raises(SchemaError, match="at schema version 0000, this mailer needs"):
+        read_publications(settings)  # the build's own read, without SQLAlchemy
+
+
+def test_the_head_revision_is_alembics() -> None:
+    scripts = ScriptDirectory.from_config(_alembic_config(None))
+    assert head_revision() == scripts.get_current_head()
 
 
 def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path):

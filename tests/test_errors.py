@@ -4,6 +4,7 @@ traceback; an unexpected exception is shown as a bug, with its traceback."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,12 @@ def assert_clean_error(result: Result, *expected: str) -> str:
     for text in expected:
         assert text in result.stderr, result.stderr
     return result.stderr
+
+
+def one_line(result: Result) -> str:
+    message = assert_clean_error(result)
+    assert len(message.strip().splitlines()) == 1, message
+    return message
 
 
 def write(path: Path, text: str) -> None:
@@ -126,6 +133,57 @@ def test_a_database_that_cannot_be_opened(project: Settings, monkeypatch: pytest
     assert "geheim" not in message  # the password is not shown
 
 
+
+OLD_REVISION = "0004"  # partner publications with their lists still joined by "|"
+OPENS_THE_DATABASE = [
+    ("build", "stalking"), ("preview", "stalking"), ("check", "stalking", "--offline"),
+    ("send", "stalking", "--dry-run"), ("send", "stalking"), ("sends", "list"),
+    ("sends", "show", "1"), ("sends", "pause", "1"), ("sends", "resume", "1"),
+    ("sends", "cancel", "1"), ("sends", "work"), ("schedule", "stalking", "--at", LATER),
+    ("schedule", "list"), ("schedule", "approve", "1", "--by", "Anouk"),
+    ("schedule", "move", "1", "--at", LATER), ("schedule", "cancel", "1"), ("scheduler",),
+    ("calendar", "check"), ("calendar", "apply"), ("lists", "import", "lists/limburg.csv"),
+    ("lists", "export"), ("subscribers", "find", "x"), ("subscribers", "show", "a@example.org"),
+    ("subscribers", "remove", "a@example.org"), ("partners", "fetch"),
+    ("partners", "add", "--organisation", "Openbaar Ministerie", "--title", "T", "--url",
+     "https://www.om.nl/t"),
+    ("partners", "suggest", "stalking"), ("bounces", "process", str(REPO / "tests" / "data" / "bounces")),
+    ("serve",), ("studio", "stalking"),
+]
+
+
+@pytest.fixture
+def outdated_database(project: Settings) -> str:
+    """The project's database at an old schema version, holding a partner publication."""
+    from alembic import command
+
+    from mailer.db import _alembic_config, engine_for
+
+    engine = engine_for(project.resolved_database_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), OLD_REVISION)
+        conn.exec_driver_sql(
+            "INSERT INTO partner_publication (id, url, organisation, title, summary, published, "
+            "categories, themes, regions, source, created_at, updated_at) VALUES (1, "
+            "'https://www.om.nl/x', 'OM', 'Aanpak stalking', '', '2026-11-20', "
+            "'Huiselijk geweld|Stalking', 'stalking', '', 'hand', '2026-11-20', '2026-11-20')")
+    write(project.content / "calendar.yaml",
+          f'mailings:\n  - id: a\n    theme: stalking\n    at: "{LATER}"\n')
+    shutil.copytree(REPO / "lists", project.root / "lists")
+    return OLD_REVISION
+
+
+@pytest.mark.parametrize("args", OPENS_THE_DATABASE, ids=" ".join)
+def test_a_database_at_an_older_schema_version(outdated_database: str, args: tuple[str, ...]) -> None:
+    message = one_line(mailer(*args))
+    assert f"the database is at schema version {outdated_database}" in message
+    assert "run `mailer db upgrade`" in message
+
+
+def test_db_upgrade_brings_an_outdated_database_to_the_newest_version(outdated_database: str) -> None:
+    assert mailer("db", "upgrade").exit_code == 0
+    assert mailer("build", "stalking").exit_code == 0
+
 @pytest.mark.parametrize("args", [
     ("schedule", "stalking", "--at", "morgen om negen"),
     ("schedule", "stalking", "--at", "2026-13-01 09:00"),
@@ -154,12 +212,6 @@ def test_bad_paths(project: Settings, args: tuple[str, ...], path: str) -> None:
 
 
 # --- the partner cases: one line naming the file and the field ------------------------------
-
-
-def one_line(result: Result) -> str:
-    message = assert_clean_error(result)
-    assert len(message.strip().splitlines()) == 1, message
-    return message
 
 
 def test_a_partner_block_naming_an_unknown_publication(project: Settings) -> None:

@@ -26,3 +26,13 @@ def test_the_cli_uses_the_same_check() -> None:
     result = CliRunner().invoke(main, ["send", "stalking", "--region", "limbrug", "--dry-run"])
     assert result.exit_code == 2
     assert "did you mean 'limburg'?" in result.output
+
+
+def test_help_lists_the_choices() -> None:
+    for command, vocabularies in ((["send"], ("region", "audience")),
+                                  (["lists", "import"], ("region", "audience", "topic")),
+                                  (["partners", "add"], ("region",))):
+        shown = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
+        for what in vocabularies:
+            choices = "|".join(taxonomy.VOCABULARIES[what])
+            assert f"--{what} [{choices}]" in shown, (command, what)

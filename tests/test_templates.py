@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailer.build.builder import build, source_hash
 from mailer.config import Settings
 from mailer.render.templates import PACKAGE_TEMPLATES
@@ -58,6 +60,27 @@ def test_an_override_makes_the_build_stale(project: Settings) -> None:
     edited = source_hash(project, "stalking")
     assert len({before, added, edited}) == 3
 
+
+
+def test_compiled_templates_are_kept_for_the_next_process_and_never_stale(
+        project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    kept = tmp_path / "user-cache" / "mailer" / "templates"
+
+    def first_build_in_a_new_process() -> str:
+        shutil.rmtree(project.out, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "mailer", "build", "stalking"], cwd=project.root,
+                       capture_output=True, check=True, timeout=120)
+        return min((project.out / "stalking" / "mail").glob("*.html")).read_text(encoding="utf-8")
+
+    path = override(project, LAYOUT, "<mj-title>", "<mj-title>Eerste: ")
+    html = first_build_in_a_new_process()
+    written = {p.name: p.stat().st_mtime_ns for p in kept.iterdir()}
+    assert any("-html-" in name for name in written) and any("-text-" in name for name in written)
+    assert first_build_in_a_new_process() == html
+    assert {p.name: p.stat().st_mtime_ns for p in kept.iterdir()} == written, "all read, none compiled"
+    path.write_text(path.read_text(encoding="utf-8").replace("Eerste: ", "Tweede: "), encoding="utf-8")
+    assert "<title>Tweede: " in first_build_in_a_new_process()
 
 def test_an_installed_wheel_builds_in_a_folder_with_only_content(tmp_path: Path) -> None:
     """pip wheel, a fresh virtual environment, and `mailer build stalking` in a bare folder."""

@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from mailer.build.sources import code_digest
+from mailer.fingerprint import code_digest
 from mailer.render.renderer import mjml_to_html
 
 

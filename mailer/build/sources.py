@@ -9,32 +9,14 @@ them again and compares. Both are cheap: no template, YAML or compiler is loaded
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
-import mailer
 from mailer.build.manifest import Manifest
 from mailer.config import Settings
+from mailer.fingerprint import code_digest, files_under
 from mailer.partners.rows import digest, read_publications
 from mailer.render.templates import template_sources
 
 SHOWN_SETTINGS = ("public_base_url", "sender_name", "reply_to", "postal_address")
-PACKAGE = Path(mailer.__file__).parent
-RENDERING_CODE = ("build", "content", "render", "partners/selection.py", "partners/rows.py")
-
-
-def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-
-
-def code_digest() -> bytes:
-    """Our own rendering code: a changed template filter or block order means a new build."""
-    digest = hashlib.sha256(mailer.__version__.encode())
-    for part in RENDERING_CODE:
-        for path in _files(PACKAGE / part):
-            if path.suffix == ".py":
-                digest.update(path.relative_to(PACKAGE).as_posix().encode())
-                digest.update(path.read_bytes())
-    return digest.digest()
 
 
 def source_hash(settings: Settings, theme: str) -> str:
@@ -42,7 +24,7 @@ def source_hash(settings: Settings, theme: str) -> str:
     digest = hashlib.sha256(code_digest())
     for root in (settings.content / theme, settings.content / "about.md",
                  settings.content / "brand.yaml", settings.content / "brand"):
-        for path in _files(root):
+        for path in files_under(root):
             if path.exists():
                 digest.update(str(path.relative_to(settings.root)).encode())
                 digest.update(path.read_bytes())

@@ -19,27 +19,19 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
 
-class Term(click.ParamType):
-    """A region, audience or topic slug, checked by the one taxonomy check (with suggestions)."""
+class Term(click.Choice):
+    """A region, audience or topic slug: `--help` lists the choices as click.Choice does, and
+    the one taxonomy check judges the value, suggesting the slug that was probably meant."""
 
     def __init__(self, what: str):
+        super().__init__(list(taxonomy.VOCABULARIES[what]))
         self.what = what
-        self.name = what
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         problem = taxonomy.problem(self.what, value)
         if problem:
             self.fail(problem, param, ctx)
         return value
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return self.what.upper()
-
-    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
-        from click.shell_completion import CompletionItem
-
-        return [CompletionItem(slug) for slug in taxonomy.VOCABULARIES[self.what]
-                if slug.startswith(incomplete)]
 
 
 def settings() -> Settings:

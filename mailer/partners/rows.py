@@ -2,7 +2,8 @@
 
 `mailer build` must not load SQLAlchemy, so it reads the `partner_publication` table through the
 database driver itself (sqlite3, or psycopg on PostgreSQL), read-only: a project without a
-database simply has no publications yet. The digest of what was read goes into the manifest, so
+database simply has no publications yet, and one at another schema version is refused as
+`mailer.db` refuses it. The digest of what was read goes into the manifest, so
 a send can tell that publications were fetched after the build.
 """
 
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from mailer.config import Settings
 from mailer.errors import MailerError
+from mailer.schema import check_revision
 
 COLUMNS = ("url", "organisation", "title", "summary", "published", "categories", "themes", "regions")
 QUERY = f"SELECT {', '.join(COLUMNS)} FROM partner_publication ORDER BY url"
+VERSION_QUERY = "SELECT version_num FROM alembic_version"
 
 
 class PartnerError(MailerError):
@@ -59,6 +62,11 @@ def _publication(row: tuple) -> Publication:
                        split(themes or ""), split(regions or ""))
 
 
+def _check_version(row: tuple | None) -> None:
+    """A database at an older schema may store the lists otherwise: ask for `mailer db upgrade`."""
+    check_revision(row[0] if row else None)
+
+
 def _sqlite_rows(path: str) -> list[tuple]:
     import sqlite3
 
@@ -66,9 +74,12 @@ def _sqlite_rows(path: str) -> list[tuple]:
         return []
     try:
         with closing(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)) as conn:
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                                 "AND name = 'partner_publication'").fetchone()
-            return conn.execute(QUERY).fetchall() if found else []
+            tables = {name for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('alembic_version', 'partner_publication')")}
+            if "alembic_version" in tables:
+                _check_version(conn.execute(VERSION_QUERY).fetchone())
+            return conn.execute(QUERY).fetchall() if "partner_publication" in tables else []
     except sqlite3.Error as exc:
         raise PartnerError(f"cannot read the partner publications from {path}: {exc}") from exc
 
@@ -78,8 +89,11 @@ def _postgres_rows(url: str) -> list[tuple]:
 
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            found = conn.execute("SELECT to_regclass('partner_publication')").fetchone()
-            return conn.execute(QUERY).fetchall() if found and found[0] else []
+            versions, publications = conn.execute(
+                "SELECT to_regclass('alembic_version'), to_regclass('partner_publication')").fetchone()
+            if versions:
+                _check_version(conn.execute(VERSION_QUERY).fetchone())
+            return conn.execute(QUERY).fetchall() if publications else []
     except psycopg.Error as exc:
         raise PartnerError(f"cannot read the partner publications from the database: {exc}") from exc
 

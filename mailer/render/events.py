@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-import icalendar
-
 from mailer.content.loader import Block
 from mailer.render.dates import dutch_date, dutch_datetime
 
@@ -48,6 +46,8 @@ def event_calendar(block: Block, uid: str, timezone: str, stamp: dt.date, page_u
     """
     if block.starts is None:
         raise ValueError(f"{block.source}: an event without 'starts' has no calendar file")
+    import icalendar  # 50 ms to import: only for a mailing with a dated event
+
     zone = ZoneInfo(timezone)
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//Ontwikkelagenda Veiligheid voorop//mailer//NL")

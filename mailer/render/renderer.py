@@ -30,6 +30,7 @@ from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.content.loader import Block, Mailing
 from mailer.errors import MailerError
+from mailer.render.bytecode import TemplateBytecodeCache
 from mailer.render.dates import dutch_date, dutch_datetime
 from mailer.render.events import event_when, has_calendar_file
 from mailer.render.inline import inline_css
@@ -177,13 +178,15 @@ def with_main_landmark(html: str) -> str:
 @functools.lru_cache(maxsize=16)
 def jinja_environment(templates: Path, autoescape: bool) -> Environment:
     """One environment per templates folder, kept: it compiles each template once per process
-    and recompiles only a template whose file changed (the studio rebuilds on every save)."""
+    (or loads it from the bytecode cache) and recompiles only a template whose file changed (the
+    studio rebuilds on every save)."""
     env = Environment(
         loader=OverridableLoader(templates),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=False,
         keep_trailing_newline=True,
+        bytecode_cache=TemplateBytecodeCache(autoescape),
     )
     env.filters.update(
         markdown=markdown_html,
