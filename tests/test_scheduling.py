@@ -164,6 +164,15 @@ def test_a_send_due_while_the_scheduler_was_down_starts_when_it_comes_back(site)
     assert stored(site, schedule_id).status == "done"
 
 
+def test_a_job_removed_while_the_scheduler_stops_is_no_error(site):
+    """APScheduler's thread removes a date job after it ran; when a SIGTERM stopped the
+    scheduler in between, that removal found nothing and raised in the thread."""
+    scheduler = Scheduler(site, Starts())
+    scheduler.aps.start()
+    scheduler.aps.shutdown()
+    scheduler.aps.remove_job("schedule-1", "default")
+
+
 def test_a_send_later_than_the_grace_period_is_missed_not_sent(site):
     schedule_id = planned(site)
     starts = Starts()

@@ -405,6 +405,20 @@ class _SharedJobStore(SQLAlchemyJobStore):
             super().update_job(job)
 
 
+class _SharedScheduler(BackgroundScheduler):
+    """APScheduler's scheduler on that store: a job to remove may be gone already.
+
+    After a date job ran, APScheduler's thread removes it. Another process may have done so,
+    or this scheduler may be stopping meanwhile: stopped, APScheduler looks only among the jobs
+    not yet stored, finds none and raised in its thread (a traceback at every SIGTERM that met
+    a starting job). Either way there is nothing left to remove.
+    """
+
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().remove_job(job_id, jobstore)
+
+
 _active: Scheduler | None = None  # this process's scheduler, for the jobs read from the store
 
 
@@ -436,7 +450,7 @@ class Scheduler:
         self.clock = clock
         self.tick_seconds = tick_seconds
         store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)
-        self.aps = BackgroundScheduler(
+        self.aps = _SharedScheduler(
             timezone=dt.UTC,
             jobstores={"default": store},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -474,8 +488,7 @@ class Scheduler:
         wanted = wanted_jobs(self.settings, now)
         stored = {job.id: job for job in self.aps.get_jobs(jobstore="default")}
         for job_id in set(stored) - {_job_id(i) for i in wanted}:
-            with contextlib.suppress(JobLookupError):
-                self.aps.remove_job(job_id, jobstore="default")
+            self.aps.remove_job(job_id, jobstore="default")
         for schedule_id, when in wanted.items():
             job = stored.get(_job_id(schedule_id))
             if job is None or job.next_run_time != when:
