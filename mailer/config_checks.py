@@ -12,6 +12,7 @@ parser. Checks that relate settings to each other are in `_together`.
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -27,6 +28,7 @@ KNOWN_DEFAULT_KEY = "not-secret-for-tests-only"  # Settings' placeholder, public
 SECRET_MIN = 16
 DATABASES = ("sqlite", "postgresql")
 SECURITY_MODES = ("starttls", "tls", "none")
+_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]*")  # a name or an address; empty: the local outbox
 
 
 def choice(*allowed: str) -> Check:
@@ -69,6 +71,10 @@ def database_url(value: str) -> str | None:
     return None if scheme.split("+")[0] in DATABASES else f"must be a {' or '.join(DATABASES)} URL"
 
 
+def host(value: str) -> str | None:
+    return None if _HOST.fullmatch(value) else "must be a host name or address, such as smtp.example.nl"
+
+
 def timezone(value: str) -> str | None:
     try:
         ZoneInfo(value)
@@ -90,6 +96,7 @@ FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "public_base_url": (public_url,),
     "secret_key": (secret,),
     "timezone": (timezone,),
+    "smtp_host": (host,),
     "smtp_port": (between(1, 65535),),
     "smtp_security": (choice(*SECURITY_MODES),),  # a typo must not send in plain text
     "smtp_connections": (at_least(1),),
@@ -118,6 +125,8 @@ def _together(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
         missing = ", ".join(n for n in DKIM if n not in dkim)
         yield dkim[0], (f"DKIM needs {', '.join(DKIM)} together; without {missing} mail would "
                         "go out unsigned")
+    if values["smtp_password"] and not values["smtp_user"]:
+        yield "smtp_password", "is set without smtp_user; set both, or neither"
 
 
 def check_settings(values: Mapping[str, Any], origin: Mapping[str, str]) -> None:

@@ -168,10 +168,33 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> None:
+    """Upgrade (or downgrade) the database to `revision` in one transaction.
+
+    On SQLite a batch migration copies a table, drops the original and renames the copy; with
+    foreign keys on, that drop would delete the rows that cascade from it (deliveries) or be
+    refused for those that may not (a schedule's send). So foreign keys are off while the
+    migrations run, and every reference is checked before the commit instead.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:  # outside any transaction, where SQLite honours this pragma
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                (command.downgrade if down else command.upgrade)(_alembic_config(conn), revision)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first() if sqlite else None
+                if broken:
+                    raise DatabaseError(f"migrating to {revision} left a row of table {broken[0]} "
+                                        f"pointing at a missing row of {broken[2]}; nothing was changed")
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+
+
 def ensure_schema(engine: Engine) -> str:
     """Upgrade the database to the newest migration (creating it when new); return the revision."""
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+    migrate(engine)
     _current.add(id(engine))
     return head_revision()
 

@@ -295,7 +295,7 @@ class Schedule(Approval, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     note: str = Field(default="", sa_type=Text)
-    hold_reason: str = Field(default="", sa_type=Text)  # why a due send did not start (approval)
+    hold_reason: str = Field(default="", sa_type=Text)  # why a due send did not start (approval, send checks)
 
 
 # APScheduler's job store table, declared here (as APScheduler 3 defines it) so the migration

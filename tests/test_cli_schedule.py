@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from zoneinfo import ZoneInfo
 
@@ -119,6 +120,40 @@ def test_calendar_apply_plans_each_entry_once(project, calendar):
     calendar((project.content / "calendar.yaml").read_text().replace(soon, later))
     changed = mailer("calendar", "apply").output
     assert "the calendar now says" in changed and "mailer schedule move 1 --at" in changed
+
+
+def test_calendar_check_and_schedule_list_show_the_approval_and_why_a_schedule_was_held(
+        project, calendar, monkeypatch):
+    calendar(f"""mailings:
+  - id: oost
+    theme: stalking
+    at: "{local(3)}"
+    regions: [oost-nederland]
+  - id: limburg
+    theme: stalking
+    at: "{local(3)}"
+    regions: [limburg]
+""")
+    assert mailer("calendar", "apply").exit_code == 0
+    calendar((project.content / "calendar.yaml").read_text()
+             + f'  - id: later\n    theme: stalking\n    at: "{local(30)}"\n')
+    checked = mailer("calendar", "check").output
+    assert "\noost: schedule 1, planned; approval not required\n" in checked
+    assert "\nlater: not planned yet (`mailer calendar apply`)\n" in checked
+
+    monkeypatch.setenv("MAILER_APPROVAL_MODE", "required")
+    assert mailer("schedule", "approve", "1", "--by", "bert").exit_code == 0
+    with session_scope(project, write=True) as session:  # what the scheduler records when it holds
+        held = session.get(Schedule, 2)
+        held.hold_reason = "placeholders fail"
+    checked = mailer("calendar", "check")
+    assert checked.exit_code == 0, checked.output
+    assert re.search(r"\noost: schedule 1, planned; created by an unknown person at [0-9-]+ [0-9:]+ "
+                     r"UTC; approved by bert at [0-9-]+ [0-9:]+ UTC\n", checked.output), checked.output
+    assert ("\nlimburg: schedule 2, planned; not approved yet (approval is required); "
+            "held: placeholders fail\n") in checked.output
+    listed = mailer("schedule", "list").output
+    assert "planned, held" in listed and "held: placeholders fail" in listed
 
 
 def test_a_calendar_with_a_yaml_error_names_file_and_line(project, calendar):

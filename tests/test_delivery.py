@@ -161,8 +161,10 @@ def test_an_email_message_becomes_outgoing_for_confirmation_mails() -> None:
     message["Subject"] = "Bevestig je aanmelding"
     message["Message-ID"] = "<c1@veiligheidvoorop.nl>"
     message.set_content("Klik op de link.\n")
-    out = OutgoingMessage.from_email(message)
+    out = OutgoingMessage.from_email(message, "bounces@veiligheidvoorop.nl")
     assert (out.sender, out.recipient, out.message_id) == (
-        "info@ovv.nl", "jan@example.org", "<c1@veiligheidvoorop.nl>")
+        "bounces@veiligheidvoorop.nl", "jan@example.org", "<c1@veiligheidvoorop.nl>")
     assert b"\r\nSubject: Bevestig je aanmelding\r\n" in out.data
+    signed = OutgoingMessage.from_email(message, "b@x.nl", sign=lambda data: b"DKIM-Signature: x\r\n")
+    assert signed.data == b"DKIM-Signature: x\r\n" + out.data
     assert out.email().get_content() == "Klik op de link.\r\n"

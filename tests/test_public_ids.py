@@ -9,13 +9,12 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from mailer.db import _alembic_config, engine_for, ensure_schema, session_scope
+from mailer.db import engine_for, ensure_schema, migrate, session_scope
 from mailer.models import Subscriber, utcnow
 from mailer.subscribers.subscriptions import erase, hash_address
 from mailer.web.app import create_app
@@ -45,8 +44,8 @@ def person_row(email: str) -> dict:
 def engine(settings):
     """A database with two people made before public ids, then upgraded to the newest schema."""
     engine = engine_for(settings.resolved_database_url)
+    migrate(engine, "0006")
     with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "0006")
         conn.execute(sa.insert(OLD_SUBSCRIBER), [person_row("anouk@example.org"),
                                                  person_row("bram@example.org")])
     ensure_schema(engine)

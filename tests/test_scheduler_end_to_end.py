@@ -18,6 +18,7 @@ from sqlmodel import select
 from mailer.cli.main import main
 from mailer.db import session_scope
 from mailer.models import Schedule
+from mailer.send.dkimkeys import generate_key
 from tests.conftest import REPO, add_subscriber
 
 
@@ -27,6 +28,10 @@ def schedule_status(project) -> str:
 
 
 def test_a_planned_send_goes_out_once_and_the_scheduler_stops_cleanly(project, smtp_server):
+    # Ready to send, as the scheduler checks like `mailer send`: no example blocks, signed.
+    for block in (project.content / "stalking").glob("*.md"):
+        block.write_text(block.read_text("utf-8").replace("example: true\n", ""), "utf-8")
+    generate_key(project.root / "dkim.pem")
     with session_scope(project) as session:
         for name in ("anna", "bram"):
             add_subscriber(session, f"{name}@example.org", region="oost-nederland",
@@ -39,11 +44,13 @@ def test_a_planned_send_goes_out_once_and_the_scheduler_stops_cleanly(project, s
 
     env = {**os.environ, "MAILER_ROOT": str(project.root), "MAILER_SMTP_HOST": smtp_server.host,
            "MAILER_SMTP_PORT": str(smtp_server.port), "MAILER_SMTP_SECURITY": "none",
-           "PYTHONPATH": str(REPO)}
-    scheduler = subprocess.Popen([sys.executable, "-m", "mailer", "scheduler"], env=env, cwd=project.root,
+           "MAILER_DKIM_SELECTOR": "nieuws2026", "MAILER_DKIM_DOMAIN": "veiligheidvoorop.nl",
+           "MAILER_DKIM_KEY_FILE": "dkim.pem", "PYTHONPATH": str(REPO)}
+    scheduler = subprocess.Popen([sys.executable, "-m", "mailer", "scheduler", "--offline"], env=env,
+                                 cwd=project.root,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        received = smtp_server.wait_for(2, timeout=30)
+        received = smtp_server.wait_for(2, timeout=60)  # the checks of `mailer send` run first
         deadline = time.monotonic() + 30
         while schedule_status(project) != "done" and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from mailer.db import engine_for, session_scope
 from mailer.models import Schedule, Send, utcnow
+from mailer.schedule.checks import RECHECK, SendChecks
 from mailer.schedule.scheduler import (
     LEASE,
     Request,
@@ -69,8 +70,9 @@ def planned(site, due=DUE, **fields) -> int:
     return schedule.id
 
 
-def fire_at(site, schedule_id, now, start, worker="w1", stop=None) -> str:
-    return fire(site, schedule_id, start, now=now, worker=worker, stop=stop or threading.Event())
+def fire_at(site, schedule_id, now, start, worker="w1", stop=None, checks=None) -> str:
+    return fire(site, schedule_id, start, now=now, worker=worker, stop=stop or threading.Event(),
+                checks=checks)
 
 
 def stored(site, schedule_id) -> Schedule:
@@ -160,6 +162,15 @@ def test_a_send_due_while_the_scheduler_was_down_starts_when_it_comes_back(site)
         runner.join(10)
     assert not runner.is_alive()
     assert stored(site, schedule_id).status == "done"
+
+
+def test_a_job_removed_while_the_scheduler_stops_is_no_error(site):
+    """APScheduler's thread removes a date job after it ran; when a SIGTERM stopped the
+    scheduler in between, that removal found nothing and raised in the thread."""
+    scheduler = Scheduler(site, Starts())
+    scheduler.aps.start()
+    scheduler.aps.shutdown()
+    scheduler.aps.remove_job("schedule-1", "default")
 
 
 def test_a_send_later_than_the_grace_period_is_missed_not_sent(site):
@@ -291,3 +302,22 @@ def test_a_send_that_fails_its_preflight_fails_the_schedule_and_creates_nothing(
     assert "missing.pem: cannot read it" in schedule.note
     with session_scope(broken) as check:
         assert check.exec(select(func.count()).select_from(Send)).one() == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SpamAssassin's seconds once
+def test_a_schedule_that_fails_the_checks_of_mailer_send_is_held_until_they_pass(site):
+    schedule_id = planned(site, regions=("limburg",))
+    checks, starts = SendChecks(site, offline=True), Starts()
+    assert fire_at(site, schedule_id, DUE, starts, checks=checks) == "held"
+    held = stored(site, schedule_id)
+    assert (held.status, held.send_id, starts.ids) == ("planned", None, [])
+    assert held.hold_reason.startswith("the checks of `mailer send` fail: placeholders: "
+                                       "content/stalking/30-nieuw-werkproces-rotterdam.md:10: ")
+    assert held.hold_reason.endswith("(`mailer check stalking` lists them)")
+    [row] = overview(site, DUE)
+    assert (row.status, row.hold) == ("planned", held.hold_reason)
+
+    for block in (site.content / "stalking").glob("*.md"):  # the editor replaces the examples
+        block.write_text(block.read_text("utf-8").replace("example: true\n", ""), "utf-8")
+    assert fire_at(site, schedule_id, DUE + RECHECK / 10, starts, checks=checks) == "done"
+    assert starts.ids == [schedule_id] and stored(site, schedule_id).hold_reason == ""

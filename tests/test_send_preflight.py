@@ -75,12 +75,20 @@ def test_a_line_break_in_the_subject_stops_build_and_send(run, send_settings: Se
      "sender_name contains a line break or control character"),
     ("smtp_security", "ssl", "MAILER_SMTP_SECURITY: must be one of starttls, tls, none"),
     ("smtp_port", "0", "MAILER_SMTP_PORT: must be between 1 and 65535"),
+    ("smtp_host", "smtp example.org", "MAILER_SMTP_HOST: must be a host name or address"),
+    ("smtp_password", "geheim", "MAILER_SMTP_PASSWORD: is set without smtp_user"),
 ])
 def test_unusable_settings_stop_the_send_in_one_line(run, send_settings: Settings, setting: str,
                                                      value: str, message: str) -> None:  # type: ignore[no-untyped-def]
-    result = run("send", "stalking", smtp_host="127.0.0.1", **{setting: value})
+    result = run("send", "stalking", **{"smtp_host": "127.0.0.1", setting: value})
     assert result.exit_code == 1 and message in result.output
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert sends(send_settings) == 0
+
+
+def test_a_negative_rate_is_refused_before_anything_is_sent(run, send_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    result = run("send", "stalking", "--rate", "-1")
+    assert result.exit_code == 2 and "Invalid value for '--rate'" in result.output
     assert sends(send_settings) == 0
 
 

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.script import ScriptDirectory
 from sqlmodel import select
 
-from mailer.db import _alembic_config, current_revision, engine_for, head_revision, session_scope
-from mailer.models import PartnerPublication, Schedule, Send, Subscriber, Subscription, Suppression
+from mailer.db import _alembic_config, current_revision, engine_for, head_revision, migrate, session_scope
+from mailer.errors import DatabaseError
+from mailer.models import (
+    SCHEDULER_JOBS,
+    Bounce,
+    Delivery,
+    PartnerFeed,
+    PartnerPublication,
+    RateLimit,
+    Schedule,
+    Send,
+    SendVariant,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
 
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 
@@ -46,11 +60,6 @@ ROWS: dict[str, dict[str, list[dict]]] = {
 }
 
 
-def upgrade(engine: sa.Engine, revision: str) -> None:
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), revision)
-
-
 def scripts() -> ScriptDirectory:
     """The migrations as the library finds them (package data)."""
     return ScriptDirectory.from_config(_alembic_config(None))
@@ -66,7 +75,7 @@ def fill_while_upgrading(engine: sa.Engine, until: str | None = None) -> None:
     metadata = sa.MetaData()
     order = revisions()
     for revision in order[: order.index(until) + 1] if until else order:
-        upgrade(engine, revision)
+        migrate(engine, revision)
         for table, rows in ROWS.get(revision, {}).items():
             with engine.begin() as conn:
                 conn.execute(sa.Table(table, metadata, autoload_with=conn).insert(), rows)
@@ -100,9 +109,99 @@ def test_the_list_conversion_can_be_undone(settings):
     list_change = next(r for r in scripts().walk_revisions()
                        if r.path.endswith("_json_lists.py"))
     fill_while_upgrading(engine, until=list_change.revision)
+    migrate(engine, list_change.down_revision, down=True)
     with engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), list_change.down_revision)
         rows = conn.execute(sa.text("SELECT categories, themes FROM partner_publication")).all()
         send = conn.execute(sa.text("SELECT regions, audiences FROM send")).one()
     assert [tuple(r) for r in rows] == [("Huiselijk geweld|Stalking, belaging", "stalking")]
     assert tuple(send) == ("limburg,oost-nederland", "")
+
+
+def fill_at_head(engine: sa.Engine) -> None:
+    """One row or two in every table, linked as sending links them: a send with its variant,
+    deliveries (one bounced), and the schedule that started it."""
+    with session_scope(engine) as session:
+        people = [Subscriber(email=f"{n}@example.org", address_hash=f"h-{n}", name=n.title(),
+                             region="limburg", audience="netwerk", status="active",
+                             created_at=NOW, updated_at=NOW) for n in ("anouk", "bram")]
+        session.add_all(people)
+        session.flush()
+        session.add_all([Subscription(subscriber_id=p.id, topic="verdiepingen", status="active",
+                                      consent_at=NOW, updated_at=NOW) for p in people])
+        session.add(Suppression(address_hash="h-gone", reason="erased", created_at=NOW))
+        session.add(RateLimit(key="ip:192.0.2.1", window_start=NOW, count=3))
+        send = Send(theme="stalking", topic="verdiepingen", subject="Stalking", status="done",
+                    regions=["limburg"], audiences=["netwerk", "werkveld"], source_hash="abc",
+                    created_at=NOW, snapshot_at=NOW, finished_at=NOW, created_by="anouk",
+                    approved_by="bram", approved_at=NOW, approved_hash="abc",
+                    lease_holder="host:1:a", lease_since=NOW)
+        session.add(send)
+        session.flush()
+        session.add(SendVariant(send_id=send.id, name="v1", html="<p>Hoi</p>", text="Hoi",
+                                online_url="https://example.org/v1"))
+        deliveries = [Delivery(send_id=send.id, subscriber_id=p.id, region="limburg",
+                               audience="netwerk", variant="v1", status=status, sent_at=NOW,
+                               code=code, answer_class=answer, enhanced_code=enhanced)
+                      for p, status, code, answer, enhanced in (
+                          (people[0], "sent", 250, "", ""), (people[1], "bounced", 550, "hard", "5.1.1"))]
+        session.add_all(deliveries)
+        session.flush()
+        session.add(Bounce(key="b1", address_hash="h-bram", kind="blocked", status="5.7.1",
+                           answer="user unknown", delivery_id=deliveries[1].id, created_at=NOW))
+        session.add(Schedule(theme="stalking", audiences=["netwerk"], due_at=NOW, status="done",
+                             send_id=send.id, calendar_key="stalking:2026-11-20", created_at=NOW,
+                             updated_at=NOW, created_by="anouk", approved_by="bram"))
+        session.add(PartnerPublication(url="https://www.om.nl/x", organisation="OM", title="Stalking",
+                                       categories=["Huiselijk geweld", "Stalking, belaging"],
+                                       themes=["stalking"], created_at=NOW, updated_at=NOW))
+        session.add(PartnerFeed(url="https://www.om.nl/feed", organisation="OM", etag="e1"))
+        session.execute(SCHEDULER_JOBS.insert().values(id="schedule-1", next_run_time=1.5,
+                                                       job_state=b"state"))
+
+
+def table_rows(engine: sa.Engine) -> dict[str, list[dict]]:
+    """Every row of every table but Alembic's own, in primary key order, as the driver gives it."""
+    inspector = sa.inspect(engine)
+    found = {}
+    with engine.connect() as conn:
+        for table in set(inspector.get_table_names()) - {"alembic_version"}:
+            key = ", ".join(inspector.get_pk_constraint(table)["constrained_columns"])
+            found[table] = [dict(row._mapping) for row in
+                            conn.exec_driver_sql(f'SELECT * FROM "{table}" ORDER BY {key}')]
+    return found
+
+
+def only(rows: dict[str, list[dict]], shape: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """`rows` cut down to the tables and columns that `shape` has."""
+    return {table: [{c: row[c] for c in shape[table][0]} for row in rows[table]]
+            for table in shape if shape[table]}
+
+
+def test_a_database_filled_at_head_goes_down_to_every_revision_and_back_with_its_rows(settings):
+    engine = engine_for(settings.resolved_database_url)
+    migrate(engine)
+    fill_at_head(engine)
+    before = table_rows(engine)
+    assert all(before.values())
+    for revision in reversed(revisions()[:-1]):  # ends at the first revision
+        migrate(engine, revision, down=True)
+        kept = table_rows(engine)
+        assert {t: len(rows) for t, rows in kept.items()} == {t: len(before[t]) for t in kept}
+        migrate(engine)
+        assert only(table_rows(engine), kept) == only(before, kept), f"down to {revision} and back"
+    assert set(kept) == {"subscriber", "subscription", "suppression", "topic"}
+
+
+def test_a_migration_that_would_leave_a_broken_reference_on_sqlite_changes_nothing(tmp_path):
+    engine = engine_for(f"sqlite:///{tmp_path}/mailer.db")
+    migrate(engine)
+    with engine.connect() as conn:  # a delivery of a send that is gone, as foreign keys off allow
+        conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        conn.exec_driver_sql("INSERT INTO delivery (send_id, region, audience, variant, status, "
+                             "attempts, worker, error) VALUES (7, 'limburg', 'netwerk', 'v1', "
+                             "'pending', 0, '', '')")
+        conn.commit()
+        conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+    with pytest.raises(DatabaseError, match="table delivery pointing at a missing row of send"):
+        migrate(engine, revisions()[-2], down=True)
+    assert current_revision(engine) == head_revision()

@@ -13,6 +13,7 @@ from pathlib import Path
 import dkim
 import pytest
 from sqlmodel import select
+from starlette.testclient import TestClient
 
 from mailer.config import ConfigError, Settings, load_settings
 from mailer.content.segments import all_segments
@@ -22,9 +23,16 @@ from mailer.send import runner as sending
 from mailer.send.dkimkeys import generate_key
 from mailer.send.identity import install_id
 from mailer.send.report import send_report
-from mailer.transport.transports import InsecureServer, MemoryTransport, OutgoingMessage, SMTPTransport
+from mailer.transport.transports import (
+    InsecureServer,
+    MemoryTransport,
+    OutgoingMessage,
+    SMTPTransport,
+)
+from mailer.web.app import create_app
 from tests.conftest import add_subscriber, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
+from tests.test_web import FORM, post_form
 
 VERIFY_PL = Path(__file__).parent / "tools" / "dkim_verify.pl"
 
@@ -41,6 +49,14 @@ def send_to(settings: Settings, server: SMTPTestServer, people: int
     bulk_subscribers(settings, people)
     send_id = sending.create_send(settings, "stalking")
     return settings, send_id, sending.run_send(settings, send_id)
+
+
+def signing(settings: Settings) -> tuple[Settings, bytes]:
+    """`settings` with a new DKIM key, and the DNS record that verifies its signatures."""
+    key_file = settings.root / "dkim.pem"
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(generate_key(key_file))
+    return replace(settings, dkim_selector="nieuws2026", dkim_domain="veiligheidvoorop.nl",
+                   dkim_key_file=str(key_file)), record
 
 
 def wire_problems(data: bytes) -> list[str]:
@@ -73,10 +89,7 @@ def mail_dkim(data: bytes, record: bytes) -> str:
 
 def test_every_variant_arrives_wire_correct_and_signed_verifiably(
         send_settings: Settings, smtp_server: SMTPTestServer) -> None:
-    key_file = send_settings.root / "dkim.pem"
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(generate_key(key_file))
-    settings = replace(via(send_settings, smtp_server), dkim_selector="nieuws2026",
-                       dkim_domain="veiligheidvoorop.nl", dkim_key_file=str(key_file))
+    settings, record = signing(via(send_settings, smtp_server))
     segments = list(all_segments())
     bulk_subscribers(settings, len(segments), segments=segments)
     send_id = sending.create_send(settings, "stalking")
@@ -93,6 +106,20 @@ def test_every_variant_arrives_wire_correct_and_signed_verifiably(
     assert mail_dkim(received[0].data, record) == "pass"
     altered = received[0].data.replace(b"Beste ", b"Geachte ", 1)
     assert mail_dkim(altered, record).startswith("fail")
+
+
+def test_a_confirmation_mail_goes_out_like_a_mailing_signed_and_from_the_bounce_address(
+        settings: Settings, smtp_server: SMTPTestServer) -> None:
+    settings, record = signing(via(settings, smtp_server))
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        assert "Kijk in je mail" in post_form(client, "/aanmelden", FORM).text
+    [item] = smtp_server.wait_for(1)
+    assert (item.sender, item.recipients) == ("bounces@veiligheidvoorop.nl", ("anouk@example.org",))
+    assert b"\r\nFrom: Landelijk Netwerk Zorg-Straf <nieuws@veiligheidvoorop.nl>\r\n" in item.data
+    assert wire_problems(item.data) == []
+    assert dkim.verify(item.data, dnsfunc=lambda name, timeout=5: record)
+    assert not dkim.verify(item.data.replace(b"Anouk", b"Anne", 1),
+                           dnsfunc=lambda name, timeout=5: record)
 
 
 def test_lines_starting_with_a_dot_are_stuffed(smtp_server: SMTPTestServer) -> None:

@@ -15,7 +15,8 @@ from mailer.cli.send import by_option
 from mailer.content.loader import ContentError
 from mailer.errors import MailerError
 from mailer.models import Schedule, utcnow
-from mailer.schedule.calendar import Entry, apply, check, load_calendar
+from mailer.schedule.calendar import Entry, apply, check, load_calendar, scheduled
+from mailer.schedule.checks import SendChecks
 from mailer.schedule.scheduler import (
     Request,
     ScheduleError,
@@ -122,9 +123,13 @@ def list_command() -> None:
         table.add_column(column)
     for row in overview(config, utcnow()):
         s = row.schedule
+        status, note = row.status, escape(s.note)
+        if row.hold:  # the reason under the note: it can be long
+            status = f"{status}, [red]held[/red]"
+            note = f"{note}\n[red]held:[/red] {escape(row.hold)}".strip()
         cells = [str(s.id), local_time(s.due_at, config.timezone), s.theme, _segments(s),
-                 "-" if row.recipients is None else str(row.recipients), row.status,
-                 str(s.send_id or "-"), s.note]
+                 "-" if row.recipients is None else str(row.recipients), status,
+                 str(s.send_id or "-"), note]
         if approval.required(config):
             cells.insert(6, f"[red]{escape(row.approval)}[/red]" if row.held else escape(row.approval))
         table.add_row(*cells)
@@ -186,12 +191,16 @@ def move_command(schedule_id: int, at: str) -> None:
 
 
 @click.command("scheduler")
-def scheduler_command() -> None:
+@click.option("--offline", is_flag=True,
+              help="Skip the link check of the readiness checks (as `mailer send --offline`).")
+def scheduler_command(offline: bool) -> None:
     """Run the scheduler: start each planned send at its time and resume interrupted ones.
 
-    Keeps running until Ctrl-C or SIGTERM; a running send then finishes its batch and resumes
-    when a scheduler runs again. Several schedulers may share one PostgreSQL database: each
-    send starts once.
+    A due send first passes the checks of `mailer send` (preflight, readiness); one that fails
+    them is held, not sent, and `mailer schedule list` says why. It starts once they pass,
+    within grace_period_hours. Keeps running until Ctrl-C or SIGTERM; a running send then
+    finishes its batch and resumes when a scheduler runs again. Several schedulers may share
+    one PostgreSQL database: each send starts once.
 
     \b
     Example:
@@ -201,7 +210,7 @@ def scheduler_command() -> None:
     database(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    scheduler = Scheduler(config)
+    scheduler = Scheduler(config, checks=SendChecks(config, offline=offline))
 
     def stop(signum: int, _frame: object) -> None:
         click.echo(f"{signal.Signals(signum).name}: stopping after the running batch …")
@@ -233,7 +242,9 @@ def _describe(entry: Entry, timezone: str) -> str:
 
 @calendar.command("check")
 def check_command() -> None:
-    """Tell which upcoming calendar entries have no content yet or do not build, and why.
+    """Tell which upcoming calendar entries have no content yet or do not build, and why;
+    then the state of each planned entry: its schedule, its approval, and why the scheduler
+    held it when it fell due, if it did.
 
     Builds each theme the calendar names; exit code 1 when an entry has a problem.
 
@@ -242,12 +253,23 @@ def check_command() -> None:
       mailer calendar check
     """
     config = settings()
+    now = utcnow()
     entries = load_calendar(config)
-    problems = check(config, entries, utcnow())
+    problems = check(config, entries, now)
     if problems:
         raise ContentError(problems)
-    upcoming = [e for e in entries if e.request.due_at > utcnow()]
+    upcoming = [e for e in entries if e.request.due_at > now]
     click.echo(f"{len(upcoming)} upcoming entries of {len(entries)}: every theme builds.")
+    database(config)
+    for entry, row in scheduled(config, entries, now):
+        if row is None:
+            if entry.request.due_at > now:
+                click.echo(f"{entry.key}: not planned yet (`mailer calendar apply`)")
+            continue
+        approved = (row.approval or approval.describe(row.schedule) if approval.required(config)
+                    else "approval not required")
+        held = f"; held: {row.hold}" if row.hold else ""
+        click.echo(f"{entry.key}: schedule {row.schedule.id}, {row.status}; {approved}{held}")
 
 
 @calendar.command("apply")

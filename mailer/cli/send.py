@@ -34,7 +34,7 @@ audience_option = click.option("--audience", "audiences", multiple=True,
                                type=Term("audience"),
                                help="Only this audience (repeatable; default: every audience).")
 by_option = click.option("--by", help="Your name, recorded as who did this (default: $USER).")
-rate_option = click.option("--rate", type=float,
+rate_option = click.option("--rate", type=click.FloatRange(min=0),
                            help="At most this many messages per second (overrides smtp_rate).")
 PAUSED_EXIT = 3  # the send ended paused (too many errors, or a mail server that needs a person)
 

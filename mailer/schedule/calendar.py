@@ -20,7 +20,15 @@ from mailer.config import Settings
 from mailer.content.loader import ContentError, Problem, shown_path, yaml_problem
 from mailer.db import session_scope
 from mailer.models import Schedule
-from mailer.schedule.scheduler import Request, ScheduleError, check_requests, parse_when, plan
+from mailer.schedule.scheduler import (
+    Overview,
+    Request,
+    ScheduleError,
+    check_requests,
+    overview,
+    parse_when,
+    plan,
+)
 
 ENTRY_FIELDS = {"id", "theme", "at", "regions", "audiences", "note"}
 
@@ -138,3 +146,10 @@ def apply(settings: Settings, entries: Sequence[Entry], now: dt.datetime) -> App
     return Applied(planned=list(zip(todo, schedules, strict=True)),
                    known=[(e, known[e.key]) for e in entries if e.key in known],
                    past=[e for e in entries if e.key not in known and e.request.due_at <= now])
+
+
+def scheduled(settings: Settings, entries: Sequence[Entry], now: dt.datetime
+              ) -> list[tuple[Entry, Overview | None]]:
+    """Each entry with the schedule it was planned as, as that stands now (None: not planned)."""
+    rows = {row.schedule.calendar_key: row for row in overview(settings, now)}
+    return [(entry, rows.get(entry.key)) for entry in entries]

@@ -37,6 +37,7 @@ from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.db import get_engine, session_scope
 from mailer.errors import MailerError
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
+from mailer.schedule.checks import SendChecks
 from mailer.send import approval
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
@@ -76,6 +77,12 @@ class Overview:
     recipients: int | None  # how many the send would reach now; None when it cannot tell
     approval: str = ""  # with approval required: who approved it, or why it will not start
     held: bool = False  # it would not start now for lack of a valid approval
+
+    @property
+    def hold(self) -> str:
+        """Why the scheduler did not start it when it fell due (its approval, or the checks of
+        `mailer send`), while it has not started since; else ""."""
+        return self.schedule.hold_reason if self.status in ("planned", "missed") else ""
 
 
 def parse_when(text: str, timezone: str) -> dt.datetime:
@@ -260,7 +267,7 @@ def move(settings: Settings, schedule_id: int, due_at: dt.datetime, now: dt.date
         raise ScheduleError(f"{local_time(due_at, settings.timezone)} is in the past "
                             f"(now: {local_time(now, settings.timezone)})")
     return _withdraw(settings, schedule_id, now, status="planned", due_at=due_at, send_id=None,
-                     worker="", heartbeat_at=None)
+                     worker="", heartbeat_at=None, hold_reason="")
 
 
 def _due_action(schedule: Schedule, now: dt.datetime, grace: dt.timedelta) -> str | None:
@@ -271,36 +278,50 @@ def _due_action(schedule: Schedule, now: dt.datetime, grace: dt.timedelta) -> st
     return None
 
 
+def _hold(settings: Settings, schedule: Schedule, now: dt.datetime, checks: SendChecks | None) -> str:
+    """Why a due schedule may not start: its approval, then the checks of `mailer send`."""
+    held = (approval.problem(settings, schedule, source_hash(settings, schedule.theme))
+            if approval.required(settings) else "")
+    return held or (checks.problem(schedule.theme, now) if checks else "")
+
+
 def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.datetime, worker: str,
-         stop: threading.Event) -> str:
+         stop: threading.Event, checks: SendChecks | None = None) -> str:
     """Start, resume or mark missed one schedule if it is due; return what happened.
 
-    Of two schedulers firing one schedule, one claims the row and starts; the other finds it
-    changed and does nothing. A send stopped by `stop` keeps status started, without a
-    worker, so the next scheduler resumes it at once.
+    A schedule due to start is held (it stays planned, with the reason recorded) while it lacks
+    a valid approval or, with `checks`, fails the checks of `mailer send`. Of two schedulers
+    firing one schedule, one claims the row and starts; the other finds it changed and does
+    nothing. A send stopped by `stop` keeps status started, without a worker, so the next
+    scheduler resumes it at once.
     """
     if stop.is_set():
         return "stopping"
     grace = dt.timedelta(hours=settings.grace_period_hours)
-    with session_scope(settings, write=True) as session:
+    with session_scope(settings) as session:
         schedule = session.get(Schedule, schedule_id)
-        action = schedule and _due_action(schedule, now, grace)
-        if schedule is None or action is None:
-            return "not due"
+    action = schedule and _due_action(schedule, now, grace)
+    if schedule is None or action is None:
+        return "not due"
+    # Outside any transaction: the checks take seconds. The claim below fails if the row
+    # changed meanwhile.
+    held = _hold(settings, schedule, now, checks) if action == "start" else ""
+    with session_scope(settings, write=True) as session:
         if action == "miss":
             hours = (now - schedule.due_at).total_seconds() / 3600
             note = (f"missed: due {local_time(schedule.due_at, settings.timezone)}, the scheduler "
                     f"came {hours:.1f} h late (grace {settings.grace_period_hours:g} h)")
             return "missed" if _transition(session, schedule, now, status="missed", note=note) else "taken"
-        if action == "start" and approval.required(settings) and (held := approval.problem(
-                settings, schedule, source_hash(settings, schedule.theme))):
+        if held:
             if schedule.hold_reason != held:  # said once, not every tick
                 log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held)
                 _transition(session, schedule, now, hold_reason=held)
             return "held"
-        if not _transition(session, schedule, now, status="started", worker=worker, heartbeat_at=now):
+        if not _transition(session, schedule, now, status="started", worker=worker, heartbeat_at=now,
+                           hold_reason=""):
             return "taken"
-        schedule.sqlmodel_update({"status": "started", "worker": worker, "heartbeat_at": now})
+        schedule.sqlmodel_update({"status": "started", "worker": worker, "heartbeat_at": now,
+                                  "hold_reason": ""})
     log.info("schedule %s (%s): %s", schedule_id, schedule.theme,
              "starting" if action == "start" else f"resuming send {schedule.send_id}")
     try:
@@ -384,6 +405,20 @@ class _SharedJobStore(SQLAlchemyJobStore):
             super().update_job(job)
 
 
+class _SharedScheduler(BackgroundScheduler):
+    """APScheduler's scheduler on that store: a job to remove may be gone already.
+
+    After a date job ran, APScheduler's thread removes it. Another process may have done so,
+    or this scheduler may be stopping meanwhile: stopped, APScheduler looks only among the jobs
+    not yet stored, finds none and raised in its thread (a traceback at every SIGTERM that met
+    a starting job). Either way there is nothing left to remove.
+    """
+
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().remove_job(job_id, jobstore)
+
+
 _active: Scheduler | None = None  # this process's scheduler, for the jobs read from the store
 
 
@@ -398,19 +433,24 @@ def _job_id(schedule_id: int) -> str:
 
 
 class Scheduler:
-    """APScheduler in this process: mirrors the Schedule table into the job store and fires."""
+    """APScheduler in this process: mirrors the Schedule table into the job store and fires.
+
+    `checks` guard what the default starter sends: the checks of `mailer send` unless given.
+    A starter of one's own (a test's, say) sends nothing of ours and gets none unless given.
+    """
 
     def __init__(self, settings: Settings, start: Starter | None = None, *,
-                 tick_seconds: float = TICK_SECONDS,
+                 checks: SendChecks | None = None, tick_seconds: float = TICK_SECONDS,
                  clock: Clock = SYSTEM):
         self.settings = settings
         self.stop = threading.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.starter = start or functools.partial(send_schedule, settings, self.stop)
+        self.checks = checks or (SendChecks(settings) if start is None else None)
         self.clock = clock
         self.tick_seconds = tick_seconds
         store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)
-        self.aps = BackgroundScheduler(
+        self.aps = _SharedScheduler(
             timezone=dt.UTC,
             jobstores={"default": store},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -439,7 +479,7 @@ class Scheduler:
 
     def fire(self, schedule_id: int) -> str:
         return fire(self.settings, schedule_id, self.starter, now=self.clock.now(), worker=self.worker,
-                    stop=self.stop)
+                    stop=self.stop, checks=self.checks)
 
     def tick(self) -> None:
         """Renew this worker's leases and bring the job store in line with the table."""
@@ -448,8 +488,7 @@ class Scheduler:
         wanted = wanted_jobs(self.settings, now)
         stored = {job.id: job for job in self.aps.get_jobs(jobstore="default")}
         for job_id in set(stored) - {_job_id(i) for i in wanted}:
-            with contextlib.suppress(JobLookupError):
-                self.aps.remove_job(job_id, jobstore="default")
+            self.aps.remove_job(job_id, jobstore="default")
         for schedule_id, when in wanted.items():
             job = stored.get(_job_id(schedule_id))
             if job is None or job.next_run_time != when:

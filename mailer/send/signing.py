@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dkim import fold
 
 from mailer.config import Settings
+from mailer.errors import ConfigError
 
 SIGNED = (b"from", b"reply-to", b"to", b"subject", b"date", b"message-id", b"list-id",
           b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type")
@@ -99,11 +100,19 @@ class DkimSigner:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DkimSigner | None:
-        """A signer when selector, domain and key file are all configured, else None."""
+        """A signer when selector, domain and key file are all configured, else None; a key
+        file that cannot be read or loaded is a ConfigError that names it."""
         if not (settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file):
             return None
-        return cls(settings.dkim_selector, settings.dkim_domain,
-                   load_key(settings.path("dkim_key_file").read_bytes()))
+        path = settings.path("dkim_key_file")
+        try:
+            key = load_key(path.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"dkim_key_file {path}: cannot read it: {exc.strerror}") from exc
+        except (ValueError, TypeError) as exc:  # what cryptography raises on a key it cannot load
+            raise ConfigError(f"dkim_key_file {path}: cannot sign with it: "
+                              f"{type(exc).__name__}: {one_line(exc)}") from exc
+        return cls(settings.dkim_selector, settings.dkim_domain, key)
 
     def sign(self, message: bytes) -> bytes:
         head, _, body = message.partition(b"\r\n\r\n")
@@ -123,6 +132,11 @@ class DkimSigner:
         fields[-1] = (b"b", base64.b64encode(signature))
         return b"DKIM-Signature: " + fold(b"; ".join(b"=".join(f) for f in fields) + b"\r\n",
                                           namelen=14)
+
+
+def one_line(exc: Exception) -> str:
+    """What a library said, on one line whatever its layout."""
+    return " ".join(str(exc).split())
 
 
 def load_key(pem: bytes) -> rsa.RSAPrivateKey:

@@ -64,11 +64,14 @@ class OutgoingMessage:
     message_id: str
 
     @classmethod
-    def from_email(cls, message: EmailMessage) -> OutgoingMessage:
-        """Wrap a one-recipient EmailMessage (a confirmation mail, say): envelope from its
-        From and To, bytes serialised once with CRLF line ends."""
-        return cls(parseaddr(str(message["From"]))[1], parseaddr(str(message["To"]))[1],
-                   message.as_bytes(policy=email.policy.SMTP), str(message["Message-ID"] or ""))
+    def from_email(cls, message: EmailMessage, sender: str,
+                   sign: Callable[[bytes], bytes] | None = None) -> OutgoingMessage:
+        """Wrap a one-recipient EmailMessage (a confirmation mail, say) as mailings go out: the
+        envelope sender given (the bounce address, never From), the recipient from To, bytes
+        serialised once with CRLF line ends and, with `sign`, its DKIM-Signature in front."""
+        data = message.as_bytes(policy=email.policy.SMTP)
+        return cls(sender, parseaddr(str(message["To"]))[1], (sign(data) if sign else b"") + data,
+                   str(message["Message-ID"] or ""))
 
     def email(self) -> EmailMessage:
         """Parse the bytes back, for tests and for tools that inspect what was sent."""

@@ -38,9 +38,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # `kind` keeps its 8 characters: a "blocked" bounce would not fit in 4 (PostgreSQL refuses
+    # it), and the older code reads the wider column alike.
     with op.batch_alter_table("bounce") as batch:
         batch.drop_column("answer")
-        batch.alter_column("kind", type_=sa.String(length=4), existing_nullable=False)
     with op.batch_alter_table("delivery") as batch:
         batch.drop_column("enhanced_code")
         batch.drop_column("answer_class")
