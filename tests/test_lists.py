@@ -248,6 +248,26 @@ def test_a_topics_column_subscribes_each_row_to_its_topics(session, write_csv):
     assert active_topics(session, found["three@example.org"].id) == ["verdiepingen"]
 
 
+def test_new_people_beside_existing_ones_and_skipped_lines_get_their_own_topics(session, write_csv):
+    add_subscriber(session, "old@example.org", topics=("updates",))
+    add_subscriber(session, "older@example.org", topics=("verdiepingen",))
+    path = write_csv("email,region,audience,topics\n"
+                     "bad,limburg,netwerk,updates\n"
+                     "one@example.org,limburg,netwerk,verdiepingen\n"
+                     "old@example.org,limburg,netwerk,verbeteractiviteiten\n"
+                     "one@example.org,limburg,netwerk,updates\n"
+                     "two@example.org,limburg,netwerk,\"updates verbeteractiviteiten\"\n")
+    report = import_list(session, path, skip_invalid=True)
+    assert (report.added, report.updated, len(report.rejected)) == (2, 1, 2)
+    found = people(session)
+    assert len({p.id for p in found.values()}) == 4
+    topics = {email: sorted(active_topics(session, p.id)) for email, p in found.items()}  # type: ignore[arg-type]
+    assert topics == {"old@example.org": ["updates", "verbeteractiviteiten"],
+                      "older@example.org": ["verdiepingen"],
+                      "one@example.org": ["verdiepingen"],
+                      "two@example.org": ["updates", "verbeteractiviteiten"]}
+
+
 def test_a_duplicate_far_from_its_first_line_is_found(session, write_csv):
     rows = [f"p{n}@example.org,,,limburg,netwerk" for n in range(12_000)]
     rows.append("P7@example.org,,,limburg,netwerk")  # in another batch than line 9
