@@ -81,29 +81,18 @@ _WRITES = (
     """UPDATE subscriber SET status = 'active', updated_at = :now
        WHERE status = 'pending' AND id IN (
            SELECT person_id FROM import_row WHERE person_id IS NOT NULL AND left_alone = 0)""",
-    # new people, in line order
-    """INSERT INTO subscriber (<id>email, address_hash, name, organisation, region, audience, status,
+    # new people, in line order, then their topics; on SQLite, CROSS JOIN keeps the staged rows
+    # the outer loop instead of a pass over them per topic
+    """INSERT INTO subscriber (email, address_hash, name, organisation, region, audience, status,
                                created_at, updated_at, source, public_id)
-       SELECT <new_id>email, address_hash, name, organisation, region, audience, 'active', :now, :now,
+       SELECT email, address_hash, name, organisation, region, audience, 'active', :now, :now,
               :source, <public_id>
        FROM import_row WHERE person_id IS NULL AND left_alone = 0 ORDER BY line""",
-    # and their topics
     f"""INSERT INTO subscription (subscriber_id, topic, status, consent_at, consent_source, updated_at)
-       SELECT <person>, t.slug, 'active', :now, :source, :now
-       FROM <new_people> CROSS JOIN topic t
-       WHERE {_ITS_TOPIC} AND r.person_id IS NULL AND r.left_alone = 0""",
+       SELECT p.id, t.slug, 'active', :now, :source, :now
+       FROM import_row r CROSS JOIN subscriber p CROSS JOIN topic t
+       WHERE p.email = r.email AND {_ITS_TOPIC} AND r.person_id IS NULL AND r.left_alone = 0""",
 )
-# How the new people's ids are known to their topics. SQLite: the import numbers them itself,
-# MAX(id) before the import plus the line (one writer at a time: MAX(id) cannot move during the
-# transaction; a gap in the ids is harmless), so no new person is looked up by address.
-# PostgreSQL: its sequence numbers them, and the topics find each person by address.
-# On SQLite, CROSS JOIN keeps the staged rows the outer loop instead of a pass over them per topic.
-_NEW_PEOPLE = {
-    "sqlite": {"<id>": "id, ", "<new_id>": ":before + line, ", "<person>": ":before + r.line",
-               "<new_people>": "import_row r"},
-    "postgresql": {"<id>": "", "<new_id>": "", "<person>": "p.id",
-                   "<new_people>": "import_row r JOIN subscriber p ON p.email = r.email"},
-}
 
 
 class Staged(NamedTuple):
@@ -195,15 +184,11 @@ class Staging:
         rebuilt = self._indexes_to_rebuild()
         for name, _ in rebuilt:
             self.session.execute(text(f'DROP INDEX "{name}"'))
-        before = self.session.execute(text("SELECT COALESCE(MAX(id), 0) FROM subscriber")).scalar()
-        places = {"<public_id>": PUBLIC_ID_SQL[self.dialect], **_NEW_PEOPLE[self.dialect]}
         for statement in _WRITES:
-            for place, sql in places.items():
-                statement = statement.replace(place, sql)
+            statement = statement.replace("<public_id>", PUBLIC_ID_SQL[self.dialect])
             # Typed, so SQLite stores the time in the same format as the ORM does.
             query = text(statement).bindparams(bindparam("now", type_=DateTime()))
-            values = {name: value for name, value in
-                      (("now", now), ("source", source), ("before", before)) if f":{name}" in statement}
+            values = {"now": now, "source": source} if ":source" in statement else {"now": now}
             self.session.execute(query, values)
         for _, create in rebuilt:
             self.session.execute(text(create))
