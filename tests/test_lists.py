@@ -305,3 +305,17 @@ def test_an_import_that_rebuilds_indexes_leaves_them_as_they_were(session, write
         Subscriber.address_hash == hash_address("p7@example.org"))).one().id == new.id
     assert session.exec(select(Subscriber).where(Subscriber.public_id == new.public_id)).one() == new
     assert len({p.public_id for p in people(session).values()}) == 41
+
+
+def test_a_failing_import_that_dropped_indexes_leaves_them(session, write_csv, monkeypatch):
+    """The batches before a duplicate far down the file were written, with two indexes dropped;
+    the failure takes the writes back and the indexes stay."""
+    monkeypatch.setattr(staging, "REBUILD_FROM", 10)
+    add_subscriber(session, "old@example.org")
+    before = inspect(session.connection()).get_indexes("subscriber")
+    rows = "".join(f"p{n}@example.org,,,limburg,netwerk\n" for n in range(12_000))
+    path = write_csv(HEADER + rows + "p7@example.org,,,limburg,netwerk\n")
+    with pytest.raises(ListImportError, match="line 12002: duplicate of line 9"):
+        import_list(session, path)
+    assert inspect(session.connection()).get_indexes("subscriber") == before
+    assert list(people(session)) == ["old@example.org"]

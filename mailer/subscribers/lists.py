@@ -16,6 +16,7 @@ import heapq
 import operator
 import queue
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,10 @@ TOPIC_SEPARATOR = re.compile(r"[\s,]+")
 COLUMNS = ("email", "name", "organisation", "region", "audience")
 OPTIONAL_COLUMNS = ("topics",)
 CHUNK = 500
-BATCH = 5000  # rows checked and staged at a time
+BATCH = 4000  # rows checked and staged at a time (SQLite binds at least 32,766 values a statement)
+# While the reader thread runs: the main thread waits for the interpreter after each statement,
+# up to this long (the default, 5 ms, a dozen statements a batch, was most of a long import).
+SWITCH_INTERVAL = 0.0005
 
 
 class ListImportError(MailerError):
@@ -223,6 +227,8 @@ def _read_ahead(batches: Iterator[list[Staged]], depth: int = 2) -> Iterator[lis
             ahead.put(exc)
 
     thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     thread.start()
     try:
         while (item := ahead.get()) is not None:
@@ -235,6 +241,7 @@ def _read_ahead(batches: Iterator[list[Staged]], depth: int = 2) -> Iterator[lis
             with contextlib.suppress(queue.Empty):
                 ahead.get(timeout=0.05)
         thread.join()
+        sys.setswitchinterval(switch)
 
 
 def import_list(
@@ -244,31 +251,40 @@ def import_list(
 ) -> ImportReport:
     """Import one contact list in the session's transaction, all-or-nothing unless `skip_invalid`."""
     _check_options(region, audience, topic)
-    staging = Staging(session)
     bad: list[tuple[int, str]] = []
-    staged = 0
-    for batch in _read_ahead(_chunks(read_rows(path, region, audience, topic, bad, progress), BATCH)):
-        staging.add(batch)
-        staged += len(batch)
-    duplicates = [(line, f"duplicate of line {first} ({email})")
-                  for line, first, email in staging.duplicates()]
-    rejected = [f"line {line}: {reason}" for line, reason in heapq.merge(bad, duplicates)]
-    report = ImportReport(path.name, rows=staged + len(bad), rejected=rejected, dry_run=dry_run)
-    if rejected and not skip_invalid:
-        raise ListImportError(
-            f"{path.name}: {len(rejected)} of {report.rows} rows rejected, nothing imported "
-            "(fix them, or pass --skip-invalid to import the rest):\n" + "\n".join(rejected),
-            report,
-        )
-    if duplicates:
-        staging.drop_duplicates()
-    counts = staging.outcomes()
+    expected_rows = _expected_rows(path)
+    with session.begin_nested():  # what the batches wrote goes if the import fails
+        staging = Staging(session, utcnow(), f"import {path.name}"[:TEXT_MAX], writing=not dry_run,
+                          expected_rows=expected_rows)
+        staged = 0
+        for batch in _read_ahead(_chunks(read_rows(path, region, audience, topic, bad, progress), BATCH)):
+            # an import that will fail goes on reading, to report every bad row, but writes no more
+            staging.writing = staging.writing and (skip_invalid or not (bad or staging.duplicates))
+            staging.add(batch)
+            staged += len(batch)
+        duplicates = [(line, f"duplicate of line {first} ({email})")
+                      for line, first, email in staging.duplicates]
+        rejected = [f"line {line}: {reason}" for line, reason in heapq.merge(bad, duplicates)]
+        report = ImportReport(path.name, rows=staged + len(bad), rejected=rejected, dry_run=dry_run)
+        if rejected and not skip_invalid:
+            raise ListImportError(
+                f"{path.name}: {len(rejected)} of {report.rows} rows rejected, nothing imported "
+                "(fix them, or pass --skip-invalid to import the rest):\n" + "\n".join(rejected),
+                report,
+            )
+    counts = staging.counts
     report.added, report.left_alone = counts.get(1, 0), counts.get(2, 0)
     report.updated, report.unchanged = counts.get(3, 0), counts.get(4, 0)
-    if not dry_run:
-        staging.write(utcnow(), f"import {path.name}"[:TEXT_MAX])
     staging.close()
     return report
+
+
+def _expected_rows(path: Path, sample: int = 1 << 16) -> int:
+    """About how many rows the file has, from the line length of its start (for `Staging`)."""
+    with user_file(path), path.open("rb") as handle:
+        start = handle.read(sample)
+        size = handle.seek(0, 2)
+    return size * start.count(b"\n") // max(len(start), 1)
 
 
 def _subscriptions(session: Session, ids: list[int]) -> dict[tuple[int, str], Subscription]:

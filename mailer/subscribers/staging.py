@@ -1,16 +1,21 @@
-"""The list import's staging tables: checked rows go in by batch, the import is applied in SQL.
+"""The list import's staging: each batch of checked rows is matched, counted and written in SQL.
 
 A million-row list must not be held in memory, yet the import stays all-or-nothing and finds
-duplicate addresses anywhere in the file. So the checked rows are streamed into temporary tables
-(a JSON document per batch on SQLite, COPY on PostgreSQL) in the caller's transaction; duplicates and the
-outcome per row are found with a few set-based statements, and the writes are INSERT … SELECT
-and UPDATE … WHERE EXISTS. A rollback takes the staging tables with it.
+duplicate addresses anywhere in the file. So each batch of checked rows goes into a small
+temporary table (one JSON document on SQLite, COPY on PostgreSQL) and is applied at once with a
+few set-based statements, in the caller's transaction, while the reader thread checks the next
+batch. The first line of every address is kept in a second temporary table, so a duplicate is
+found however far apart its lines are. A rollback takes all of it with it.
+
+The batches may be written one by one because, duplicates left out, every row concerns a person
+no other row concerns: what a row does depends on that person alone, never on the rows before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import itertools
+import sqlite3
 from typing import NamedTuple
 
 from sqlalchemy import DateTime, bindparam, text
@@ -20,19 +25,33 @@ from mailer.models import PUBLIC_ID_SQL
 
 ROW_COLUMNS = ("line", "email", "address_hash", "name", "organisation", "region", "audience",
                "topics")  # the fields of Staged
-TABLE = (
+TABLES = (
+    # the batch in hand
     "CREATE TEMPORARY TABLE import_row (line INTEGER PRIMARY KEY, email TEXT NOT NULL, "
     "address_hash TEXT NOT NULL, name TEXT NOT NULL, organisation TEXT NOT NULL, "
     "region TEXT NOT NULL, audience TEXT NOT NULL, topics TEXT NOT NULL, person_id INTEGER, "
-    "left_alone INTEGER NOT NULL DEFAULT 0)"
+    "left_alone INTEGER NOT NULL DEFAULT 0)",
+    # the first line of every address so far
+    "CREATE TEMPORARY TABLE import_seen (email TEXT PRIMARY KEY, line INTEGER NOT NULL)",
 )
-_STAGE_JSON = text(
-    f"INSERT INTO import_row ({', '.join(ROW_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ROW_COLUMNS)))
-    + " FROM json_each(:rows)")  # json_extract, not ->>: SQLite before 3.38 has JSON1 but no ->>
-INDEX = "CREATE INDEX import_row_email ON import_row (email)"
+WITHOUT_ROWID = {"sqlite": " WITHOUT ROWID", "postgresql": ""}  # one b-tree, by address
+CLEAR = {"sqlite": "DELETE FROM import_row",  # (PostgreSQL does not vacuum a temporary table:
+         "postgresql": "TRUNCATE import_row"}  # deleted rows would pile up batch after batch)
+_STAGE = f"INSERT INTO import_row ({', '.join(ROW_COLUMNS)}) VALUES "
+_ROW_MARKS = f"({', '.join('?' * len(ROW_COLUMNS))})"
+# ("WHERE true": SQLite's parser needs a WHERE before ON CONFLICT in INSERT … SELECT)
+_SEEN = text("INSERT INTO import_seen (email, line) SELECT email, line FROM import_row WHERE true "
+             "ORDER BY line ON CONFLICT (email) DO NOTHING")
+_DUPLICATES = ("FROM import_row r JOIN import_seen s ON s.email = r.email "
+               "WHERE s.line < r.line")
+_MATCH = text("UPDATE import_row SET person_id = "
+              "(SELECT p.id FROM subscriber p WHERE p.email = import_row.email)")
+_LEFT_ALONE = text(
+    "UPDATE import_row SET left_alone = 1 WHERE EXISTS (SELECT 1 FROM suppression s "
+    "WHERE s.address_hash = import_row.address_hash) OR EXISTS (SELECT 1 FROM subscriber p "
+    "WHERE p.id = import_row.person_id AND p.status = 'unsubscribed')")
 # Indexes on random keys: once they outgrow the page cache every insert costs page reads and
-# writes. When an import at least doubles a large table, SQLite builds them again at the end
+# writes. When an import will at least double a large table, SQLite builds them again at the end
 # (a sort, several times faster than a million random inserts), inside the same transaction.
 REBUILT_INDEXES = ("ix_subscriber_address_hash", "ix_subscriber_public_id")
 REBUILD_FROM = 50_000  # new people; below this the indexes stay in the page cache
@@ -44,8 +63,8 @@ _ITS_TOPIC = ("(t.slug = r.topics OR (r.topics LIKE '% %' "
 
 # Per staged row: 1 = the person is new, 2 = left alone, 3 = gets a topic or is activated,
 # 4 = nothing to do. The same rules as a person's own preferences: never resubscribe.
-_OUTCOME = f"""
-SELECT CASE
+_OUTCOMES = text(f"""
+SELECT outcome, COUNT(*) FROM (SELECT CASE
   WHEN r.left_alone = 1 THEN 2
   WHEN r.person_id IS NULL THEN 1
   WHEN p.status = 'pending' OR EXISTS (
@@ -60,9 +79,11 @@ SELECT CASE
         ON x.subscriber_id = r.person_id AND x.topic = t.slug
       WHERE {_ITS_TOPIC} AND x.status = 'unsubscribed') THEN 2
   ELSE 4 END AS outcome
-FROM import_row r LEFT JOIN subscriber p ON p.id = r.person_id
-"""
+FROM import_row r LEFT JOIN subscriber p ON p.id = r.person_id) o GROUP BY outcome
+""")
 
+# Each statement starts from the batch's rows and reaches the tables by index, so a batch costs
+# the same in a large database as in an empty one.
 _WRITES = (
     # topics an existing person does not have yet
     f"""INSERT INTO subscription (subscriber_id, topic, status, consent_at, consent_source, updated_at)
@@ -70,17 +91,17 @@ _WRITES = (
        FROM import_row r JOIN topic t ON {_ITS_TOPIC}
        WHERE r.person_id IS NOT NULL AND r.left_alone = 0 AND NOT EXISTS (
            SELECT 1 FROM subscription x WHERE x.subscriber_id = r.person_id AND x.topic = t.slug)""",
-    # pending topics the list confirms; IN (a set built once), not a correlated EXISTS, which
-    # would read every staged row once per pending subscription in the database
+    # pending topics the list confirms
     f"""UPDATE subscription SET status = 'active', consent_at = :now, consent_source = :source,
            updated_at = :now
-       WHERE status = 'pending' AND (subscriber_id, topic) IN (
-           SELECT r.person_id, t.slug FROM import_row r JOIN topic t ON {_ITS_TOPIC}
-           WHERE r.person_id IS NOT NULL AND r.left_alone = 0)""",
+       WHERE id IN (
+           SELECT x.id FROM import_row r JOIN topic t ON {_ITS_TOPIC} JOIN subscription x
+             ON x.subscriber_id = r.person_id AND x.topic = t.slug
+           WHERE r.left_alone = 0 AND x.status = 'pending')""",
     # pending people the list confirms
     """UPDATE subscriber SET status = 'active', updated_at = :now
-       WHERE status = 'pending' AND id IN (
-           SELECT person_id FROM import_row WHERE person_id IS NOT NULL AND left_alone = 0)""",
+       WHERE id IN (SELECT person_id FROM import_row WHERE person_id IS NOT NULL AND left_alone = 0)
+         AND status = 'pending'""",
     # new people, in line order, then their topics; on SQLite, CROSS JOIN keeps the staged rows
     # the outer loop instead of a pass over them per topic
     """INSERT INTO subscriber (email, address_hash, name, organisation, region, audience, status,
@@ -109,92 +130,95 @@ class Staged(NamedTuple):
 
 
 class Staging:
-    """Temporary tables in the session's transaction, filled by batch and applied in SQL."""
+    """Temporary tables in the session's transaction; `add` applies one batch of rows.
 
-    def __init__(self, session: Session):
+    `counts` holds the rows per outcome (see _OUTCOMES) and `duplicates` the (line, first line,
+    address) of every row whose address an earlier row has; such rows are left out. Rows are
+    written while `writing` is true; an import that is going to fail sets it false."""
+
+    def __init__(self, session: Session, now: dt.datetime, source: str, writing: bool,
+                 expected_rows: int):
         self.session = session
         self.dialect = session.get_bind().dialect.name
-        self.new = 0  # people the import adds, once `outcomes` has run
+        self.counts: dict[int, int] = {}
+        self.duplicates: list[tuple[int, int, str]] = []
+        self.writing = writing
         self.cache_size = None
         if self.dialect == "sqlite":
+            limit = session.connection().connection.driver_connection.getlimit(
+                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            self.rows_per_statement = limit // len(ROW_COLUMNS)
             self.cache_size = session.execute(text("PRAGMA cache_size")).scalar()
             session.execute(text(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
-        session.execute(text("DROP TABLE IF EXISTS import_row"))
-        session.execute(text(TABLE))
+        for name in ("import_row", "import_seen"):
+            session.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        for table in TABLES:
+            session.execute(text(table + WITHOUT_ROWID[self.dialect] * ("import_seen" in table)))
+        # (into an empty database every row is new: no million lookups and row rewrites)
+        self.match = bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM subscriber)")).scalar())
+        self.writes = [
+            (text(s.replace("<public_id>", PUBLIC_ID_SQL[self.dialect]))
+             .bindparams(bindparam("now", type_=DateTime())),  # stored as the ORM stores times
+             {"now": now, "source": source} if ":source" in s else {"now": now})
+            for s in _WRITES]
+        self.rebuilt = self._drop_indexes(expected_rows) if writing else []
+
+    def _drop_indexes(self, expected_rows: int) -> list[str]:
+        """Drop the REBUILT_INDEXES worth building again after this import; their CREATEs."""
+        if self.dialect != "sqlite" or expected_rows < REBUILD_FROM:
+            return []
+        before = self.session.execute(text("SELECT COALESCE(MAX(id), 0) FROM subscriber")).scalar()
+        if expected_rows * 2 < before:
+            return []
+        found = self.session.execute(text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'subscriber'"))
+        dropped = [(name, sql) for name, sql in found if name in REBUILT_INDEXES]
+        for name, _ in dropped:
+            self.session.execute(text(f'DROP INDEX "{name}"'))
+        return [sql for _, sql in dropped]
 
     def add(self, rows: list[Staged]) -> None:
-        """Stage one batch of checked rows.
+        """Stage one batch, leave out its duplicates, count its outcomes and write it."""
+        execute = self.session.execute
+        execute(text(CLEAR[self.dialect]))
+        self._stage(rows)
+        if execute(_SEEN).rowcount < len(rows):  # (an address seen before is not inserted)
+            self.duplicates += [tuple(found) for found in execute(text(
+                f"SELECT r.line, s.line, r.email {_DUPLICATES} ORDER BY r.line"))]
+            execute(text(f"DELETE FROM import_row WHERE line IN (SELECT r.line {_DUPLICATES})"))
+        if self.match:
+            execute(_MATCH)
+        execute(_LEFT_ALONE)
+        for outcome, count in execute(_OUTCOMES):
+            self.counts[outcome] = self.counts.get(outcome, 0) + count
+        if self.writing:
+            for statement, values in self.writes:
+                execute(statement, values)
 
-        SQLite takes the batch as one JSON document in one statement rather than a statement a
-        row, so the interpreter is let go for the whole batch (the rows are checked meanwhile in
-        another thread) instead of being taken back after every row."""
-        if self.dialect == "sqlite":
-            self.session.execute(_STAGE_JSON, {"rows": json.dumps(rows, ensure_ascii=False)})
-            return
+    def _stage(self, rows: list[Staged]) -> None:
+        """On SQLite, one multi-row VALUES statement a batch, its values bound from one flat list:
+        the interpreter is let go for the whole batch (the rows are checked meanwhile in another
+        thread), not taken back after every row as `executemany` would, and SQLite parses no
+        text (a JSON document a batch cost four times as much). On PostgreSQL, COPY."""
         cursor = self.session.connection().connection.cursor()
         try:
+            if self.dialect == "sqlite":
+                for start in range(0, len(rows), self.rows_per_statement):
+                    part = rows[start:start + self.rows_per_statement]
+                    cursor.execute(_STAGE + ",".join([_ROW_MARKS] * len(part)),
+                                   list(itertools.chain.from_iterable(part)))
+                return
             with cursor.copy(f"COPY import_row ({', '.join(ROW_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         finally:
             cursor.close()
 
-    def duplicates(self) -> list[tuple[int, int, str]]:
-        """(line, first line, address) of every row whose address an earlier row already has."""
-        self.session.execute(text(INDEX))
-        return [tuple(row) for row in self.session.execute(text(
-            "SELECT r.line, f.first, r.email FROM import_row r JOIN ("
-            "  SELECT email, MIN(line) AS first FROM import_row GROUP BY email HAVING COUNT(*) > 1"
-            ") f ON f.email = r.email WHERE r.line > f.first ORDER BY r.line"))]
-
-    def drop_duplicates(self) -> None:
-        self.session.execute(text(
-            "DELETE FROM import_row WHERE line > (SELECT MIN(f.line) FROM import_row f "
-            "WHERE f.email = import_row.email)"))
-
-    def outcomes(self) -> dict[int, int]:
-        """Match the staged rows with the database; count rows per outcome (see _OUTCOME)."""
-        if self.session.execute(text("SELECT EXISTS (SELECT 1 FROM subscriber)")).scalar():
-            # (into an empty database every row is new: no million lookups and row rewrites)
-            self.session.execute(text(
-                "UPDATE import_row SET person_id = (SELECT p.id FROM subscriber p "
-                "WHERE p.email = import_row.email)"))
-        self.session.execute(text(
-            "UPDATE import_row SET left_alone = 1 WHERE address_hash IN "
-            "(SELECT address_hash FROM suppression) OR person_id IN "
-            "(SELECT id FROM subscriber WHERE status = 'unsubscribed')"))
-        counts = self.session.execute(text(
-            f"SELECT outcome, COUNT(*) FROM ({_OUTCOME}) o GROUP BY outcome"))
-        found = {outcome: count for outcome, count in counts}
-        self.new = found.get(1, 0)
-        return found
-
-    def _indexes_to_rebuild(self) -> list[tuple[str, str]]:
-        """(name, CREATE statement) of the REBUILT_INDEXES worth dropping for this import."""
-        if self.dialect != "sqlite" or self.new < REBUILD_FROM:
-            return []
-        before = self.session.execute(text("SELECT COALESCE(MAX(id), 0) FROM subscriber")).scalar()
-        if self.new * 2 < before:
-            return []
-        found = self.session.execute(text(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'subscriber'"))
-        return [(name, sql) for name, sql in found if name in REBUILT_INDEXES]
-
-    def write(self, now: dt.datetime, source: str) -> None:
-        rebuilt = self._indexes_to_rebuild()
-        for name, _ in rebuilt:
-            self.session.execute(text(f'DROP INDEX "{name}"'))
-        for statement in _WRITES:
-            statement = statement.replace("<public_id>", PUBLIC_ID_SQL[self.dialect])
-            # Typed, so SQLite stores the time in the same format as the ORM does.
-            query = text(statement).bindparams(bindparam("now", type_=DateTime()))
-            values = {"now": now, "source": source} if ":source" in statement else {"now": now}
-            self.session.execute(query, values)
-        for _, create in rebuilt:
-            self.session.execute(text(create))
-
     def close(self) -> None:
-        self.session.execute(text("DROP TABLE import_row"))
+        """Build the dropped indexes again and drop the staging tables."""
+        for create in self.rebuilt:
+            self.session.execute(text(create))
+        for name in ("import_row", "import_seen"):
+            self.session.execute(text(f"DROP TABLE {name}"))
         if self.cache_size is not None:
             self.session.execute(text(f"PRAGMA cache_size = {int(self.cache_size)}"))
-
