@@ -98,7 +98,8 @@ class Subscription(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("subscriber_id", "topic"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    # (no index of its own: UNIQUE (subscriber_id, topic) serves every look-up by person)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
     topic: str = Field(foreign_key="topic.slug", max_length=40, index=True)
     status: str = Field(default="pending", max_length=12)  # active | pending | unsubscribed
     consent_at: dt.datetime | None = Field(default=None)
