@@ -55,7 +55,10 @@ _LEFT_ALONE = text(
 # (a sort, several times faster than a million random inserts), inside the same transaction.
 REBUILT_INDEXES = ("ix_subscriber_address_hash", "ix_subscriber_public_id")
 REBUILD_FROM = 50_000  # new people; below this the indexes stay in the page cache
-SQLITE_CACHE_KIB = 24 * 1024  # page cache while importing, and what a sort (CREATE INDEX) may hold
+SQLITE_PRAGMAS = {
+    "cache_size": -24 * 1024,  # KiB of page cache while importing, and what a sort may hold
+    "threads": 2,  # a sort (CREATE INDEX) may use a second core: the reader is done by then
+}
 # A row's topics are staged space-separated; `topic t` joined ON this is one row per topic.
 # Most rows have one topic: the equality decides those without building strings.
 _ITS_TOPIC = ("(t.slug = r.topics OR (r.topics LIKE '% %' "
@@ -143,13 +146,14 @@ class Staging:
         self.counts: dict[int, int] = {}
         self.duplicates: list[tuple[int, int, str]] = []
         self.writing = writing
-        self.cache_size = None
+        self.pragmas: dict[str, int] = {}  # SQLite's, as they were before the import
         if self.dialect == "sqlite":
             limit = session.connection().connection.driver_connection.getlimit(
                 sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self.rows_per_statement = limit // len(ROW_COLUMNS)
-            self.cache_size = session.execute(text("PRAGMA cache_size")).scalar()
-            session.execute(text(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
+            for pragma, value in SQLITE_PRAGMAS.items():
+                self.pragmas[pragma] = session.execute(text(f"PRAGMA {pragma}")).scalar()
+                session.execute(text(f"PRAGMA {pragma} = {value}"))
         for name in ("import_row", "import_seen"):
             session.execute(text(f"DROP TABLE IF EXISTS {name}"))
         for table in TABLES:
@@ -220,5 +224,5 @@ class Staging:
             self.session.execute(text(create))
         for name in ("import_row", "import_seen"):
             self.session.execute(text(f"DROP TABLE {name}"))
-        if self.cache_size is not None:
-            self.session.execute(text(f"PRAGMA cache_size = {int(self.cache_size)}"))
+        for pragma, value in self.pragmas.items():
+            self.session.execute(text(f"PRAGMA {pragma} = {int(value)}"))
