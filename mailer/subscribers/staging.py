@@ -57,7 +57,7 @@ REBUILT_INDEXES = ("ix_subscriber_address_hash", "ix_subscriber_public_id")
 REBUILD_FROM = 50_000  # new people; below this the indexes stay in the page cache
 SQLITE_PRAGMAS = {
     "cache_size": -24 * 1024,  # KiB of page cache while importing, and what a sort may hold
-    "threads": 2,  # a sort (CREATE INDEX) may use a second core: the reader is done by then
+    # (not "threads": a second sort thread saved 0.4 s of 14 and took peak memory from 138 to 186 MiB)
 }
 # A row's topics are staged space-separated; `topic t` joined ON this is one row per topic.
 # Most rows have one topic: the equality decides those without building strings.
