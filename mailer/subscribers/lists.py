@@ -1,11 +1,12 @@
 """Import and export the regional networks' CSV contact lists.
 
-Every row is checked before anything is written: a file with a bad row changes nothing (unless
-the caller asks to skip bad rows), and every bad row is reported as "line N: reason". Imports
+A file with a bad row changes nothing (unless the caller asks to skip bad rows), and every bad
+row is reported as "line N: reason". Imports
 only ever add: they never overwrite what a person set on their preferences page, never reactivate
 a topic someone left, and never touch a suppressed (unsubscribed, erased, bounced) address.
-The file is read, checked and staged in batches (`mailer.subscribers.staging`), so memory stays
-flat however long the list is, and applied with a few set-based statements.
+The file is read and checked in batches, each written as soon as it is checked
+(`mailer.subscribers.staging`), so memory stays flat however long the list is; a savepoint takes
+back what was written when a bad row turns up further down.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 A million-row list must not be held in memory, yet the import stays all-or-nothing and finds
 duplicate addresses anywhere in the file. So each batch of checked rows goes into a small
-temporary table (one JSON document on SQLite, COPY on PostgreSQL) and is applied at once with a
-few set-based statements, in the caller's transaction, while the reader thread checks the next
-batch. The first line of every address is kept in a second temporary table, so a duplicate is
-found however far apart its lines are. A rollback takes all of it with it.
+temporary table (one multi-row VALUES statement on SQLite, COPY on PostgreSQL) and is applied at
+once with a few set-based statements, in the caller's transaction, while the reader thread checks
+the next batch. The first line of every address is kept in a second temporary table, so a
+duplicate is found however far apart its lines are. The caller's savepoint takes it all back.
 
 The batches may be written one by one because, duplicates left out, every row concerns a person
 no other row concerns: what a row does depends on that person alone, never on the rows before.
@@ -52,10 +52,11 @@ _LEFT_ALONE = text(
     "WHERE s.address_hash = import_row.address_hash) OR EXISTS (SELECT 1 FROM subscriber p "
     "WHERE p.id = import_row.person_id AND p.status = 'unsubscribed')")
 # Indexes on random keys: once they outgrow the page cache every insert costs page reads and
-# writes. When an import will at least double a large table, SQLite builds them again at the end
-# (a sort, several times faster than a million random inserts), inside the same transaction.
+# writes. When an import will at least double a large table (judged by the file's size before the
+# first row is written), SQLite builds them again at the end (a sort, several times faster than a
+# million random inserts), inside the same transaction.
 REBUILT_INDEXES = ("ix_subscriber_address_hash", "ix_subscriber_public_id")
-REBUILD_FROM = 50_000  # new people; below this the indexes stay in the page cache
+REBUILD_FROM = 50_000  # rows; below this the indexes stay in the page cache
 SQLITE_PRAGMAS = {
     "cache_size": -24 * 1024,  # KiB of page cache while importing, and what a sort may hold
     # (not "threads": a second sort thread saved 0.4 s of 14 and took peak memory from 138 to 186 MiB)
