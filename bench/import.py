@@ -3,9 +3,11 @@
 Each import runs in a process of its own (a fresh database, the schema made before the clock
 starts), so its peak resident memory is its own: the figure to compare between the two sizes.
 Prints time, rows/s, the process's CPU time (what a busy shared machine disturbs least) and peak
-RSS of each, and the ratio of the peaks (flat memory: near 1).
+RSS of each, and the ratio of the peaks (flat memory: near 1). Each size is imported --runs
+times, the sizes taking turns, after an fsync of everything written before; the median time and
+the highest peak are printed, and every run's time, since this host's speed drifts by 2x.
 
-    python bench/import.py [--rows 100000 --rows 1000000] [--database-url URL]
+    python bench/import.py [--rows 100000 --rows 1000000] [--runs 3] [--database-url URL]
 
 With --database-url (PostgreSQL), each run gets a schema of its own in that database.
 """
@@ -17,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,30 +77,39 @@ def run_one(path: Path, url: str) -> dict:
 @click.command()
 @click.option("--rows", "sizes", multiple=True, type=int, default=[100_000, 1_000_000],
               show_default=True, help="List sizes to import (repeatable).")
+@click.option("--runs", default=3, show_default=True,
+              help="Imports of each size, the sizes taking turns; the median is reported.")
 @click.option("--database-url", default="", help="Default: a new SQLite file per run.")
 @click.option("--child", type=click.Path(path_type=Path), hidden=True)
-def main(sizes: tuple[int, ...], database_url: str, child: Path | None) -> None:
+def main(sizes: tuple[int, ...], runs: int, database_url: str, child: Path | None) -> None:
     if child is not None:
         print(json.dumps(run_one(child, database_url)))
         return
-    results = {}
+    results: dict[int, list[dict]] = {rows: [] for rows in sizes}
     with tempfile.TemporaryDirectory() as tmp:
         for rows in sizes:
-            path = Path(tmp) / f"list-{rows}.csv"
-            generate(path, rows)
-            url = database_url or f"sqlite:///{tmp}/run-{rows}.db"
-            done = subprocess.run([sys.executable, __file__, "--child", str(path), "--database-url",
-                                   url], check=True, capture_output=True, text=True)
-            results[rows] = json.loads(done.stdout.strip().splitlines()[-1])
-            path.unlink()
+            generate(Path(tmp) / f"list-{rows}.csv", rows)
+        for run in range(runs):
+            for rows in sizes:
+                url = database_url or f"sqlite:///{tmp}/run-{rows}-{run}.db"
+                os.sync()  # the last run's database is not still being written out meanwhile
+                done = subprocess.run([sys.executable, __file__, "--child", f"{tmp}/list-{rows}.csv",
+                                       "--database-url", url], check=True, capture_output=True, text=True)
+                results[rows].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                if not database_url:
+                    Path(url.removeprefix("sqlite:///")).unlink()
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.1f}; database: {database_url.split('@')[-1] or 'SQLite'}")
-    for rows, r in results.items():
-        print(f"{rows:>9,} rows: {r['seconds']:6.2f} s ({rows / r['seconds']:>7,.0f} rows/s, "
-              f"{r['added']:,} added; CPU of the whole process {r['cpu']:.2f} s), "
-              f"peak RSS {r['peak_mib']:.0f} MiB")
+          f"load average {os.getloadavg()[0]:.1f}; database: {database_url.split('@')[-1] or 'SQLite'}; "
+          f"median of {runs} run(s)")
+    for rows, found in results.items():
+        seconds = statistics.median(r["seconds"] for r in found)
+        print(f"{rows:>9,} rows: {seconds:6.2f} s ({rows / seconds:>7,.0f} rows/s, "
+              f"{found[0]['added']:,} added; CPU of the whole process "
+              f"{statistics.median(r['cpu'] for r in found):.2f} s), "
+              f"peak RSS {max(r['peak_mib'] for r in found):.0f} MiB; each run: "
+              + ", ".join(f"{r['seconds']:.2f} s" for r in found))
     if len(results) > 1:
-        peaks = [r["peak_mib"] for r in results.values()]
+        peaks = [max(r["peak_mib"] for r in found) for found in results.values()]
         print(f"peak RSS largest / smallest list: {max(peaks) / min(peaks):.2f}")
 
 
