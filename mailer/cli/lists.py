@@ -47,7 +47,7 @@ def import_(file: Path, region: str | None, audience: str | None, topic: str, dr
             skip_invalid: bool) -> None:
     """Import a CSV contact list (columns: email, name, organisation, region, audience).
 
-    Every row is checked first; a file with a rejected row changes nothing unless
+    A file with a rejected row changes nothing (every bad row is listed) unless
     --skip-invalid is given. Importing never resubscribes anyone who unsubscribed or was
     erased, and re-importing the same file changes nothing.
 

@@ -1,12 +1,12 @@
 """Import and export the regional networks' CSV contact lists.
 
 A file with a bad row changes nothing (unless the caller asks to skip bad rows), and every bad
-row is reported as "line N: reason". Imports
-only ever add: they never overwrite what a person set on their preferences page, never reactivate
-a topic someone left, and never touch a suppressed (unsubscribed, erased, bounced) address.
-The file is read and checked in batches, each written as soon as it is checked
-(`mailer.subscribers.staging`), so memory stays flat however long the list is; a savepoint takes
-back what was written when a bad row turns up further down.
+row is reported as "line N: reason". Imports only ever add: they never overwrite what a person
+set on their preferences page, never reactivate a topic someone left, and never touch a
+suppressed (unsubscribed, erased, bounced) address. The file is read and checked in batches,
+each written as soon as it is checked (`mailer.subscribers.staging`), so memory stays flat
+however long the list is; a savepoint takes back what was written when a bad row turns up
+further down.
 """
 
 from __future__ import annotations
@@ -274,10 +274,10 @@ def import_list(
                 "(fix them, or pass --skip-invalid to import the rest):\n" + "\n".join(rejected),
                 report,
             )
+        staging.close()
     counts = staging.counts
     report.added, report.left_alone = counts.get(1, 0), counts.get(2, 0)
     report.updated, report.unchanged = counts.get(3, 0), counts.get(4, 0)
-    staging.close()
     return report
 
 
