@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,40 @@ def test_a_failing_import_that_dropped_indexes_leaves_them(session, write_csv, m
         import_list(session, path)
     assert inspect(session.connection()).get_indexes("subscriber") == before
     assert list(people(session)) == ["old@example.org"]
+
+
+def test_people_far_down_a_long_list_get_the_same_outcome_as_in_a_short_one(session, write_csv):
+    """Batches are written one by one: existing, departed and erased people in later batches,
+    and a duplicate of a person an earlier batch added, come out as they would alone."""
+    kept = add_subscriber(session, "kept@example.org", topics=("updates",))
+    gains = add_subscriber(session, "gains@example.org", topics=("verdiepingen",))
+    left = add_subscriber(session, "left@example.org")
+    unsubscribe(session, left)
+    erase(session, add_subscriber(session, "erased@example.org"))
+    rows = [f"p{n}@example.org,,,limburg,netwerk" for n in range(9_000)]
+    rows[4_500] = "kept@example.org,,,limburg,netwerk"  # second batch
+    rows[8_100] = "gains@example.org,,,limburg,netwerk"  # third batch
+    rows[8_200] = "left@example.org,,,limburg,netwerk"
+    rows[8_300] = "erased@example.org,,,limburg,netwerk"
+    rows[8_400] = "p5@example.org,,,limburg,netwerk"  # added by the first batch
+    path = write_csv(HEADER + "\n".join(rows) + "\n")
+    dry = import_list(session, path, dry_run=True, skip_invalid=True)
+    report = import_list(session, path, skip_invalid=True)
+    assert report.rejected == ["line 8402: duplicate of line 7 (p5@example.org)"]
+    assert (report.added, report.updated, report.unchanged, report.left_alone) == (8_995, 1, 1, 2)
+    assert (dry.added, dry.updated, dry.unchanged, dry.left_alone) == (8_995, 1, 1, 2)
+    assert active_topics(session, kept) == ["updates"]
+    assert sorted(active_topics(session, gains)) == ["updates", "verdiepingen"]
+    assert active_topics(session, left) == []
+    found = people(session)
+    assert "erased@example.org" not in found and len(found) == 8_995 + 3
+    assert active_topics(session, found["p8999@example.org"].id) == ["updates"]
+
+
+def test_the_interpreter_switch_interval_is_put_back(session, write_csv):
+    """The import shortens it while its reader thread runs; after it, failed or not, it is as it was."""
+    before = sys.getswitchinterval()
+    import_list(session, write_csv(HEADER + "a@example.org,,,limburg,netwerk\n"))
+    with pytest.raises(ListImportError):
+        import_list(session, write_csv(HEADER + "bad,,,limburg,netwerk\n"))
+    assert sys.getswitchinterval() == before
