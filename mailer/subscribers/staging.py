@@ -52,9 +52,9 @@ _LEFT_ALONE = text(
     "WHERE s.address_hash = import_row.address_hash) OR EXISTS (SELECT 1 FROM subscriber p "
     "WHERE p.id = import_row.person_id AND p.status = 'unsubscribed')")
 # Indexes on random keys: once they outgrow the page cache every insert costs page reads and
-# writes. When an import will at least double a large table (judged by the file's size before the
-# first row is written), SQLite builds them again at the end (a sort, several times faster than a
-# million random inserts), inside the same transaction.
+# writes. When an import will at least double a large table (judged before the first write, from
+# the file's size and the share of new people in the first batch), SQLite builds them again at
+# the end (a sort, several times faster than a million random inserts), in the same transaction.
 REBUILT_INDEXES = ("ix_subscriber_address_hash", "ix_subscriber_public_id")
 REBUILD_FROM = 50_000  # rows; below this the indexes stay in the page cache
 SQLITE_PRAGMAS = {
@@ -175,14 +175,15 @@ class Staging:
              .bindparams(bindparam("now", type_=DateTime())),  # stored as the ORM stores times
              {"now": now, "source": source} if ":source" in s else {"now": now})
             for s in statements] for statements in (_WRITES_EXISTING, _WRITES_NEW)]
-        self.rebuilt = self._drop_indexes(expected_rows) if writing else []
+        self.expected_rows = expected_rows
+        self.rebuilt: list[str] | None = None  # decided with the first batch's outcomes
 
-    def _drop_indexes(self, expected_rows: int) -> list[str]:
+    def _drop_indexes(self, expected_new: int) -> list[str]:
         """Drop the REBUILT_INDEXES worth building again after this import; their CREATEs."""
-        if self.dialect != "sqlite" or expected_rows < REBUILD_FROM:
+        if self.dialect != "sqlite" or expected_new < REBUILD_FROM:
             return []
         before = self.session.execute(text("SELECT COALESCE(MAX(id), 0) FROM subscriber")).scalar()
-        if expected_rows * 2 < before:
+        if expected_new * 2 < before:
             return []
         found = self.session.execute(text(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'subscriber'"))
@@ -205,8 +206,11 @@ class Staging:
             execute(_MATCH)
             existing = bool(execute(_ANY_EXISTING).scalar())
         execute(_LEFT_ALONE)
-        for outcome, count in execute(_OUTCOMES):
+        outcomes = dict(execute(_OUTCOMES).all())
+        for outcome, count in outcomes.items():
             self.counts[outcome] = self.counts.get(outcome, 0) + count
+        if self.writing and self.rebuilt is None:  # new people expected: as many as in this batch
+            self.rebuilt = self._drop_indexes(self.expected_rows * outcomes.get(1, 0) // len(rows))
         if self.writing:
             for statement, values in (self.writes_existing if existing else []) + self.writes_new:
                 execute(statement, values)
@@ -232,7 +236,7 @@ class Staging:
 
     def close(self) -> None:
         """Build the dropped indexes again and drop the staging tables."""
-        for create in self.rebuilt:
+        for create in self.rebuilt or []:
             self.session.execute(text(create))
         for name in ("import_row", "import_seen"):
             self.session.execute(text(f"DROP TABLE {name}"))
