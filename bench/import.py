@@ -7,7 +7,7 @@ RSS of each, and the ratio of the peaks (flat memory: near 1). Each size is impo
 times, the sizes taking turns, after an fsync of everything written before; the median time and
 the highest peak are printed, and every run's time, since this host's speed drifts by 2x.
 
-    python bench/import.py [--rows 100000 --rows 1000000] [--runs 3] [--database-url URL]
+    python bench/import.py [--rows 100000 --rows 1000000] [--runs 3] [--again] [--database-url URL]
 
 With --database-url (PostgreSQL), each run gets a schema of its own in that database.
 """
@@ -45,8 +45,9 @@ def generate(path: Path, rows: int) -> None:
                              regions[i % len(regions)], audiences[i % len(audiences)]])
 
 
-def run_one(path: Path, url: str) -> dict:
-    """One import in this process: seconds, rows added and this process's peak RSS."""
+def run_one(path: Path, url: str, again: bool) -> dict:
+    """One import in this process: seconds, rows added and this process's peak RSS; with
+    `again`, also the seconds of importing the same file a second time (everyone is known)."""
     from sqlalchemy import text
 
     from mailer.db import engine_for, get_engine, session_scope
@@ -65,12 +66,18 @@ def run_one(path: Path, url: str) -> dict:
         with session_scope(settings, write=True) as session:
             report = import_list(session, path)
         seconds = time.perf_counter() - started
+        if again:
+            started = time.perf_counter()
+            with session_scope(settings, write=True) as session:
+                import_list(session, path)
+            again_seconds = time.perf_counter() - started
     finally:
         if schema:
             with engine_for(url.split("?")[0]).begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "added": report.added,
+    return {"seconds": seconds, "again": again_seconds if again else None,
+            "cpu": usage.ru_utime + usage.ru_stime, "added": report.added,
             "peak_mib": usage.ru_maxrss / 1024}
 
 
@@ -80,10 +87,13 @@ def run_one(path: Path, url: str) -> dict:
 @click.option("--runs", default=3, show_default=True,
               help="Imports of each size, the sizes taking turns; the median is reported.")
 @click.option("--database-url", default="", help="Default: a new SQLite file per run.")
+@click.option("--again", is_flag=True,
+              help="Then import the same file again into the same database, everyone already known, "
+                   "and print that time too (CPU and peak RSS then cover both imports).")
 @click.option("--child", type=click.Path(path_type=Path), hidden=True)
-def main(sizes: tuple[int, ...], runs: int, database_url: str, child: Path | None) -> None:
+def main(sizes: tuple[int, ...], runs: int, database_url: str, again: bool, child: Path | None) -> None:
     if child is not None:
-        print(json.dumps(run_one(child, database_url)))
+        print(json.dumps(run_one(child, database_url, again)))
         return
     results: dict[int, list[dict]] = {rows: [] for rows in sizes}
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +104,8 @@ def main(sizes: tuple[int, ...], runs: int, database_url: str, child: Path | Non
                 url = database_url or f"sqlite:///{tmp}/run-{rows}-{run}.db"
                 os.sync()  # the last run's database is not still being written out meanwhile
                 done = subprocess.run([sys.executable, __file__, "--child", f"{tmp}/list-{rows}.csv",
-                                       "--database-url", url], check=True, capture_output=True, text=True)
+                                       "--database-url", url, *["--again"] * again],
+                                      check=True, capture_output=True, text=True)
                 results[rows].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 if not database_url:
                     Path(url.removeprefix("sqlite:///")).unlink()
@@ -108,6 +119,10 @@ def main(sizes: tuple[int, ...], runs: int, database_url: str, child: Path | Non
               f"{statistics.median(r['cpu'] for r in found):.2f} s), "
               f"peak RSS {max(r['peak_mib'] for r in found):.0f} MiB; each run: "
               + ", ".join(f"{r['seconds']:.2f} s" for r in found))
+        if again:
+            print(f"{'':>9}   the same file again: "
+                  f"{statistics.median(r['again'] for r in found):6.2f} s (median); each run: "
+                  + ", ".join(f"{r['again']:.2f} s" for r in found))
     if len(results) > 1:
         peaks = [max(r["peak_mib"] for r in found) for found in results.values()]
         print(f"peak RSS largest / smallest list: {max(peaks) / min(peaks):.2f}")

@@ -38,7 +38,8 @@ def no_spamassassin() -> bool:
 
 SCRIPTS = [
     pytest.param("build.py", ["--runs", "1"], "mailer build stalking, nothing changed", id="build"),
-    pytest.param("import.py", ["--rows", "200"], "200 rows:", id="import"),
+    pytest.param("import.py", ["--rows", "200", "--runs", "1", "--again"], "the same file again:",
+                 id="import"),
     pytest.param("send.py", ["--recipients", "20", "--dkim-recipients", "20", "--bare-messages", "20",
                              "--runs", "1", "--cost-messages", "20"], "server counted", id="send"),
     pytest.param("spam.py", ["--theme", "update-2021"], "highest score", id="spam", marks=pytest.mark.skipif(
