@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -94,3 +97,18 @@ def test_purge_forgets_unconfirmed_sign_ups(run, engine):
     result = run("subscribers", "purge", "--days", "2.5")
     assert result.output == "1 unconfirmed sign-ups older than 2.5 days purged\n"
     assert "new@example.org" in run("subscribers", "show", "new@example.org").output
+
+
+def test_output_into_a_pipe_nobody_reads_stops_quietly(project):
+    """`mailer build stalking | head -1`: once the reader has gone, the command stops with exit
+    code 1, and says nothing of a bug (it used to ask for a bug report)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        done = subprocess.run([sys.executable, "-m", "mailer", "build", "stalking"], cwd=project.root,
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert done.stderr == ""
+    assert (project.root / "out" / "stalking" / "manifest.json").exists()  # the build itself ran

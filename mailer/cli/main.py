@@ -9,6 +9,9 @@ database or HTTP libraries), and is the one place where errors are shown: a Mail
 from __future__ import annotations
 
 import importlib
+import os
+import select
+import sys
 import warnings
 from typing import Any
 
@@ -48,9 +51,28 @@ class MailerGroup(click.Group):
             ctx.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            if not _stdout_reader_gone():
+                click.echo(f"mailer: unexpected error; {BUG_REPORT}", err=True)
+                raise
+            # Whoever read the output stopped reading (`mailer … | head`): stop, as Unix tools do,
+            # without a traceback, and without another error when Python flushes at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except Exception:
             click.echo(f"mailer: unexpected error; {BUG_REPORT}", err=True)
             raise
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (its write end reports POLLERR),
+    as opposed to a broken pipe elsewhere, such as a mail server's socket, which is a bug here."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no file behind stdout
+        return False
 
 
 def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
