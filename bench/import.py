@@ -66,6 +66,7 @@ def run_one(path: Path, url: str, again: bool) -> dict:
         with session_scope(settings, write=True) as session:
             report = import_list(session, path)
         seconds = time.perf_counter() - started
+        again_seconds = None
         if again:
             started = time.perf_counter()
             with session_scope(settings, write=True) as session:
@@ -76,7 +77,7 @@ def run_one(path: Path, url: str, again: bool) -> dict:
             with engine_for(url.split("?")[0]).begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"seconds": seconds, "again": again_seconds if again else None,
+    return {"seconds": seconds, "again": again_seconds,
             "cpu": usage.ru_utime + usage.ru_stime, "added": report.added,
             "peak_mib": usage.ru_maxrss / 1024}
 

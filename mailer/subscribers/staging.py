@@ -23,18 +23,31 @@ from sqlmodel import Session
 
 from mailer.models import PUBLIC_ID_SQL
 
-ROW_COLUMNS = ("line", "email", "address_hash", "name", "organisation", "region", "audience",
-               "topics")  # the fields of Staged
-TABLES = (
-    # the batch in hand
-    "CREATE TEMPORARY TABLE import_row (line INTEGER PRIMARY KEY, email TEXT NOT NULL, "
-    "address_hash TEXT NOT NULL, name TEXT NOT NULL, organisation TEXT NOT NULL, "
-    "region TEXT NOT NULL, audience TEXT NOT NULL, topics TEXT NOT NULL, person_id INTEGER, "
-    "left_alone INTEGER NOT NULL DEFAULT 0)",
-    # the first line of every address so far
-    "CREATE TEMPORARY TABLE import_seen (email TEXT PRIMARY KEY, line INTEGER NOT NULL)",
-)
-WITHOUT_ROWID = {"sqlite": " WITHOUT ROWID", "postgresql": ""}  # one b-tree, by address
+
+class Staged(NamedTuple):
+    """One checked row as it is staged (a tuple: a million of them are made)."""
+
+    line: int
+    email: str
+    address_hash: str
+    name: str
+    organisation: str
+    region: str
+    audience: str
+    topics: str  # topic slugs, space-separated
+
+
+ROW_COLUMNS = Staged._fields
+TABLES = {
+    "import_row": (  # the batch in hand
+        "(line INTEGER PRIMARY KEY, email TEXT NOT NULL, address_hash TEXT NOT NULL, "
+        "name TEXT NOT NULL, organisation TEXT NOT NULL, region TEXT NOT NULL, "
+        "audience TEXT NOT NULL, topics TEXT NOT NULL, person_id INTEGER, "
+        "left_alone INTEGER NOT NULL DEFAULT 0)"),
+    "import_seen": (  # the first line of every address so far; on SQLite one b-tree, by address
+        "(email TEXT PRIMARY KEY, line INTEGER NOT NULL)<without_rowid>"),
+}
+WITHOUT_ROWID = {"sqlite": " WITHOUT ROWID", "postgresql": ""}
 CLEAR = {"sqlite": "DELETE FROM import_row",  # (PostgreSQL does not vacuum a temporary table:
          "postgresql": "TRUNCATE import_row"}  # deleted rows would pile up batch after batch)
 _STAGE = f"INSERT INTO import_row ({', '.join(ROW_COLUMNS)}) VALUES "
@@ -57,10 +70,8 @@ _LEFT_ALONE = text(
 # the end (a sort, several times faster than a million random inserts), in the same transaction.
 REBUILT_INDEXES = ("ix_subscriber_address_hash", "ix_subscriber_public_id")
 REBUILD_FROM = 50_000  # rows; below this the indexes stay in the page cache
-SQLITE_PRAGMAS = {
-    "cache_size": -24 * 1024,  # KiB of page cache while importing, and what a sort may hold
-    # (not "threads": a second sort thread saved 0.4 s of 14 and took peak memory from 138 to 186 MiB)
-}
+SQLITE_CACHE_KIB = 24 * 1024  # page cache while importing, and what a sort (CREATE INDEX) may hold
+# (no PRAGMA threads: a second sort thread saved 0.4 s of 14 and took peak RSS from 138 to 186 MiB)
 # A row's topics are staged space-separated; `topic t` joined ON this is one row per topic.
 # Most rows have one topic: the equality decides those without building strings.
 _ITS_TOPIC = ("(t.slug = r.topics OR (r.topics LIKE '% %' "
@@ -125,19 +136,6 @@ _WRITES_NEW = (
 )
 
 
-class Staged(NamedTuple):
-    """One checked row as it is staged (a tuple: a million of them are made)."""
-
-    line: int
-    email: str
-    address_hash: str
-    name: str
-    organisation: str
-    region: str
-    audience: str
-    topics: str  # topic slugs, space-separated
-
-
 class Staging:
     """Temporary tables in the session's transaction; `add` applies one batch of rows.
 
@@ -152,22 +150,21 @@ class Staging:
         self.counts: dict[int, int] = {}
         self.duplicates: list[tuple[int, int, str]] = []
         self.writing = writing
-        self.pragmas: dict[str, int] = {}  # SQLite's, as they were before the import
+        self.cache_size = None  # SQLite's, as it was before the import
         if self.dialect == "sqlite":
             limit = session.connection().connection.driver_connection.getlimit(
                 sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self.rows_per_statement = limit // len(ROW_COLUMNS)
-            for pragma, value in SQLITE_PRAGMAS.items():
-                self.pragmas[pragma] = session.execute(text(f"PRAGMA {pragma}")).scalar()
-                session.execute(text(f"PRAGMA {pragma} = {value}"))
+            self.cache_size = session.execute(text("PRAGMA cache_size")).scalar()
+            session.execute(text(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
         if self.dialect == "postgresql":
             # A batch's statements are costed high (a subquery per row) and run in milliseconds;
             # JIT-compiling them took 200 ms a batch.
             session.execute(text("SET LOCAL jit = off"))
-        for name in ("import_row", "import_seen"):
+        for name, columns in TABLES.items():
             session.execute(text(f"DROP TABLE IF EXISTS {name}"))
-        for table in TABLES:
-            session.execute(text(table + WITHOUT_ROWID[self.dialect] * ("import_seen" in table)))
+            session.execute(text(f"CREATE TEMPORARY TABLE {name} "
+                                 + columns.replace("<without_rowid>", WITHOUT_ROWID[self.dialect])))
         # (into an empty database every row is new: no million lookups and row rewrites)
         self.match = bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM subscriber)")).scalar())
         self.writes_existing, self.writes_new = [[
@@ -209,9 +206,9 @@ class Staging:
         outcomes = dict(execute(_OUTCOMES).all())
         for outcome, count in outcomes.items():
             self.counts[outcome] = self.counts.get(outcome, 0) + count
-        if self.writing and self.rebuilt is None:  # new people expected: as many as in this batch
-            self.rebuilt = self._drop_indexes(self.expected_rows * outcomes.get(1, 0) // len(rows))
         if self.writing:
+            if self.rebuilt is None:  # new people expected: as many as in this batch
+                self.rebuilt = self._drop_indexes(self.expected_rows * outcomes.get(1, 0) // len(rows))
             for statement, values in (self.writes_existing if existing else []) + self.writes_new:
                 execute(statement, values)
 
@@ -238,9 +235,9 @@ class Staging:
         """Build the dropped indexes again and drop the staging tables."""
         for create in self.rebuilt or []:
             self.session.execute(text(create))
-        for name in ("import_row", "import_seen"):
+        for name in TABLES:
             self.session.execute(text(f"DROP TABLE {name}"))
-        for pragma, value in self.pragmas.items():
-            self.session.execute(text(f"PRAGMA {pragma} = {int(value)}"))
+        if self.cache_size is not None:
+            self.session.execute(text(f"PRAGMA cache_size = {int(self.cache_size)}"))
         if self.dialect == "postgresql":
             self.session.execute(text("RESET jit"))
