@@ -151,5 +151,5 @@ def apply(settings: Settings, entries: Sequence[Entry], now: dt.datetime) -> App
 def scheduled(settings: Settings, entries: Sequence[Entry], now: dt.datetime
               ) -> list[tuple[Entry, Overview | None]]:
     """Each entry with the schedule it was planned as, as that stands now (None: not planned)."""
-    rows = {row.schedule.calendar_key: row for row in overview(settings, now)}
+    rows = {row.schedule.calendar_key: row for row in overview(settings, now, reach=False)}
     return [(entry, rows.get(entry.key)) for entry in entries]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from mailer.build.sources import source_hash
 from mailer.check.readiness import check_theme
 from mailer.config import Settings
 from mailer.errors import MailerError
@@ -31,9 +30,10 @@ class SendChecks:
         self._verdicts: dict[tuple[str, str], tuple[dt.datetime, str]] = {}
         self._lock = threading.Lock()  # one check at a time: the others wait for its verdict
 
-    def problem(self, theme: str, now: dt.datetime) -> str:
-        """Why THEME may not be sent now by these checks, or ""."""
-        key = (theme, source_hash(self.settings, theme))
+    def problem(self, theme: str, content_hash: str, now: dt.datetime) -> str:
+        """Why THEME, whose files hash to `content_hash` (`source_hash`), may not be sent now by
+        these checks, or ""."""
+        key = (theme, content_hash)
         with self._lock:
             checked = self._verdicts.get(key)
             if checked is None or now - checked[0] >= RECHECK:

@@ -180,22 +180,24 @@ def count_recipients(session: Session, settings: Settings, schedule: Schedule) -
     return recipient_count(session, topic, schedule.regions, schedule.audiences)
 
 
-def overview(settings: Settings, now: dt.datetime) -> list[Overview]:
-    """Every schedule by due time, with its status now and, while it can still start, its reach."""
+def overview(settings: Settings, now: dt.datetime, reach: bool = True) -> list[Overview]:
+    """Every schedule by due time, with its status now and, while it can still start (and
+    `reach`), how many it would reach: a build and a count each."""
     grace = dt.timedelta(hours=settings.grace_period_hours)
     hashes: dict[str, str] = {}
     with session_scope(settings) as session:
         rows = []
         for schedule in session.exec(select(Schedule).order_by(col(Schedule.due_at), col(Schedule.id))):
             status = status_at(schedule, now, grace)
-            reach = count_recipients(session, settings, schedule) if status == "planned" else None
+            reached = (count_recipients(session, settings, schedule)
+                       if reach and status == "planned" else None)
             held, said = "", ""
             if approval.required(settings) and status in ("planned", "missed"):
                 if schedule.theme not in hashes:
                     hashes[schedule.theme] = source_hash(settings, schedule.theme)
                 held = approval.problem(settings, schedule, hashes[schedule.theme])
                 said = held or approval.describe(schedule)
-            rows.append(Overview(schedule, status, reach, said, bool(held)))
+            rows.append(Overview(schedule, status, reached, said, bool(held)))
         return rows
 
 
@@ -280,9 +282,12 @@ def _due_action(schedule: Schedule, now: dt.datetime, grace: dt.timedelta) -> st
 
 def _hold(settings: Settings, schedule: Schedule, now: dt.datetime, checks: SendChecks | None) -> str:
     """Why a due schedule may not start: its approval, then the checks of `mailer send`."""
-    held = (approval.problem(settings, schedule, source_hash(settings, schedule.theme))
-            if approval.required(settings) else "")
-    return held or (checks.problem(schedule.theme, now) if checks else "")
+    required = approval.required(settings)
+    if not (required or checks):
+        return ""
+    current = source_hash(settings, schedule.theme)  # the theme's files, read once for both
+    held = approval.problem(settings, schedule, current) if required else ""
+    return held or (checks.problem(schedule.theme, current, now) if checks else "")
 
 
 def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.datetime, worker: str,
@@ -317,11 +322,10 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
                 log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held)
                 _transition(session, schedule, now, hold_reason=held)
             return "held"
-        if not _transition(session, schedule, now, status="started", worker=worker, heartbeat_at=now,
-                           hold_reason=""):
+        started = {"status": "started", "worker": worker, "heartbeat_at": now, "hold_reason": ""}
+        if not _transition(session, schedule, now, **started):
             return "taken"
-        schedule.sqlmodel_update({"status": "started", "worker": worker, "heartbeat_at": now,
-                                  "hold_reason": ""})
+        schedule.sqlmodel_update(started)
     log.info("schedule %s (%s): %s", schedule_id, schedule.theme,
              "starting" if action == "start" else f"resuming send {schedule.send_id}")
     try:
