@@ -107,3 +107,28 @@ def test_each_worker_has_its_own_socket_also_after_a_restart(tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
+def test_workers_started_on_a_signal_leave_no_socket_in_the_supervisor(tmp_path):
+    """SIGTTIN adds a worker with a socket of its own, SIGTTOU stops it, SIGHUP replaces them
+    all; the supervisor keeps no copy of a socket it handed out, which would go on queueing
+    connections nobody accepts."""
+    port = free_port()
+    server = subprocess.Popen(**serve_command(tmp_path, port), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: listeners(port) == 2 and answers(port))
+        server.send_signal(signal.SIGTTIN)
+        wait_until(lambda: len(workers_of(server.pid)) == 3 and listeners(port) == 3)
+        server.send_signal(signal.SIGTTOU)
+        wait_until(lambda: len(workers_of(server.pid)) == 2)
+        wait_until(lambda: listeners(port) == 2, seconds=10)
+        before = set(workers_of(server.pid))
+        server.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(set(workers_of(server.pid)) - before) == 2)
+        wait_until(lambda: listeners(port) == 2 and answers(port), seconds=10)
+        assert all(answers(port) for _ in range(10))
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -84,17 +84,15 @@ def _own_socket_supervisor(config: Any) -> Any:
             super().init_processes()
             self._close_handed()
 
-        def restart_all(self) -> None:
-            super().restart_all()
-            self._close_handed()
-
         def keep_subprocess_alive(self) -> None:
             super().keep_subprocess_alive()
             self._close_handed()
 
         def _close_handed(self) -> None:
             """Started workers hold their sockets; a copy left open here would keep a dead
-            worker's socket in the port's group, and the kernel would queue connections on it."""
+            worker's socket in the port's group, and the kernel would queue connections on it.
+            (Workers started on a signal, SIGHUP or SIGTTIN, have theirs closed here too: the
+            supervisor's loop keeps the workers alive right after it handles the signals.)"""
             for sock in self.handed:
                 sock.close()
             self.handed.clear()
