@@ -51,15 +51,12 @@ class MailerGroup(click.Group):
             ctx.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except BrokenPipeError:
-            if not _stdout_reader_gone():
-                click.echo(f"mailer: unexpected error; {BUG_REPORT}", err=True)
-                raise
-            # Whoever read the output stopped reading (`mailer … | head`): stop, as Unix tools do,
-            # without a traceback, and without another error when Python flushes at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(1)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():
+                # Whoever read the output stopped reading (`mailer … | head`): stop, as Unix
+                # tools do, without a traceback or another error when Python flushes at exit.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                ctx.exit(1)
             click.echo(f"mailer: unexpected error; {BUG_REPORT}", err=True)
             raise
 

@@ -33,6 +33,7 @@ class TemplateBytecodeCache(FileSystemBytecodeCache):
     def __init__(self, autoescape: bool):
         super().__init__(str(cache_folder()))
         self.prefix = f"{code_digest().hex()[:32]}-{'html' if autoescape else 'text'}-"
+        self.pruned = False  # old entries are looked for once per run, at the first write
 
     def get_cache_key(self, name: str, filename: str | None = None) -> str:
         return self.prefix + super().get_cache_key(name, filename)
@@ -41,7 +42,9 @@ class TemplateBytecodeCache(FileSystemBytecodeCache):
         try:
             os.makedirs(self.directory, exist_ok=True)
             super().dump_bytecode(bucket)
-            self._forget_old()
+            if not self.pruned:
+                self.pruned = True
+                self._forget_old()
         except OSError:
             pass
 

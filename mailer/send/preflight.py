@@ -19,7 +19,7 @@ from mailer.build.manifest import Manifest
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.send.messages import DkimSigner, MessageAssembler, MessageError
-from mailer.send.signing import one_line
+from mailer.send.signing import unusable_key
 
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # line breaks and control characters
 
@@ -65,8 +65,7 @@ def sample_message(settings: Settings, manifest: Manifest) -> None:
     except Exception as exc:  # whatever the signer raises on a key it cannot use
         if not isinstance(assembler.signer, DkimSigner):
             raise
-        raise PreflightError(f"dkim_key_file {settings.path('dkim_key_file')}: cannot sign with "
-                             f"it: {type(exc).__name__}: {one_line(exc)}") from exc
+        raise PreflightError(unusable_key(settings.path("dkim_key_file"), exc)) from exc
 
 
 CHECKS: list[Check] = [header_values, sample_message]

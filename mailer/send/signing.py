@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -110,8 +111,7 @@ class DkimSigner:
         except OSError as exc:
             raise ConfigError(f"dkim_key_file {path}: cannot read it: {exc.strerror}") from exc
         except (ValueError, TypeError) as exc:  # what cryptography raises on a key it cannot load
-            raise ConfigError(f"dkim_key_file {path}: cannot sign with it: "
-                              f"{type(exc).__name__}: {one_line(exc)}") from exc
+            raise ConfigError(unusable_key(path, exc)) from exc
         return cls(settings.dkim_selector, settings.dkim_domain, key)
 
     def sign(self, message: bytes) -> bytes:
@@ -137,6 +137,11 @@ class DkimSigner:
 def one_line(exc: Exception) -> str:
     """What a library said, on one line whatever its layout."""
     return " ".join(str(exc).split())
+
+
+def unusable_key(path: Path, exc: Exception) -> str:
+    """What is said of a DKIM key that loads or signs with an error."""
+    return f"dkim_key_file {path}: cannot sign with it: {type(exc).__name__}: {one_line(exc)}"
 
 
 def load_key(pem: bytes) -> rsa.RSAPrivateKey:

@@ -138,7 +138,7 @@ _ONE_STATEMENT_EVERY_TOPIC = _timed(
     f"suppressed AS ({_SUPPRESS_SQL.format(values='SELECT address_hash, :reason, :now FROM person')}) "
     "SELECT id FROM person")
 _ONE_STATEMENT_TOPIC = _timed(
-    "WITH person AS (SELECT id FROM subscriber WHERE public_id = :public_id), "
+    f"WITH person AS ({_FIND_PUBLIC.text}), "
     f"topics AS ({_TOPICS_OFF.format(person=_PERSON)} AND topic = :topic) SELECT id FROM person")
 
 
