@@ -14,7 +14,6 @@ other subscribers of the same database, through an SMTP sink that takes 10 ms pe
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import re
 import resource
@@ -38,7 +37,7 @@ from sqlmodel import col, func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workers import serve as smtp_sink  # noqa: E402  (bench/workers.py, beside this file)
+from workers import child_env, sink  # noqa: E402  (bench/workers.py, beside this file)
 
 from mailer.config import Settings  # noqa: E402
 from mailer.content.segments import all_segments  # noqa: E402
@@ -201,23 +200,6 @@ async def load(urls: list[str], rate: float, concurrency: int) -> tuple[list[flo
     return latencies, failures, elapsed
 
 
-@contextmanager
-def sink() -> Iterator[tuple[int, object]]:
-    """bench/workers.py's SMTP sink (10 ms per message) in a process of its own: its port and
-    its message counter."""
-    port, ready = free_port(), multiprocessing.Event()
-    counters = (multiprocessing.Value("q", 0), multiprocessing.Value("d", 0.0),
-                multiprocessing.Value("d", 0.0))
-    process = multiprocessing.Process(target=smtp_sink, args=(port, 0.010, ready, *counters),
-                                      daemon=True)
-    process.start()
-    ready.wait(10)
-    try:
-        yield port, counters[0]
-    finally:
-        process.terminate()
-
-
 def plan_send(settings: Settings, recipients: int) -> int:
     """`recipients` subscribers of the stalking mailing and a running send to them (snapshot
     taken now, so the people the benchmark unsubscribes are not among them)."""
@@ -242,7 +224,8 @@ def main(duration: float, rate: float, concurrency: int, warmup: float, workers:
          kind: str, recipients: int) -> None:
     first = int(warmup * rate)
     count = first + int(duration * rate)
-    with tempfile.TemporaryDirectory() as tmp, database(kind, tmp) as url, sink() as (smtp, sent):
+    with (tempfile.TemporaryDirectory() as tmp, database(kind, tmp) as url,
+          sink(0.010) as (smtp, (sent, _, _))):
         shutil.copytree(ROOT / "content", Path(tmp) / "content")
         settings = Settings(root=Path(tmp), database_url=url,
                             secret_key="bench-secret-key-not-for-production",
@@ -252,11 +235,7 @@ def main(duration: float, rate: float, concurrency: int, warmup: float, workers:
         port = str(free_port())
         base = f"http://127.0.0.1:{port}"  # the server itself: the links in mails name the proxy
         urls = [base + urlsplit(unsubscribe_url(settings, i)).path for i in ids]
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
-               "MAILER_ROOT": tmp, "MAILER_SECRET_KEY": settings.secret_key,
-               "MAILER_DATABASE_URL": settings.database_url, "MAILER_SMTP_HOST": "127.0.0.1",
-               "MAILER_SMTP_PORT": str(smtp), "MAILER_SMTP_SECURITY": "none",
-               "PYTHONPATH": str(ROOT)}
+        env = child_env(settings)
         if kind == "postgresql":
             env["MAILER_DATABASE_URL"] += f"&application_name={WEB_APP_NAME}"
         server = subprocess.Popen(

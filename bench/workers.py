@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -114,6 +116,32 @@ def serve(port: int, delay: float, ready, count, first, last) -> None:  # type: 
     asyncio.run(run())
 
 
+@contextmanager
+def sink(delay: float) -> Iterator[tuple[int, tuple]]:
+    """`serve` (`delay` seconds a message) in a process of its own, for the length of the block:
+    its port and its counters (messages, the first and the last one's time)."""
+    port, ready = free_port(), multiprocessing.Event()
+    counters = (multiprocessing.Value("q", 0), multiprocessing.Value("d", 0.0),
+                multiprocessing.Value("d", 0.0))
+    process = multiprocessing.Process(target=serve, args=(port, delay, ready, *counters), daemon=True)
+    process.start()
+    ready.wait(10)
+    try:
+        yield port, counters
+    finally:
+        process.terminate()
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of a `mailer` process for `settings`: ours without MAILER_* settings, then
+    the project, database, secret and SMTP sink of `settings`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
+            "PYTHONPATH": str(REPO), "MAILER_ROOT": str(settings.root),
+            "MAILER_DATABASE_URL": settings.database_url, "MAILER_SECRET_KEY": settings.secret_key,
+            "MAILER_SMTP_HOST": settings.smtp_host, "MAILER_SMTP_PORT": str(settings.smtp_port),
+            "MAILER_SMTP_SECURITY": "none"}
+
+
 def workers_run(settings: Settings, recipients: int, workers: int, counters  # type: ignore[no-untyped-def]
                 ) -> tuple[float, float, float]:
     """Seconds from the first to the last message at the server, wall seconds including the
@@ -124,11 +152,7 @@ def workers_run(settings: Settings, recipients: int, workers: int, counters  # t
     sending.snapshot_send(settings, send_id)
     with count.get_lock():
         count.value, first.value, last.value = 0, 0.0, 0.0
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
-           "PYTHONPATH": str(REPO), "MAILER_ROOT": str(settings.root),
-           "MAILER_DATABASE_URL": settings.database_url, "MAILER_SECRET_KEY": settings.secret_key,
-           "MAILER_SMTP_HOST": settings.smtp_host, "MAILER_SMTP_PORT": str(settings.smtp_port),
-           "MAILER_SMTP_SECURITY": "none"}
+    env = child_env(settings)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # Without the send's id: a worker that starts after the others finished finds nothing to do.
@@ -153,21 +177,13 @@ def workers_run(settings: Settings, recipients: int, workers: int, counters  # t
 @click.option("--workers", "counts", multiple=True, type=int, default=[1, 2, 4], show_default=True,
               help="Numbers of workers to compare (repeatable).")
 def main(recipients: int, runs: int, delay_ms: float, counts: tuple[int, ...]) -> None:
-    port = free_port()
-    ready = multiprocessing.Event()
-    counters = (multiprocessing.Value("q", 0), multiprocessing.Value("d", 0.0),
-                multiprocessing.Value("d", 0.0))
-    server = multiprocessing.Process(target=serve, args=(port, delay_ms / 1000, ready, *counters),
-                                     daemon=True)
-    server.start()
-    ready.wait(10)
     schema = f"mailer_bench_{uuid.uuid4().hex[:8]}"
     admin = engine_for(POSTGRES_URL)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in POSTGRES_URL else "?"
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with sink(delay_ms / 1000) as (port, counters), tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             shutil.copytree(REPO / "content", root / "content")
             settings = Settings(root=root, secret_key="bench-secret-key-not-for-production",
@@ -188,7 +204,6 @@ def main(recipients: int, runs: int, delay_ms: float, counts: tuple[int, ...]) -
                           f"busy)", flush=True)
             engine_for(settings.database_url).dispose()
     finally:
-        server.terminate()
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     median = {workers: statistics.median(values) for workers, values in rates.items()}
