@@ -30,7 +30,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailer.build.builder import build  # noqa: E402
+from mailer.builds.builder import build  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for  # noqa: E402

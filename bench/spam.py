@@ -22,7 +22,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailer.build.builder import build  # noqa: E402
+from mailer.builds.builder import build  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
 from mailer.send.dkimkeys import generate_key  # noqa: E402

@@ -2,8 +2,8 @@
 
 The digest covers our own rendering code, mailer's version and the versions of the libraries
 that turn a mailing into HTML, so an upgrade of any of them never reuses compiled HTML or
-templates made by the old one. The unchanged-build check (`mailer.build.sources`), the compile
-cache (`mailer.build.cache`) and the template bytecode cache key on it.
+templates made by the old one. The unchanged-build check (`mailer.builds.sources`), the compile
+cache (`mailer.builds.cache`) and the template bytecode cache key on it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import mailer
 
 PACKAGE = Path(mailer.__file__).parent
-RENDERING_CODE = ("build", "content", "render", "partners/selection.py", "partners/rows.py")
+RENDERING_CODE = ("builds", "content", "render", "partners/selection.py", "partners/rows.py")
 # Distribution → the package it installs. mjml-python compiles, css-inline inlines; the others
 # write the MJML source, the text part and the calendar files.
 RENDERING_LIBRARIES = {"mjml-python": "mjml", "css-inline": "css_inline", "jinja2": "jinja2",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.build.archive import publish
-from mailer.build.builder import build
-from mailer.build.preview import write_preview
+from mailer.builds.archive import publish
+from mailer.builds.builder import build
+from mailer.builds.preview import write_preview
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Subscriber

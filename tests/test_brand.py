@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from mailer.build.builder import build
+from mailer.builds.builder import build
 from mailer.config import Settings
 from mailer.content.brand import contrast_ratio, load_brand
 from mailer.content.loader import ContentError

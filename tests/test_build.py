@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.build.builder import build
+from mailer.builds.builder import build
 from mailer.config import Settings
 from mailer.send.encoding import encoded_size
 from mailer.taxonomy import AUDIENCES, REGIONS

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 import mailer
 from mailer import fingerprint
-from mailer.build.builder import build
-from mailer.build.manifest import ManifestError, read_manifest
+from mailer.builds.builder import build
+from mailer.builds.manifest import ManifestError, read_manifest
 from mailer.cli import COMMANDS
 from mailer.cli.main import main
 from mailer.config import Settings

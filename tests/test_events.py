@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from mailer.build.builder import build
+from mailer.builds.builder import build
 from mailer.config import Settings
 from mailer.content.loader import Block, ContentError, load_mailing
 from mailer.render.events import event_calendar, event_when

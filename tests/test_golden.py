@@ -13,7 +13,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from mailer.build.builder import build
+from mailer.builds.builder import build
 from tests.slots import KEYED, body
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "stalking-limburg-netwerk.html"

@@ -21,7 +21,7 @@ from html.parser import HTMLParser
 import pytest
 from mjml import mjml2html
 
-from mailer.build.builder import build
+from mailer.builds.builder import build
 from mailer.config import Settings
 from mailer.content.loader import load_mailing
 from mailer.partners.rows import read_publications

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from mailer.build.archive import publish
-from mailer.build.builder import build
+from mailer.builds.archive import publish
+from mailer.builds.builder import build
 from mailer.cli.main import main
 from mailer.config import Settings
 from mailer.content.loader import load_mailing

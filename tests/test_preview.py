@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from mailer.build.builder import build
-from mailer.build.preview import write_preview
+from mailer.builds.builder import build
+from mailer.builds.preview import write_preview
 from mailer.config import Settings
 
 

@@ -107,7 +107,7 @@ def test_a_partner_suggestion_becomes_a_block_file(client, site: Settings) -> No
 
 def test_a_broken_save_keeps_the_last_good_build_and_names_file_and_line(
         send_settings: Settings) -> None:
-    from mailer.build.live import LiveBuild
+    from mailer.builds.live import LiveBuild
 
     live = LiveBuild(send_settings, "stalking")
     assert live.rebuild().problems == ()
@@ -126,7 +126,7 @@ def test_a_broken_save_keeps_the_last_good_build_and_names_file_and_line(
 
 
 def test_a_saved_template_is_used_by_the_next_rebuild(send_settings: Settings) -> None:
-    from mailer.build.live import LiveBuild
+    from mailer.builds.live import LiveBuild
 
     live = LiveBuild(send_settings, "stalking")
     live.rebuild()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.build.builder import build, source_hash
+from mailer.builds.builder import build, source_hash
 from mailer.config import Settings
 from mailer.render.templates import PACKAGE_TEMPLATES
 

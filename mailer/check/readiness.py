@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.build.manifest import Manifest, Segment
-from mailer.build.preview import SAMPLE_READER
-from mailer.build.result import MAX_BYTES, WARN_BYTES
-from mailer.build.writer import anonymous_links
+from mailer.builds.manifest import Manifest, Segment
+from mailer.builds.preview import SAMPLE_READER
+from mailer.builds.result import MAX_BYTES, WARN_BYTES
+from mailer.builds.writer import anonymous_links
 from mailer.check import markup
 from mailer.check.links import LinkCache, check_links
 from mailer.check.spam import SpamCheckError, spamassassin, verdicts

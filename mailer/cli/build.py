@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import click
 
-from mailer.build.builder import build
-from mailer.build.result import BuildError, BuildResult
+from mailer.builds.builder import build
+from mailer.builds.result import BuildError, BuildResult
 from mailer.cli.common import settings
 from mailer.errors import MailerError
 from mailer.partners.rows import PartnerError
@@ -94,7 +94,7 @@ def preview_command(theme: str, region: str | None, audience: str | None, open_b
     Example:
       mailer preview stalking --region rotterdam-zuid-holland-zuid --audience beleidsmakers --open
     """
-    from mailer.build.preview import write_preview
+    from mailer.builds.preview import write_preview
 
     run_build(theme)
     written = write_preview(settings(), theme, region, audience, screenshot=screenshot)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mailer.build.archive import publish
+from mailer.builds.archive import publish
 from mailer.cli.common import settings
 from mailer.errors import user_file
 

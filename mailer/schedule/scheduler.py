@@ -29,8 +29,8 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailer import taxonomy
-from mailer.build.builder import build
-from mailer.build.sources import source_hash
+from mailer.builds.builder import build
+from mailer.builds.sources import source_hash
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing

@@ -13,7 +13,7 @@ import getpass
 
 from sqlmodel import SQLModel
 
-from mailer.build.sources import source_hash
+from mailer.builds.sources import source_hash
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.errors import MailerError

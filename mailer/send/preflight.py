@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 
 from mailer import taxonomy
-from mailer.build.builder import build
-from mailer.build.manifest import Manifest
+from mailer.builds.builder import build
+from mailer.builds.manifest import Manifest
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.send.messages import DkimSigner, MessageAssembler, MessageError

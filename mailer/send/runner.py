@@ -35,9 +35,9 @@ from sqlmodel import Session
 
 from mailer import taxonomy
 from mailer.bounces import classify as answers
-from mailer.build.archive import publish
-from mailer.build.manifest import Manifest
-from mailer.build.writer import anonymous_links
+from mailer.builds.archive import publish
+from mailer.builds.manifest import Manifest
+from mailer.builds.writer import anonymous_links
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key

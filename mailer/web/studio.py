@@ -1,6 +1,6 @@
 """`mailer studio`: the staff's view of a mailing while they write it.
 
-A view over the library and nothing more: the live build (mailer.build.live) for the preview,
+A view over the library and nothing more: the live build (mailer.builds.live) for the preview,
 `check_theme` for the readiness panel, `send_test`, the schedule overview, approvals, send
 reports and partner suggestions. Saving a file rebuilds; the open pages hear of it through
 server-sent events.
@@ -34,9 +34,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailer.build.live import SITE_PREFIX, LiveBuild
-from mailer.build.preview import SAMPLE_READER
-from mailer.build.result import BuildError
+from mailer.builds.live import SITE_PREFIX, LiveBuild
+from mailer.builds.preview import SAMPLE_READER
+from mailer.builds.result import BuildError
 from mailer.check.readiness import check_theme
 from mailer.config import Settings
 from mailer.content.loader import ContentError, load_mailing

@@ -13,10 +13,10 @@ import re
 import shutil
 from pathlib import Path
 
-from mailer.build.archive import write_archive
-from mailer.build.cache import CompileCache
-from mailer.build.manifest import Article, Manifest, Segment, write_manifest
-from mailer.build.result import BuildError, BuildResult, Variant, size_check
+from mailer.builds.archive import write_archive
+from mailer.builds.cache import CompileCache
+from mailer.builds.manifest import Article, Manifest, Segment, write_manifest
+from mailer.builds.result import BuildError, BuildResult, Variant, size_check
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing
 from mailer.content.segments import all_segments, segment_key, select_blocks

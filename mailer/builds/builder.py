@@ -2,7 +2,7 @@
 
 When nothing the build reads has changed since the last build, and that build's files are
 intact, it writes nothing: this check hashes files and reads the manifest, and loads none of the
-rendering libraries. Otherwise `mailer.build.writer` renders the theme.
+rendering libraries. Otherwise `mailer.builds.writer` renders the theme.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import hashlib
 import time
 from pathlib import Path
 
-from mailer.build.manifest import ManifestError, read_manifest
-from mailer.build.result import BuildResult, Variant, size_check
-from mailer.build.sources import is_current, source_hash
+from mailer.builds.manifest import ManifestError, read_manifest
+from mailer.builds.result import BuildResult, Variant, size_check
+from mailer.builds.sources import is_current, source_hash
 from mailer.config import Settings
 
 
@@ -24,7 +24,7 @@ def build(settings: Settings, theme: str) -> BuildResult:
     result = _unchanged_build(settings, settings.out / theme, files_hash)
     if result is None:
         # Rendering loads Jinja2, MJML and the CSS inliner: only when there is something to render.
-        from mailer.build.writer import write_build
+        from mailer.builds.writer import write_build
 
         result = write_build(settings, theme, files_hash)
     result.seconds = time.perf_counter() - started

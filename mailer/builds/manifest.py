@@ -60,7 +60,7 @@ class Manifest:
     greeting: str
     greeting_named: str
     public_url: str
-    source_hash: str  # content, templates, settings and code; see mailer.build.sources
+    source_hash: str  # content, templates, settings and code; see mailer.builds.sources
     partners: str | None  # digest of the partner publications read; None: the mailing has none
     segments: dict[str, Segment]
     pages: list[str]

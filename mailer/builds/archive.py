@@ -16,7 +16,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from mailer.build.manifest import Manifest, ManifestError, read_manifest
+from mailer.builds.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.errors import MailerError

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from mailer.build.builder import build
-from mailer.build.manifest import Manifest
-from mailer.build.preview import sample_slots
-from mailer.build.result import BuildError
+from mailer.builds.builder import build
+from mailer.builds.manifest import Manifest
+from mailer.builds.preview import sample_slots
+from mailer.builds.result import BuildError
 from mailer.config import Settings
 from mailer.content.loader import ContentError, Problem
 from mailer.content.segments import segment_key

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mailer.build.manifest import Manifest
+from mailer.builds.manifest import Manifest
 from mailer.config import Settings
 from mailer.fingerprint import code_digest, files_under
 from mailer.partners.rows import digest, read_publications

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from mailer import taxonomy
-from mailer.build.manifest import Manifest, ManifestError, read_manifest
+from mailer.builds.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.segments import segment_key
 from mailer.errors import MailerError

@@ -1,7 +1,7 @@
 """What a build produced, as `mailer build` reports it: variants, segments, pages, warnings.
 
-Shared by the full build (`mailer.build.writer`) and the check that finds nothing to do
-(`mailer.build.builder`), so both report the same way.
+Shared by the full build (`mailer.builds.writer`) and the check that finds nothing to do
+(`mailer.builds.builder`), so both report the same way.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.build.manifest import Manifest
+from mailer.builds.manifest import Manifest
 from mailer.errors import MailerError
 
 WARN_BYTES = 90 * 1024
