@@ -34,9 +34,9 @@ from mailer.builds.builder import build  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.content.segments import all_segments  # noqa: E402
 from mailer.db import engine_for  # noqa: E402
+from mailer.message.assembly import MessageCommon, MessageTemplate  # noqa: E402
+from mailer.message.dkimkeys import generate_key  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
-from mailer.send.dkimkeys import generate_key  # noqa: E402
-from mailer.send.messages import MessageCommon, MessageTemplate  # noqa: E402
 from mailer.send.preflight import current_manifest  # noqa: E402
 from mailer.transport.transports import OutgoingMessage  # noqa: E402
 from tests.conftest import REPO, bulk_subscribers  # noqa: E402

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailer.builds.builder import build  # noqa: E402
 from mailer.config import Settings  # noqa: E402
+from mailer.message.assembly import MessageCommon, MessageTemplate  # noqa: E402
+from mailer.message.dkimkeys import generate_key  # noqa: E402
 from mailer.send import runner as sending  # noqa: E402
-from mailer.send.dkimkeys import generate_key  # noqa: E402
-from mailer.send.messages import MessageCommon, MessageTemplate  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 _SCORE = re.compile(rb"^X-Spam-Status: \w+, score=(-?[\d.]+).*?tests=(.*?)(?:autolearn|version)",

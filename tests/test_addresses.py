@@ -9,7 +9,7 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 
 from mailer import addresses
-from mailer.send.messages import MessageError, format_address
+from mailer.message.assembly import MessageError, format_address
 
 
 @pytest.mark.parametrize("address", [

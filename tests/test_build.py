@@ -10,7 +10,7 @@ import pytest
 
 from mailer.builds.builder import build
 from mailer.config import Settings
-from mailer.send.encoding import encoded_size
+from mailer.message.encoding import encoded_size
 from mailer.taxonomy import AUDIENCES, REGIONS
 from tests.slots import body
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mailer.cli.main import main
 from mailer.config import Settings, load_settings
 from mailer.db import session_scope
-from mailer.send.dkimkeys import generate_key
+from mailer.message.dkimkeys import generate_key
 from mailer.send.doctor import alignment_problem, checks, dns_records, organisational_domain, published
 from tests.conftest import REPO, add_subscriber
 from tests.smtp_server import SMTPTestServer

@@ -18,11 +18,11 @@ from dkim.canonicalization import Relaxed
 
 from mailer.cli.main import main
 from mailer.config import Settings
+from mailer.message.assembly import MessageAssembler, MessageError, format_address
+from mailer.message.encoding import EncodedBody, encoded_size
+from mailer.message.identity import Reference, parse_bounce_address
+from mailer.message.signing import HEADER_LIST, relaxed_body
 from mailer.render.renderer import CompiledVariant, slot_value
-from mailer.send.encoding import EncodedBody, encoded_size
-from mailer.send.identity import Reference, parse_bounce_address
-from mailer.send.messages import MessageAssembler, MessageError, format_address
-from mailer.send.signing import HEADER_LIST, relaxed_body
 from tests.slots import stored
 
 GOLDEN = Path(__file__).parent / "data" / "eml"

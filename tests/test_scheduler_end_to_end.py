@@ -17,8 +17,8 @@ from sqlmodel import select
 
 from mailer.cli.main import main
 from mailer.db import session_scope
+from mailer.message.dkimkeys import generate_key
 from mailer.models import Schedule
-from mailer.send.dkimkeys import generate_key
 from tests.conftest import REPO, add_subscriber
 
 

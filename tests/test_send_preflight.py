@@ -10,8 +10,8 @@ from sqlmodel import func, select
 
 from mailer.config import Settings
 from mailer.db import session_scope
+from mailer.message.dkimkeys import generate_key
 from mailer.models import Send
-from mailer.send.dkimkeys import generate_key
 from tests.conftest import add_subscriber
 from tests.smtp_server import SMTPTestServer
 

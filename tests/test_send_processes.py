@@ -30,9 +30,9 @@ from sqlmodel import col, select
 
 from mailer.config import Settings
 from mailer.db import session_scope
+from mailer.message.dkimkeys import generate_key
 from mailer.models import Delivery, Subscriber, Subscription
 from mailer.send import runner as sending
-from mailer.send.dkimkeys import generate_key
 from tests.conftest import REPO, bulk_subscribers
 from tests.smtp_server import SMTPTestServer
 

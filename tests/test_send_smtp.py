@@ -17,10 +17,10 @@ from starlette.testclient import TestClient
 
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
+from mailer.message.dkimkeys import generate_key
+from mailer.message.identity import Reference, install_id, parse_bounce_address
 from mailer.models import Delivery, Subscriber
 from mailer.send import runner as sending
-from mailer.send.dkimkeys import generate_key
-from mailer.send.identity import Reference, install_id, parse_bounce_address
 from mailer.subscribers.lists import import_list
 from mailer.subscribers.subscriptions import active_topics
 from mailer.subscribers.tokens import read_token

@@ -15,9 +15,9 @@ from sqlmodel import col, select
 
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
+from mailer.message.identity import install_id
 from mailer.models import Delivery, Send, SendVariant, Subscriber
 from mailer.send import runner as sending
-from mailer.send.identity import install_id
 from mailer.subscribers.subscriptions import erase, suppress, unsubscribe
 from mailer.transport.transports import DeliveryError, MemoryTransport, OutgoingMessage
 from tests.conftest import add_subscriber, bulk_subscribers, dead_worker

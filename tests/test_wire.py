@@ -18,10 +18,10 @@ from starlette.testclient import TestClient
 from mailer.config import ConfigError, Settings, load_settings
 from mailer.content.segments import all_segments
 from mailer.db import get_engine, session_scope
+from mailer.message.dkimkeys import generate_key
+from mailer.message.identity import install_id
 from mailer.models import Delivery, Send
 from mailer.send import runner as sending
-from mailer.send.dkimkeys import generate_key
-from mailer.send.identity import install_id
 from mailer.send.report import send_report
 from mailer.transport.transports import (
     InsecureServer,

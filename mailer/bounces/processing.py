@@ -7,7 +7,7 @@ to `classify` for the class. Auto-replies are never bounces.
 
 Only our own bounces count: a finding changes something only when it answers a message we
 really sent to that address, found by the VERP bounce address it was sent to (see
-`mailer.send.identity`) or by our Message-ID matched against a delivery. Anything else is
+`mailer.message.identity`) or by our Message-ID matched against a delivery. Anything else is
 reported as unmatched and changes nothing, so a forged bounce cannot suppress anyone.
 """
 
@@ -29,14 +29,14 @@ from sqlmodel import Session
 
 from mailer import addresses
 from mailer.bounces.classify import Kind, Verdict, classify
+from mailer.bounces.deliveries import mark_bounced, sent_delivery
 from mailer.bounces.mailto import unsubscribe_by_mail, unsubscribe_request
 from mailer.bounces.suppressions import record_bounce
 from mailer.config import Settings
 from mailer.db import get_engine, session_scope
 from mailer.errors import FileError, user_file
+from mailer.message.identity import install_id, parse_bounce_address, parse_message_id
 from mailer.models import Delivery, Subscriber
-from mailer.send.identity import install_id, parse_bounce_address, parse_message_id
-from mailer.send.store import mark_bounced, sent_delivery
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _AT_WORD = re.compile(r"[^\s<>()\[\]\",;:]+@[^\s<>()\[\]\",;:]+")  # candidates, checked below

@@ -20,12 +20,12 @@ from mailer.builds.result import BuildError, BuildResult, Variant, size_check
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing
 from mailer.content.segments import all_segments, segment_key, select_blocks
+from mailer.message.encoding import encoded_size
 from mailer.partners import rows
 from mailer.partners.rows import read_publications
 from mailer.partners.selection import with_partner_block
 from mailer.render.events import event_calendar, has_calendar_file
 from mailer.render.renderer import CompiledVariant, Renderer
-from mailer.send.encoding import encoded_size
 
 _HREF_ANCHOR = re.compile(r'href="#([^"]+)"')
 _ID = re.compile(r'\sid="([^"]+)"')

@@ -24,8 +24,8 @@ from mailer.check.spam import SpamCheckError, spamassassin, verdicts
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
 from mailer.errors import MailerError
+from mailer.message.assembly import MessageCommon, MessageError, MessageTemplate
 from mailer.send.doctor import alignment_problem
-from mailer.send.messages import MessageCommon, MessageError, MessageTemplate
 from mailer.send.preflight import current_manifest
 
 IMAGE_MAX_BYTES = 200 * 1024  # a portrait or header image; more only slows the mail down

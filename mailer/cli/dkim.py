@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mailer.cli.common import settings
-from mailer.send.dkimkeys import dns_record, generate_key
+from mailer.message.dkimkeys import dns_record, generate_key
 
 
 @click.group()

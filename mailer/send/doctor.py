@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from mailer.config import Settings
 from mailer.errors import MailerError
-from mailer.send.dkimkeys import public_der, record_value
-from mailer.send.signing import load_key
+from mailer.message.dkimkeys import public_der, record_value
+from mailer.message.signing import load_key
 from mailer.transport.transports import security_warning
 
 Level = Literal["ok", "warning", "error"]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from enum import Enum
 
-from mailer.send.messages import MessageError
+from mailer.message.assembly import MessageError
 from mailer.transport.transports import DeliveryError
 
 CONNECTION_RETRY_MAX = 300.0  # seconds: the longest back-off between two tries of the connection

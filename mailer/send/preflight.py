@@ -18,8 +18,8 @@ from mailer.builds.builder import build
 from mailer.builds.manifest import Manifest
 from mailer.config import Settings
 from mailer.errors import MailerError
-from mailer.send.messages import DkimSigner, MessageAssembler, MessageError
-from mailer.send.signing import unusable_key
+from mailer.message.assembly import DkimSigner, MessageAssembler, MessageError
+from mailer.message.signing import unusable_key
 
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # line breaks and control characters
 

@@ -43,10 +43,10 @@ from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine
 from mailer.errors import ConfigError, MailerError
+from mailer.message.assembly import MessageCommon, MessageError, MessageTemplate
+from mailer.message.identity import install_id
 from mailer.models import Send
 from mailer.send import approval, lease
-from mailer.send.identity import install_id
-from mailer.send.messages import MessageCommon, MessageError, MessageTemplate
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
 from mailer.send.preflight import current_manifest, preflight
 from mailer.send.store import FINISHED, Claim, Refusal, RowUpdate, SendStore, Snapshot

@@ -1,6 +1,6 @@
 """The send path's queries: every read and write of sends, their variants and deliveries.
 
-The workers (runner), the lease, the report and bounce matching ask for what they need by name,
+The workers (runner), the lease and the report ask for what they need by name,
 and the SQL lives here only, written with SQLAlchemy so it runs on SQLite and PostgreSQL alike.
 A method is one transaction; steps that must happen together (claim a batch and renew the lease;
 record a batch and its bounces) are one method.
@@ -344,23 +344,6 @@ class SendStore:
 
 
 # --- in a caller's transaction: bounce matching ---------------------------------------------------
-
-
-def sent_delivery(session: Session, send_id: int, public_id: str
-                  ) -> tuple[Delivery, Subscriber] | None:
-    """The sent (or bounced) delivery of send `send_id` to the subscriber `public_id`."""
-    return session.exec(
-        select(Delivery, Subscriber).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
-        .where(Delivery.send_id == send_id, Subscriber.public_id == public_id,
-               col(Delivery.status).in_(["sent", "bounced"]))).first()
-
-
-def mark_bounced(session: Session, delivery: Delivery, error: str, answer_class: str,
-                 enhanced_code: str) -> None:
-    """A sent delivery came back as a bounce: `error` is its status and reason."""
-    delivery.status, delivery.error = "bounced", error
-    delivery.answer_class, delivery.enhanced_code = answer_class, enhanced_code
-    session.add(delivery)
 
 
 # --- helpers --------------------------------------------------------------------------------

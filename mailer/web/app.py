@@ -50,10 +50,10 @@ from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.db import AsyncStatements, get_engine, session_scope
 from mailer.errors import MailerError
+from mailer.message.identity import bounce_address
+from mailer.message.signing import DkimSigner
 from mailer.models import Subscriber, utcnow
 from mailer.render.overrides import OverridableLoader
-from mailer.send.identity import bounce_address
-from mailer.send.signing import DkimSigner
 from mailer.subscribers import subscriptions as subs
 from mailer.subscribers.tokens import (
     Claim,

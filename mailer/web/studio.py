@@ -41,6 +41,7 @@ from mailer.check.readiness import check_theme
 from mailer.config import Settings
 from mailer.content.loader import ContentError, load_mailing
 from mailer.db import session_scope
+from mailer.message.assembly import MessageError
 from mailer.models import Send as SendRow
 from mailer.models import Subscriber, utcnow
 from mailer.partners.blocks import partner_block
@@ -48,7 +49,6 @@ from mailer.partners.publications import PartnerError, suggest
 from mailer.render.renderer import RenderError
 from mailer.schedule.scheduler import local_time, overview
 from mailer.send import approval
-from mailer.send.messages import MessageError
 from mailer.send.report import html_report, send_report
 from mailer.send.runner import SendError, send_test
 from mailer.subscribers.subscriptions import recipients

@@ -31,10 +31,10 @@ from functools import partial
 from mailer import addresses, taxonomy
 from mailer.config import Settings
 from mailer.errors import MailerError
+from mailer.message.encoding import EncodedBody, quoted_printable
+from mailer.message.identity import bounce_address, message_id, test_message_id
+from mailer.message.signing import DkimSigner
 from mailer.render.renderer import CompiledVariant, greeting, slot_value
-from mailer.send.encoding import EncodedBody, quoted_printable
-from mailer.send.identity import bounce_address, message_id, test_message_id
-from mailer.send.signing import DkimSigner
 from mailer.transport.transports import OutgoingMessage
 
 # Line breaks of every kind and other control characters: in a header they could start a new
