@@ -1,4 +1,5 @@
-"""The package's modules import each other without a circle (module-level imports only)."""
+"""The package's modules import each other without a circle, and only downwards through the
+layers of the flow (module-level imports only)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,47 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+# Top to bottom. A module may import its own subpackage and any subpackage on a lower floor,
+# never one on its own floor or above. "mailer" is the package's face (mailer/__init__.py).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("__main__",),
+    ("cli",),
+    ("web",),
+    ("schedule",),
+    ("check",),
+    ("send",),
+    ("bounces",),
+    ("builds",),
+    ("message",),
+    ("render", "partners"),
+    ("transport", "subscribers", "content"),
+    ("db",),
+    ("config",),
+    ("config_checks", "schema", "addresses"),
+    ("models", "taxonomy", "clock", "errors", "fingerprint"),
+    ("mailer",),
+)
+
+
+def subpackage(module: str) -> str:
+    """mailer.send.store → send; mailer.config → config; mailer → mailer."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def arrows_up(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that does not point to a lower floor, as 'importer → imported'."""
+    floor = {name: level for level, names in enumerate(LAYERS) for name in names}
+    wrong: list[str] = []
+    for module, targets in sorted(graph.items()):
+        here = subpackage(module)
+        for target in sorted(targets):
+            there = subpackage(target)
+            if there != here and floor[there] <= floor[here]:
+                wrong.append(f"{module} → {target}")
+    return wrong
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str]:
     """One import circle as a path that ends where it starts, or [] when there is none."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -84,3 +126,21 @@ def test_the_graph_sees_the_package() -> None:
 def test_mailer_has_no_import_circle() -> None:
     cycle = find_cycle(import_graph())
     assert not cycle, "import circle: " + " → ".join(cycle)
+
+
+def test_every_subpackage_has_a_floor() -> None:
+    placed = {name for names in LAYERS for name in names}
+    assert {subpackage(m) for m in import_graph()} <= placed
+
+
+def test_the_direction_check_finds_an_arrow_up() -> None:
+    assert arrows_up({"mailer.send.store": {"mailer.bounces.classify"},
+                      "mailer.bounces.classify": set()}) == []
+    assert arrows_up({"mailer.bounces.processing": {"mailer.send.store"},
+                      "mailer.send.store": set()}) == ["mailer.bounces.processing → mailer.send.store"]
+    assert arrows_up({"mailer.render.a": {"mailer.partners.b"}, "mailer.partners.b": set()}) != []
+
+
+def test_imports_only_point_down() -> None:
+    wrong = arrows_up(import_graph())
+    assert not wrong, "imports that point up or sideways:\n" + "\n".join(wrong)
