@@ -65,7 +65,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("db",),
     ("config",),
     ("config_checks", "schema", "addresses"),
-    ("models", "taxonomy", "clock", "errors", "fingerprint"),
+    ("models", "taxonomy", "clock", "errors", "fingerprint", "urls"),
     ("mailer",),
 )
 

@@ -16,6 +16,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from mailer import urls
 from mailer.builds.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.brand import load_brand
@@ -75,7 +76,7 @@ def atom_feed(settings: Settings, mailings: list[Manifest]) -> bytes:
     """A valid Atom 1.0 document: one entry per mailing and one per article."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": "nl"})
-    base = settings.public_base_url.rstrip("/")
+    base = settings.public_base_url
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
         element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
@@ -85,8 +86,8 @@ def atom_feed(settings: Settings, mailings: list[Manifest]) -> bytes:
     sub(feed, "id", _tag(settings, "2026", "mailings"))
     sub(feed, "title", "Ontwikkelagenda Veiligheid voorop: mailings en artikelen")
     sub(feed, "updated", _stamp(mailings[0].date) if mailings else "2026-01-01T00:00:00Z")
-    sub(feed, "link", rel="self", href=f"{base}/feed.xml")
-    sub(feed, "link", rel="alternate", type="text/html", href=f"{base}/index.html")
+    sub(feed, "link", rel="self", href=urls.absolute(base, urls.FEED))
+    sub(feed, "link", rel="alternate", type="text/html", href=urls.absolute(base, urls.ARCHIVE))
     author = sub(feed, "author")
     sub(author, "name", settings.sender_name)
     sub(author, "email", settings.reply_to)

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mailer import taxonomy
+from mailer import taxonomy, urls
 from mailer.builds.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.segments import segment_key
@@ -28,11 +28,11 @@ class PreviewError(MailerError):
 
 
 def sample_slots(manifest: Manifest, settings: Settings) -> dict[str, str]:
-    base = settings.public_base_url.rstrip("/")
+    base = settings.public_base_url
     return {
         "greeting": greeting(manifest.greeting, manifest.greeting_named, SAMPLE_READER),
-        "unsubscribe_url": f"{base}/afmelden/voorbeeld",
-        "preferences_url": f"{base}/voorkeuren/voorbeeld",
+        "unsubscribe_url": urls.absolute(base, urls.UNSUBSCRIBE, token=urls.SAMPLE_TOKEN),
+        "preferences_url": urls.absolute(base, urls.PREFERENCES, token=urls.SAMPLE_TOKEN),
         "webversion_url": manifest.public_url,
     }
 

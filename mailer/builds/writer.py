@@ -13,6 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
+from mailer import urls
 from mailer.builds.archive import write_archive
 from mailer.builds.cache import CompileCache
 from mailer.builds.manifest import Article, Manifest, Segment, write_manifest
@@ -42,8 +43,9 @@ def check_anchors(html: str, where: str) -> None:
 def anonymous_links(settings: Settings) -> dict[str, str]:
     """The link slots for a reader without personal links (the web version, a test send):
     the general unsubscribe and sign-up pages."""
-    base = settings.public_base_url.rstrip("/")
-    return {"unsubscribe_url": f"{base}/afmelden", "preferences_url": f"{base}/aanmelden"}
+    base = settings.public_base_url
+    return {"unsubscribe_url": urls.absolute(base, urls.UNSUBSCRIBE_HELP),
+            "preferences_url": urls.absolute(base, urls.SIGNUP)}
 
 
 def anonymous_slots(settings: Settings, mailing: Mailing, name: str, renderer: Renderer) -> dict[str, str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailer import urls
 from mailer.builds.manifest import Manifest, Segment
 from mailer.builds.preview import SAMPLE_READER
 from mailer.builds.result import MAX_BYTES, WARN_BYTES
@@ -109,10 +110,10 @@ class _Built:
 
     def local_file(self, url: str) -> Path | None:
         """The built file an address on our own site stands for, or None for other sites."""
-        base = self.settings.public_base_url.rstrip("/") + "/"
-        if not url.startswith(base):
+        path = urls.site_path(self.settings.public_base_url, url)
+        if path is None:
             return None
-        return self.settings.out / url[len(base):].split("#")[0].split("?")[0]
+        return self.settings.out / path.lstrip("/").split("#")[0].split("?")[0]
 
 
 def _placeholders(built: _Built) -> CheckResult:

@@ -26,6 +26,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
 
+from mailer import urls
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.content.loader import Block, Mailing
@@ -92,31 +93,31 @@ class Urls:
 
     @property
     def home(self) -> str:
-        return f"{self.base}/{self.theme}/index.html"
+        return urls.theme_page(self.base, self.theme, "index.html")
 
     @property
     def subscribe(self) -> str:
-        return f"{self.base}/aanmelden"
+        return urls.absolute(self.base, urls.SIGNUP)
 
     @property
     def reply(self) -> str:
         return f"mailto:{self.reply_address}?subject=Reactie%20op%20{self.subject.replace(' ', '%20')}"
 
     def article(self, block_id: str) -> str:
-        return f"{self.base}/{self.theme}/{block_id}.html"
+        return urls.theme_page(self.base, self.theme, f"{block_id}.html")
 
     def bundle(self, block_id: str | None = None) -> str:
         anchor = f"#{block_id}" if block_id else ""
-        return f"{self.base}/{self.theme}/bundel.html{anchor}"
+        return urls.theme_page(self.base, self.theme, f"bundel.html{anchor}")
 
     def calendar(self, block_id: str) -> str:
-        return f"{self.base}/{self.theme}/{block_id}.ics"
+        return urls.theme_page(self.base, self.theme, f"{block_id}.ics")
 
     def image(self, path: str) -> str:
-        return f"{self.base}/{self.theme}/{path}"
+        return urls.theme_page(self.base, self.theme, path)
 
     def variant(self, name: str) -> str:
-        return f"{self.base}/{self.theme}/online/{name}.html"
+        return urls.theme_page(self.base, self.theme, f"online/{name}.html")
 
 
 def greeting(anonymous: str, named: str, name: str) -> str:
@@ -207,8 +208,7 @@ class Renderer:
     def __init__(self, settings: Settings, mailing: Mailing):
         self.settings = settings
         self.mailing = mailing
-        base = settings.public_base_url.rstrip("/")
-        self.urls = Urls(base, mailing.theme, settings.reply_to, mailing.subject)
+        self.urls = Urls(settings.public_base_url, mailing.theme, settings.reply_to, mailing.subject)
         # Autoescape is ON for every template here, whatever the suffix (.mjml is not covered
         # by select_autoescape); the text templates get their own environment without it.
         self.markup_env = jinja_environment(settings.templates, autoescape=True)

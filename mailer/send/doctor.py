@@ -16,6 +16,7 @@ from functools import cache
 from typing import Literal
 from urllib.parse import urlsplit
 
+from mailer import urls
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.message.dkimkeys import public_der, record_value
@@ -97,8 +98,8 @@ def checks(settings: Settings) -> Iterator[Check]:
         yield Check("error", "public base URL", f"{settings.public_base_url} must be a public "
                     "https address: unsubscribe links and one-click (RFC 8058) need it")
     else:
-        yield Check("ok", "public base URL", f"one-click unsubscribe POSTs go to "
-                    f"{settings.public_base_url.rstrip('/')}/afmelden/<token>")
+        yield Check("ok", "public base URL", "one-click unsubscribe POSTs go to "
+                    + urls.shown(settings.public_base_url, urls.UNSUBSCRIBE))
     mailto = _domain(settings.unsubscribe_address)
     yield Check("ok" if aligned(mailto, sender) else "warning", "unsubscribe address",
                 f"mailto:{settings.unsubscribe_address}; process its mailbox with "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from mailer import taxonomy
+from mailer import taxonomy, urls
 from mailer.builds.builder import build
 from mailer.builds.manifest import Manifest
 from mailer.config import Settings
@@ -57,8 +57,9 @@ def sample_message(settings: Settings, manifest: Manifest) -> None:
                                  install="preflight")  # a key that cannot load is a ConfigError
     try:
         assembler.build(address="preflight@example.org", name="Anna de Vries", html="<p>x</p>",
-                        text="x", unsubscribe_url=f"{settings.public_base_url}/afmelden/x",
-                        recipient_id="preflight")
+                        text="x", recipient_id="preflight",
+                        unsubscribe_url=urls.absolute(settings.public_base_url, urls.UNSUBSCRIBE,
+                                                      token="x"))
     except MessageError as exc:
         raise PreflightError(f"a message cannot be built: {exc} (check public_base_url, "
                              "sender_email and reply_to)") from exc

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from mailer import urls
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.errors import MailerError
@@ -105,12 +106,9 @@ def read_token(settings: Settings, token: str, purpose: str, clock: Clock = SYST
     raise BadToken("the link is not valid")
 
 
-def _url(settings: Settings, path: str) -> str:
-    return settings.public_base_url.rstrip("/") + path
-
-
 def confirm_url(settings: Settings, public_id: str, nonce: str) -> str:
-    return _url(settings, f"/bevestig/{make_token(settings, public_id, 'confirm', nonce)}")
+    return urls.absolute(settings.public_base_url, urls.CONFIRM,
+                         token=make_token(settings, public_id, "confirm", nonce))
 
 
 def unsubscribe_url(settings: Settings, public_id: str, topic: str | None = None,
@@ -118,9 +116,10 @@ def unsubscribe_url(settings: Settings, public_id: str, topic: str | None = None
     """The page and RFC 8058 one-click target; with a topic it leaves only that topic.
     `token` is the person's unsubscribe token when the caller made it already."""
     token = token or make_token(settings, public_id, "unsubscribe")
-    url = _url(settings, f"/afmelden/{token}")
+    url = urls.absolute(settings.public_base_url, urls.UNSUBSCRIBE, token=token)
     return f"{url}?onderwerp={quote(topic)}" if topic else url
 
 
 def preferences_url(settings: Settings, public_id: str) -> str:
-    return _url(settings, f"/voorkeuren/{make_token(settings, public_id, 'preferences')}")
+    return urls.absolute(settings.public_base_url, urls.PREFERENCES,
+                         token=make_token(settings, public_id, "preferences"))

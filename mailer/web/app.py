@@ -45,7 +45,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from mailer import addresses, taxonomy
+from mailer import addresses, taxonomy, urls
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.db import AsyncStatements, get_engine, session_scope
@@ -178,12 +178,13 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     send_lock = threading.Lock()
     env = template_environment(settings)
     env.globals["brand"] = load_brand(settings.content, settings.root)
+    env.globals["paths"] = urls  # not "urls": the page layout means a theme's links by that name
     own_origins = {_origin(settings.public_base_url)}
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         html = env.get_template(f"web/subscriptions/{name}.html.j2").render(
-            settings=settings, home_url="/aanmelden", csrf=csrf, regions=REGIONS,
+            settings=settings, home_url=urls.SIGNUP, csrf=csrf, regions=REGIONS,
             audiences=AUDIENCES, topic_names=TOPICS, **context,
         )
         response = HTMLResponse(html, status_code=status)
@@ -387,7 +388,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         if _safe(request):
             person = await db(subs.get_subscriber, token)
             return page(request, "wissen", person=person,
-                        back_url=f"/voorkeuren/{request.path_params['token']}")
+                        back_url=urls.path(urls.PREFERENCES, token=request.path_params["token"]))
         await read_form(request)
         await db(subs.erase, token, write=True)
         return message_page(
@@ -425,14 +426,14 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
 
     app = Starlette(
         routes=[
-            Route("/aanmelden", signup, methods=["GET", "POST"]),
-            Route("/bevestig/{token}", confirm, methods=["GET", "POST"]),
-            Route("/afmelden", unsubscribe_help, methods=["GET"]),
-            Route("/privacy", privacy, methods=["GET"]),
-            Route("/afmelden/{token}", unsubscribe, methods=["GET", "POST"]),
-            Route("/voorkeuren/{token}", preferences, methods=["GET", "POST"]),
-            Route("/voorkeuren/{token}/gegevens", my_data, methods=["GET"]),
-            Route("/voorkeuren/{token}/wissen", erase, methods=["GET", "POST"]),
+            Route(urls.SIGNUP, signup, methods=["GET", "POST"]),
+            Route(urls.CONFIRM, confirm, methods=["GET", "POST"]),
+            Route(urls.UNSUBSCRIBE_HELP, unsubscribe_help, methods=["GET"]),
+            Route(urls.PRIVACY, privacy, methods=["GET"]),
+            Route(urls.UNSUBSCRIBE, unsubscribe, methods=["GET", "POST"]),
+            Route(urls.PREFERENCES, preferences, methods=["GET", "POST"]),
+            Route(urls.MY_DATA, my_data, methods=["GET"]),
+            Route(urls.ERASE, erase, methods=["GET", "POST"]),
         ],
         exception_handlers={
             PageError: page_error,
