@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 BUG_REPORT = ("this is a bug in mailer, not a problem with your input or settings: please report "
@@ -18,6 +19,43 @@ BUG_REPORT = ("this is a bug in mailer, not a problem with your input or setting
 
 class MailerError(Exception):
     """A failure the user can fix; the message says where (file, line or field) and what to do."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the content, located as precisely as the source allows."""
+
+    file: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.message}"
+
+
+class ContentError(MailerError):
+    """The content of a theme cannot be built; `problems` says where and why."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class DeliveryError(MailerError):
+    """A message could not be delivered. `permanent` says whether retrying can help.
+
+    `connection` says the trouble lies with the connection or the session (greeting, TLS,
+    login, the sender, a 421, a drop), not with this recipient: the message was not refused for
+    them, so it must not count as their attempt.
+    """
+
+    def __init__(self, message: str, permanent: bool, code: int | None = None, *,
+                 connection: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+        self.connection = connection
 
 
 class ConfigError(MailerError):

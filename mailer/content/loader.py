@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from mailer import taxonomy
-from mailer.errors import MailerError
+from mailer.errors import ContentError, Problem
 
 BLOCK_TYPES = ("interview", "article", "links", "partner", "event", "case")
 BLOCK_FIELDS = {
@@ -34,27 +34,6 @@ PERSON_FIELDS = {"name", "role", "region", "photo", "photo_alt"}
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 FILE_RE = re.compile(r"^(?:\d+-)?(?P<slug>.+)\.md$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the content, located as precisely as the source allows."""
-
-    file: Path
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else str(self.file)
-        return f"{where}: {self.message}"
-
-
-class ContentError(MailerError):
-    """The content of a theme cannot be built; `problems` says where and why."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)

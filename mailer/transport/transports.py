@@ -28,7 +28,7 @@ from typing import Protocol
 
 from mailer.config import Settings
 from mailer.config_checks import SECURITY_MODES
-from mailer.errors import ConfigError, MailerError
+from mailer.errors import ConfigError, DeliveryError
 
 
 class InsecureServer(ConfigError):
@@ -36,22 +36,6 @@ class InsecureServer(ConfigError):
 
     Not a DeliveryError: no recipient is at fault and no retry can help, so the send stops.
     """
-
-
-class DeliveryError(MailerError):
-    """A message could not be delivered. `permanent` says whether retrying can help.
-
-    `connection` says the trouble lies with the connection or the session (greeting, TLS,
-    login, the sender, a 421, a drop), not with this recipient: the message was not refused for
-    them, so it must not count as their attempt.
-    """
-
-    def __init__(self, message: str, permanent: bool, code: int | None = None, *,
-                 connection: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
-        self.code = code
-        self.connection = connection
 
 
 @dataclass(frozen=True, slots=True)
