@@ -3,7 +3,9 @@ traceback; an unexpected exception is shown as a bug, with its traceback."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from mailer import errors
 from mailer.cli.main import main
 from mailer.config import Settings
 
@@ -263,3 +266,31 @@ def test_an_unexpected_exception_is_shown_as_a_bug_with_its_traceback(tmp_path: 
     assert done.returncode == 1
     assert "this is a bug in mailer" in done.stderr
     assert "Traceback" in done.stderr and "KeyError: 'no such key'" in done.stderr
+
+
+FAMILIES = (errors.ContentError, errors.SettingsError, errors.DeliveryError, errors.DataError,
+            errors.AccessError)
+
+
+def every_mailer_error() -> list[type[errors.MailerError]]:
+    """Every MailerError class in mailer/, after importing each module that can be imported on
+    its own (not the program entry point, not the migration scripts that alembic runs)."""
+    import mailer
+
+    for module in pkgutil.walk_packages(mailer.__path__, "mailer."):
+        if not module.name.startswith(("mailer.__main__", "mailer.migrations")):
+            importlib.import_module(module.name)
+    found, todo = [], [errors.MailerError]
+    while todo:
+        found += (children := todo.pop().__subclasses__())
+        todo += children
+    return found
+
+
+def test_every_error_belongs_to_exactly_one_family() -> None:
+    classes = every_mailer_error()
+    assert len(classes) > 20  # the walk found the modules' own errors, not only errors.py
+    astray = {cls.__qualname__: [f.__name__ for f in FAMILIES if issubclass(cls, f)]
+              for cls in classes if sum(issubclass(cls, f) for f in FAMILIES) != 1}
+    assert astray == {}
+

@@ -125,6 +125,16 @@ def test_a_broken_save_keeps_the_last_good_build_and_names_file_and_line(
     assert state.problems == () and state.version == 3
 
 
+def test_a_failed_build_without_a_place_in_a_file_is_shown_on_the_theme(
+        send_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailer.builds.live import LiveBuild
+
+    monkeypatch.setattr("mailer.builds.result.MAX_BYTES", 1024)  # every variant is too big
+    [problem] = LiveBuild(send_settings, "stalking").rebuild().problems
+    assert problem.file is not None and problem.file.name == "stalking" and problem.line is None
+    assert "Gmail clips" in problem.message
+
+
 def test_a_saved_template_is_used_by_the_next_rebuild(send_settings: Settings) -> None:
     from mailer.builds.live import LiveBuild
 

@@ -20,7 +20,7 @@ from mailer import urls
 from mailer.builds.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.brand import load_brand
-from mailer.errors import MailerError
+from mailer.errors import ContentError
 from mailer.render.renderer import jinja_environment
 from mailer.taxonomy import KINDS
 
@@ -30,7 +30,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 MARKERS = ".published"
 
 
-class ArchiveError(MailerError):
+class ArchiveError(ContentError):
     """A mailing that cannot be published as asked."""
 
 

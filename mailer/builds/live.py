@@ -19,12 +19,10 @@ from watchfiles import awatch
 from mailer.builds.builder import build
 from mailer.builds.manifest import Manifest
 from mailer.builds.preview import sample_slots
-from mailer.builds.result import BuildError
 from mailer.config import Settings
-from mailer.content.loader import ContentError, Problem
 from mailer.content.segments import segment_key
-from mailer.partners.publications import PartnerError
-from mailer.render.renderer import CompiledVariant, RenderError, greeting
+from mailer.errors import ContentError, Problem
+from mailer.render.renderer import CompiledVariant, greeting
 
 SITE_PREFIX = "/site"
 
@@ -74,10 +72,9 @@ class LiveBuild:
             version = self.state.version + 1
             try:
                 result = build(self.site, self.theme)
-            except ContentError as exc:
-                self.state = LiveState(version, tuple(exc.problems))
-            except (BuildError, RenderError, PartnerError) as exc:
-                self.state = LiveState(version, (Problem(Path(self.theme), None, str(exc)),))
+            except ContentError as exc:  # a problem without a place is put on the theme
+                self.state = LiveState(version, tuple(replace(p, file=p.file or Path(self.theme))
+                                                      for p in exc.problems))
             else:
                 self.manifest = result.manifest
                 self.state = LiveState(version, (), result.seconds)

@@ -12,13 +12,13 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from mailer.errors import MailerError
+from mailer.errors import ContentError
 
 VERSION = 2  # 1 was the untyped manifest, without "version" and "partners"
 NAME = "manifest.json"
 
 
-class ManifestError(MailerError):
+class ManifestError(ContentError):
     """A manifest that is missing, of another version or damaged; a new build replaces it."""
 
 

@@ -14,7 +14,7 @@ from mailer import taxonomy, urls
 from mailer.builds.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
 from mailer.content.segments import segment_key
-from mailer.errors import MailerError
+from mailer.errors import ContentError
 from mailer.render.renderer import CompiledVariant, greeting, jinja_environment
 from mailer.taxonomy import AUDIENCES, REGIONS
 
@@ -23,7 +23,7 @@ SCREEN_WIDTHS = (600, 375)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
 
-class PreviewError(MailerError):
+class PreviewError(ContentError):
     """The preview cannot be made (no build, unknown segment, no browser for screenshots)."""
 
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.builds.manifest import Manifest
-from mailer.errors import MailerError
+from mailer.errors import ContentError
 
 WARN_BYTES = 90 * 1024
 MAX_BYTES = 102 * 1024  # Gmail clips messages whose HTML is larger than this
 
 
-class BuildError(MailerError):
+class BuildError(ContentError):
     """The mailing rendered, but the result must not be sent; nothing was written."""
 
 

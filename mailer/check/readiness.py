@@ -24,7 +24,7 @@ from mailer.check.links import LinkCache, check_links
 from mailer.check.spam import SpamCheckError, spamassassin, verdicts
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
-from mailer.errors import MailerError
+from mailer.errors import AccessError
 from mailer.message.assembly import MessageCommon, MessageError, MessageTemplate
 from mailer.send.doctor import alignment_problem
 from mailer.send.preflight import current_manifest
@@ -307,7 +307,7 @@ def check_theme(settings: Settings, theme: str, *, offline: bool = False) -> Rea
     return Readiness(theme, built.manifest.source_hash, results)
 
 
-class NotReady(MailerError):
+class NotReady(AccessError):
     """A real send was asked for while readiness checks fail, and nobody forced it."""
 
     def __init__(self, readiness: Readiness):

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from mailer.errors import MailerError
+from mailer.errors import ContentError
 
 _STATUS = re.compile(rb"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) required=([\d.]+)"
                      rb"(?: tests=(.*?))?(?: autolearn=| version=|\r?\n\S)", re.M | re.S)
@@ -29,7 +29,7 @@ class SpamVerdict:
     tests: tuple[str, ...]
 
 
-class SpamCheckError(MailerError):
+class SpamCheckError(ContentError):
     """spamassassin ran but gave no verdict."""
 
 

@@ -30,7 +30,7 @@ from functools import partial
 
 from mailer import addresses, taxonomy
 from mailer.config import Settings
-from mailer.errors import MailerError
+from mailer.errors import DataError
 from mailer.message.encoding import EncodedBody, quoted_printable
 from mailer.message.identity import bounce_address, message_id, test_message_id
 from mailer.message.signing import DkimSigner
@@ -46,7 +46,7 @@ _UTF8_QP = Charset("utf-8")
 _UTF8_QP.header_encoding = QP  # readable encoded words: =?utf-8?q?Jos=C3=A9?=
 
 
-class MessageError(MailerError, ValueError):
+class MessageError(DataError, ValueError):
     """A recipient value that cannot be put into a message safely; the recipient is skipped."""
 
 

@@ -18,7 +18,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from mailer.config import Settings
-from mailer.errors import MailerError
+from mailer.errors import ContentError
 from mailer.schema import check_revision
 
 COLUMNS = ("url", "organisation", "title", "summary", "published", "categories", "themes", "regions")
@@ -26,7 +26,7 @@ QUERY = f"SELECT {', '.join(COLUMNS)} FROM partner_publication ORDER BY url"
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
 
 
-class PartnerError(MailerError):
+class PartnerError(ContentError):
     """partners.yaml or a publication cannot be used; the message names file and field."""
 
 

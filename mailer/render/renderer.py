@@ -30,7 +30,7 @@ from mailer import urls
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.content.loader import Block, Mailing
-from mailer.errors import MailerError
+from mailer.errors import ContentError
 from mailer.render.bytecode import TemplateBytecodeCache
 from mailer.render.dates import dutch_date, dutch_datetime
 from mailer.render.events import event_when, has_calendar_file
@@ -46,7 +46,7 @@ _EMAIL_WRAPPER = re.compile(r'<div [^>]*aria-roledescription="email"')
 _md = MarkdownIt("commonmark", {"html": False})
 
 
-class RenderError(MailerError):
+class RenderError(ContentError):
     """A template or the MJML compiler failed; the message says which mailing and why."""
 
 

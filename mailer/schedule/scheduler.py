@@ -35,7 +35,7 @@ from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.db import get_engine, session_scope
-from mailer.errors import MailerError
+from mailer.errors import DataError, MailerError
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
 from mailer.schedule.checks import SendChecks
 from mailer.send import approval
@@ -51,7 +51,7 @@ TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 Starter = Callable[[Schedule], None]
 
 
-class ScheduleError(MailerError):
+class ScheduleError(DataError):
     """A request the schedule cannot carry out; the message says why (one problem per line)."""
 
 

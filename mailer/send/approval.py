@@ -16,13 +16,13 @@ from sqlmodel import SQLModel
 from mailer.builds.sources import source_hash
 from mailer.config import Settings
 from mailer.db import session_scope
-from mailer.errors import MailerError
+from mailer.errors import AccessError
 from mailer.models import Approval, Schedule, Send, utcnow
 
 APPROVABLE = {"send": ("planned", "paused"), "schedule": ("planned", "missed")}
 
 
-class ApprovalError(MailerError):
+class ApprovalError(AccessError):
     """An approval that cannot be given, or a name that is not on the staff list."""
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from mailer import urls
 from mailer.config import Settings
-from mailer.errors import MailerError
+from mailer.errors import DeliveryError
 from mailer.message.dkimkeys import public_der, record_value
 from mailer.message.signing import load_key
 from mailer.transport.transports import security_warning
@@ -155,7 +155,7 @@ def dns_records(settings: Settings) -> dict[str, tuple[str, str]]:
 Lookup = Callable[[str], list[str]]
 
 
-class DnsUnreachable(MailerError):
+class DnsUnreachable(DeliveryError):
     """No usable DNS here: the published records cannot be read."""
 
 

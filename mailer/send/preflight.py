@@ -17,14 +17,14 @@ from mailer import taxonomy, urls
 from mailer.builds.builder import build
 from mailer.builds.manifest import Manifest
 from mailer.config import Settings
-from mailer.errors import MailerError
+from mailer.errors import SettingsError
 from mailer.message.assembly import DkimSigner, MessageAssembler, MessageError
 from mailer.message.signing import unusable_key
 
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # line breaks and control characters
 
 
-class PreflightError(MailerError):
+class PreflightError(SettingsError):
     """A send that cannot start as configured; the message says what to fix, in one line."""
 
 

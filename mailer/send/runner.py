@@ -42,7 +42,7 @@ from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.segments import all_segments, segment_key
 from mailer.db import get_engine
-from mailer.errors import ConfigError, MailerError
+from mailer.errors import ConfigError, DataError
 from mailer.message.assembly import MessageCommon, MessageError, MessageTemplate
 from mailer.message.identity import install_id
 from mailer.models import Send
@@ -70,7 +70,7 @@ _T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 
 
-class SendError(MailerError):
+class SendError(DataError):
     """A send that cannot be created, run or changed as asked."""
 
 

@@ -27,7 +27,7 @@ from typing import TextIO
 from sqlmodel import Session, col, select
 
 from mailer import addresses, taxonomy
-from mailer.errors import MailerError, user_file
+from mailer.errors import DataError, user_file
 from mailer.models import TEXT_MAX, Subscriber, Subscription, utcnow
 from mailer.subscribers.staging import Staged, Staging
 from mailer.subscribers.subscriptions import (
@@ -50,7 +50,7 @@ BATCH = 4000  # rows checked and staged at a time (SQLite binds at least 32,766 
 SWITCH_INTERVAL = 0.00002
 
 
-class ListImportError(MailerError):
+class ListImportError(DataError):
     """The file cannot be imported as a whole; `report.rejected` lists every bad row."""
 
     def __init__(self, message: str, report: ImportReport | None = None):

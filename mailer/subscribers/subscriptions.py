@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from mailer import addresses, taxonomy
-from mailer.errors import MailerError
+from mailer.errors import AccessError, DataError
 from mailer.models import (
     TEXT_MAX,
     Subscriber,
@@ -42,15 +42,15 @@ HASH_SALT = b"mailer.suppression.v1:"
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
 
 
-class NotFound(MailerError):
+class NotFound(DataError):
     """No such subscriber (never said to a web visitor in a way that reveals an address)."""
 
 
-class AlreadyConfirmed(MailerError):
+class AlreadyConfirmed(AccessError):
     """A confirmation link of someone whose sign-up is already confirmed."""
 
 
-class StaleConfirmation(MailerError):
+class StaleConfirmation(AccessError):
     """A confirmation link for a sign-up that was replaced by a newer one, or that has gone."""
 
 

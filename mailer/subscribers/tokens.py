@@ -25,7 +25,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from mailer import urls
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
-from mailer.errors import MailerError
+from mailer.errors import AccessError
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 CONFIRM_MAX_AGE = 48 * 3600
@@ -33,7 +33,7 @@ PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
 NONCE = re.compile(r"[0-9a-f]{16}")
 
 
-class TokenError(MailerError):
+class TokenError(AccessError):
     """A token that cannot be used; the web app shows one page for every kind."""
 
 

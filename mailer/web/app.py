@@ -49,7 +49,7 @@ from mailer import addresses, taxonomy, urls
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.db import AsyncStatements, get_engine, session_scope
-from mailer.errors import MailerError
+from mailer.errors import AccessError
 from mailer.message.identity import bounce_address
 from mailer.message.signing import DkimSigner
 from mailer.models import Subscriber, utcnow
@@ -126,7 +126,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
-class PageError(MailerError):
+class PageError(AccessError):
     """Ends a request with a Dutch message page."""
 
     def __init__(self, status: int, heading: str, text: str):
