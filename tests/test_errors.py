@@ -294,3 +294,11 @@ def test_every_error_belongs_to_exactly_one_family() -> None:
               for cls in classes if sum(issubclass(cls, f) for f in FAMILIES) != 1}
     assert astray == {}
 
+
+
+def test_a_servers_refusal_during_a_send_is_not_a_settings_error() -> None:
+    from mailer.transport.transports import InsecureServer
+
+    refusal = InsecureServer("mail.example.org:587 does not offer STARTTLS")
+    assert isinstance(refusal, errors.DeliveryError) and not isinstance(refusal, errors.SettingsError)
+    assert refusal.connection and refusal.permanent  # the session's, not a recipient's: pause

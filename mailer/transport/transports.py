@@ -31,11 +31,16 @@ from mailer.config_checks import SECURITY_MODES
 from mailer.errors import ConfigError, DeliveryError
 
 
-class InsecureServer(ConfigError):
+class InsecureServer(DeliveryError):
     """The server cannot give the transport security asked for; nothing is sent in plain text.
 
-    Not a DeliveryError: no recipient is at fault and no retry can help, so the send stops.
+    A refusal of the session like a "530 STARTTLS required", not a settings error: no recipient
+    is at fault and no retry can help, so a send pauses until someone fixes the server or the
+    smtp settings.
     """
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True, connection=True)
 
 
 @dataclass(frozen=True, slots=True)
