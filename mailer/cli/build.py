@@ -12,29 +12,23 @@ from contextlib import contextmanager
 import click
 
 from mailer.builds.builder import build
-from mailer.builds.result import BuildError, BuildResult
+from mailer.builds.result import BuildResult
 from mailer.cli.common import settings
-from mailer.errors import MailerError
-from mailer.partners.rows import PartnerError
+from mailer.errors import ContentError
 
 
 @contextmanager
 def build_errors(theme: str) -> Iterator[None]:
-    """Say which theme failed to build, and how many problems its content has."""
+    """Say which theme failed to build, and how many problems its content has; every other
+    failure goes on to the CLI's one handler as it is."""
     try:
         yield
-    except (BuildError, PartnerError) as exc:
-        raise MailerError(f"cannot build {theme!r}: {exc}") from exc
-    except MailerError as exc:
-        from mailer.content.loader import ContentError
-        from mailer.render.renderer import RenderError
-
-        if isinstance(exc, ContentError) and len(exc.problems) > 1:
-            lines = "\n".join(f"  {p}" for p in exc.problems)
-            raise MailerError(f"cannot build {theme!r}: {len(exc.problems)} problems\n{lines}") from exc
-        if isinstance(exc, ContentError | RenderError):
-            raise MailerError(f"cannot build {theme!r}: {exc}") from exc
-        raise
+    except ContentError as exc:
+        problems = exc.problems
+        if len(problems) > 1:
+            lines = "\n".join(f"  {p}" for p in problems)
+            raise ContentError(f"cannot build {theme!r}: {len(problems)} problems\n{lines}") from exc
+        raise ContentError(f"cannot build {theme!r}: {exc}") from exc
 
 
 def run_build(theme: str) -> BuildResult:
