@@ -53,3 +53,9 @@ def test_show_pause_cancel_resume_and_work(run, send_settings: Settings, tmp_pat
     assert run("sends", "cancel", "2").output == "Send 2 cancelled.\n"
     assert "status cancelled" in run("sends", "show", "2").output
     assert run("sends", "work").exit_code == 0  # nothing running: nothing to do
+
+
+def test_sends_list_without_sends_says_how_to_start_one(run) -> None:  # type: ignore[no-untyped-def]
+    listed = run("sends", "list")
+    assert listed.exit_code == 0
+    assert listed.output == "No sends yet. Start one with `mailer send THEME`.\n"

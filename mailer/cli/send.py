@@ -200,6 +200,9 @@ def list_command(limit: int) -> None:
     """
     with database_session() as session:
         rows = session.exec(select(Send).order_by(Send.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+    if not rows:
+        click.echo("No sends yet. Start one with `mailer send THEME`.")
+        return
     table = Table("id", "theme", "topic", "segment", "status", "created (UTC)")
     for send in rows:
         segment = f"{','.join(send.regions) or 'all'} / {','.join(send.audiences) or 'all'}"
