@@ -66,6 +66,13 @@ def test_a_misaligned_configuration_is_named_and_a_real_send_refuses(
     assert len(smtp_server.wait_for(1)) == 1
 
 
+def test_a_project_without_a_dkim_key_is_told_how_to_make_one(project: Settings) -> None:
+    result = CliRunner().invoke(main, ["doctor", "--no-dns"])
+    assert result.exit_code == 1
+    assert "ERROR   From and DKIM: no DKIM key is configured" in result.output
+    assert "Make a key with `mailer dkim keygen`" in result.output
+
+
 @pytest.mark.parametrize(("settings", "problem"), [
     ({}, "no DKIM key is configured"),
     ({"dkim_domain": "mail.veiligheidvoorop.nl"}, ""),  # relaxed: a subdomain aligns

@@ -60,7 +60,8 @@ def alignment_problem(settings: Settings) -> str:
     sender = _domain(settings.sender_email)
     if not (settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file):
         return (f"no DKIM key is configured (dkim_selector, dkim_domain, dkim_key_file): "
-                f"From {sender} cannot align with a signature, so DMARC rests on SPF alone")
+                f"From {sender} cannot align with a signature, so DMARC rests on SPF alone. "
+                "Make a key with `mailer dkim keygen`, then set those three in mailer.toml")
     if not aligned(sender, settings.dkim_domain):
         return (f"From is on {sender} but DKIM signs as d={settings.dkim_domain}: not the same "
                 f"organisational domain, so DMARC fails. Set dkim_domain to {sender} (or a "
