@@ -283,7 +283,7 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
             found = await run_in_threadpool(send_report, settings, request.path_params["send_id"])
         except SendError as exc:
             raise HTTPException(404, str(exc)) from exc
-        return HTMLResponse(html_report(found))
+        return HTMLResponse(html_report(settings, found))
 
     async def partners_page(_: Request, message: str = "") -> Response:
         def find() -> list:
