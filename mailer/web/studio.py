@@ -54,7 +54,7 @@ from mailer.send.runner import SendError, send_test
 from mailer.subscribers.subscriptions import recipients
 from mailer.taxonomy import AUDIENCES, REGIONS
 from mailer.transport.transports import DeliveryError
-from mailer.web.app import template_environment
+from mailer.web.state import template_environment
 
 TOKEN_COOKIE = "mailer_studio"
 READERS = 20  # real subscribers offered as sample readers, per segment
