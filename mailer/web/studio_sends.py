@@ -1,0 +1,63 @@
+"""The studio's sends: the schedule per region, recent sends, approvals and a send's report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from mailer.config import Settings
+from mailer.db import session_scope
+from mailer.models import Send as SendRow
+from mailer.models import utcnow
+from mailer.schedule.scheduler import local_time, overview
+from mailer.send import approval
+from mailer.send.report import html_report, send_report
+from mailer.send.runner import SendError
+from mailer.taxonomy import REGIONS
+from mailer.web.studio_state import act, render, studio
+
+
+def _sends_context(settings: Settings) -> dict[str, Any]:
+    now = utcnow()
+    rows = overview(settings, now)
+    with session_scope(settings) as session:
+        recent = list(session.exec(select(SendRow).order_by(col(SendRow.id).desc()).limit(30)))
+    by_region = {slug: [r for r in rows if not r.schedule.regions
+                        or slug in r.schedule.regions] for slug in REGIONS}
+    return {"by_region": by_region, "sends": recent, "describe": approval.describe,
+            "required": approval.required(settings), "when": lambda t: local_time(
+                t, settings.timezone), "now": now}
+
+
+async def sends_page(request: Request, message: str = "") -> Response:
+    settings = studio(request).settings
+    return render(request, "sends", message=message, staff=approval.staff(settings),
+                  **await run_in_threadpool(_sends_context, settings))
+
+
+def _approve(form: Any, settings: Settings) -> str:
+    kind, row_id = str(form.get("kind")), str(form.get("id", ""))
+    if kind not in ("send", "schedule") or not row_id.isdigit():
+        raise HTTPException(400, "approve needs kind (send or schedule) and a numeric id")
+    row = approval.approve(settings, kind, int(row_id), str(form.get("by", "")))
+    return f"{kind.capitalize()} {row_id}: {approval.describe(row)}."
+
+
+async def approve(request: Request) -> Response:
+    done = await act(request, _approve, studio(request).settings)
+    return await sends_page(request, f"Not approved: {done}" if isinstance(done, Exception) else done)
+
+
+async def report(request: Request) -> Response:
+    """One send's report page, the same as `mailer sends show --html` writes."""
+    settings = studio(request).settings
+    try:
+        found = await run_in_threadpool(send_report, settings, request.path_params["send_id"])
+    except SendError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return HTMLResponse(html_report(settings, found))
