@@ -33,12 +33,11 @@ async def unsubscribe(request: Request) -> Response:
     token = claim(request, "unsubscribe")
     topic = request.query_params.get("onderwerp") or None
     if topic is not None and taxonomy.problem("topic", topic):
-        raise PageError(404, *BROKEN_LINK)
-    what = TOPICS[topic] if topic else "alle mailings van Veiligheid voorop"
+        raise PageError(404, BROKEN_LINK)
     if safe(request):
         person, active = await site(request).db(subs.profile_of, token)
         remaining = [TOPICS[t] for t in active if topic and t != topic]
-        return page(request, "afmelden", what=what, topic=topic, remaining=remaining,
+        return page(request, "afmelden", topic=topic, remaining=remaining,
                     already=person.status == "unsubscribed")
     form = await read_form(request, csrf=False)
     one_click = form.get("List-Unsubscribe") == "One-Click"
@@ -46,12 +45,10 @@ async def unsubscribe(request: Request) -> Response:
         check_csrf(request, form)
     public_id = await _unsubscribe(request, token, topic)
     if one_click:  # a mail provider's server, not a person: a short answer, no cookie
-        return PlainTextResponse(f"Afgemeld voor {what}.")
-    return message_page(
-        request, "Je bent afgemeld",
-        f"Je bent afgemeld voor {what}. Dat gaat meteen in.",
-        links=[("Mijn voorkeuren", preferences_url(site(request).settings, public_id))],
-    )
+        return PlainTextResponse(site(request).env.get_template(
+            "web/subscriptions/one-click.txt.j2").render(topic=topic, topic_names=TOPICS))
+    return message_page(request, "afgemeld", topic=topic, preferences_url=preferences_url(
+        site(request).settings, public_id))
 
 
 async def _unsubscribe(request: Request, token: Claim, topic: str | None) -> str:

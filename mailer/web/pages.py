@@ -22,20 +22,16 @@ from mailer.web.state import site
 CSRF_COOKIE = "mailer_csrf"
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 30
-TOO_LONG = (413, "Dat is te veel tekst", "Vul het formulier korter in.")
+TOO_LONG = (413, "te-veel-tekst")
 URLENCODED = "application/x-www-form-urlencoded"
-BROKEN_LINK = (
-    "Deze link werkt niet (meer)",
-    "Misschien is de link niet helemaal meegekopieerd, of is hij verlopen. Gebruik de link in je "
-    "meest recente mail, of meld je opnieuw aan.",
-)
+BROKEN_LINK = "link-werkt-niet"
 
 
 class PageError(AccessError):
-    """Ends a request with a Dutch message page."""
+    """Ends a request with a message page of templates/web/subscriptions/berichten/."""
 
-    def __init__(self, status: int, heading: str, text: str):
-        self.status, self.heading, self.text = status, heading, text
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -52,9 +48,10 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     return response
 
 
-def message_page(request: Request, heading: str, text: str, status: int = 200,
-                 tone: str = "notice", **context: Any) -> HTMLResponse:
-    return page(request, "bericht", status, heading=heading, text=text, tone=tone, **context)
+def message_page(request: Request, message: str, status: int = 200, tone: str = "notice",
+                 **context: Any) -> HTMLResponse:
+    """A short message page, templates/web/subscriptions/berichten/<message>.html.j2."""
+    return page(request, f"berichten/{message}", status, tone=tone, **context)
 
 
 def safe(request: Request) -> bool:
@@ -67,7 +64,7 @@ def claim(request: Request, purpose: str) -> Claim:
     try:
         return read_token(site(request).settings, request.path_params["token"], purpose)
     except TokenError as exc:
-        raise PageError(400, *BROKEN_LINK) from exc
+        raise PageError(400, BROKEN_LINK) from exc
 
 
 async def read_form(request: Request, csrf: bool = True) -> FormData:
@@ -85,8 +82,7 @@ async def read_form(request: Request, csrf: bool = True) -> FormData:
 
 def check_csrf(request: Request, form: FormData) -> None:
     if not _csrf_ok(request, form, site(request).own_origins):
-        raise PageError(403, "Dit formulier is verlopen",
-                        "Open de pagina opnieuw en probeer het nog eens.")
+        raise PageError(403, "formulier-verlopen")
 
 
 async def _urlencoded_form(request: Request) -> FormData:
@@ -125,15 +121,15 @@ def _csrf_ok(request: Request, form: FormData, own_origins: set[str]) -> bool:
 
 async def page_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
-    return message_page(request, exc.heading, exc.text, exc.status, tone="error")
+    return message_page(request, exc.message, exc.status, tone="error")
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
-    return message_page(request, *BROKEN_LINK, status=status, tone="error")
+    return message_page(request, BROKEN_LINK, status, tone="error")
 
 
 async def unknown_subscriber(request: Request, exc: Exception) -> Response:
     """A genuine link of someone who is gone (erased, never confirmed): the same page as a
     broken link, so nobody learns whether a person existed."""
-    return message_page(request, *BROKEN_LINK, status=400, tone="error")
+    return message_page(request, BROKEN_LINK, 400, tone="error")

@@ -37,62 +37,50 @@ from mailer.web.state import site
 HONEYPOT = "website"
 SIGNUPS_PER_IP = ratelimit.RateLimiter("signup-ip", 10, 600.0)  # 10 per address per 10 minutes
 QP_LINES = email.policy.default.clone(max_line_length=76)  # RFC 2045; the stdlib would write 78
-TEXT_ERROR = "Gebruik hier geen regeleinden of speciale tekens, en niet meer dan 200 tekens."
-FIELD_ERRORS = {
-    "email": "Vul een geldig e-mailadres in.",
-    "name": TEXT_ERROR,
-    "organisation": TEXT_ERROR,
-    "region": "Kies je regio.",
-    "audience": "Kies je doelgroep.",
-    "topics": "Kies minstens één onderwerp.",
-}
 
 
 def confirmation_message(settings: Settings, env: Environment, email: str,
                          profile: subs.Profile, url: str) -> EmailMessage:
     """The double opt-in mail. Header values come from validated input and headerregistry."""
+    mail = env.get_template("web/subscriptions/bevestigingsmail.txt.j2").make_module({
+        "profile": profile, "url": url, "settings": settings, "topic_names": TOPICS,
+        "regions": REGIONS, "audiences": AUDIENCES})
     message = EmailMessage(policy=QP_LINES)
-    message["Subject"] = "Bevestig je aanmelding voor de mailings van Veiligheid voorop"
+    message["Subject"] = mail.subject
     message["From"] = Address(settings.sender_name, addr_spec=settings.sender_email)
     message["To"] = Address(profile.name, addr_spec=email)
     message["Reply-To"] = settings.reply_to
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(domain=settings.list_domain)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(env.get_template("web/subscriptions/bevestigingsmail.txt.j2").render(
-        profile=profile, url=url, settings=settings, topic_names=TOPICS,
-        regions=REGIONS, audiences=AUDIENCES,
-    ), cte="quoted-printable")  # 7-bit safe, like mailings: no relay re-encodes what DKIM signed
+    # 7-bit safe, like mailings: no relay re-encodes what DKIM signed
+    message.set_content(str(mail), cte="quoted-printable")
     return message
 
 
 async def signup(request: Request) -> Response:
     """The sign-up form; its POST sends the confirmation mail (or seems to, to a bot)."""
     if safe(request):
-        return page(request, "aanmelden", values={"topics": ["updates"]}, errors={})
+        return page(request, "aanmelden", values={"topics": ["updates"]}, errors=[])
     form = await read_form(request)
     values = _profile_values(form)
     email = addresses.normalise(str(form.get("email", "")))[:400]
     profile = _profile(values)
-    errors = {k: FIELD_ERRORS[k] for k in profile.problems()}
+    errors = list(profile.problems())
     if addresses.problem(email):
-        errors["email"] = FIELD_ERRORS["email"]
+        errors.append("email")
     if errors:
         return page(request, "aanmelden", 400, values={**values, "email": email}, errors=errors)
-    check_mail = ("Kijk in je mail", f"Als {email} kan worden aangemeld, krijg je daar een "
-                  "mail met een link. Klik op die link om je aanmelding te bevestigen. Geen "
-                  "mail gezien? Kijk ook even in je map met ongewenste mail.")
     if form.get(HONEYPOT):
-        return message_page(request, *check_mail)
+        return message_page(request, "kijk-in-je-mail", email=email)
     client = request.client.host if request.client else "?"
     if not await site(request).db(SIGNUPS_PER_IP.allow, client, write=True):
-        raise PageError(429, "Even geduld", "Er zijn vanaf jouw verbinding veel aanmeldingen "
-                        "gedaan. Probeer het over een kwartier opnieuw.")
+        raise PageError(429, "even-geduld")
     sign_up = await site(request).db(subs.request_subscription, email, profile,
                                      "web /aanmelden", write=True)
     if sign_up is not None:
         await _send_confirmation(request, email, profile, sign_up)
-    return message_page(request, *check_mail)
+    return message_page(request, "kijk-in-je-mail", email=email)
 
 
 async def _send_confirmation(request: Request, email: str, profile: subs.Profile,
@@ -106,17 +94,13 @@ async def _send_confirmation(request: Request, email: str, profile: subs.Profile
         await here.send(message)
     except DeliveryError as exc:
         await here.db(subs.confirmation_failed, sign_up.subscriber.id, write=True)
-        raise PageError(503, "Versturen lukte niet", "We konden je de bevestigingsmail "
-                        "nu niet sturen. Probeer het later nog eens.") from exc
+        raise PageError(503, "versturen-mislukt") from exc
 
 
-def _already_confirmed(request: Request, person: Subscriber) -> Response:
-    return message_page(
-        request, "Je aanmelding is al bevestigd",
-        "Je hoeft niets meer te doen: je ontvangt de mailings die je hebt gekozen. Wil je "
-        "iets veranderen? Dat kan bij je voorkeuren.",
-        links=[("Mijn voorkeuren", preferences_url(site(request).settings, person.public_id))],
-    )
+def _with_preferences(request: Request, message: str, person: Subscriber) -> Response:
+    """A message page with the button to the person's preferences."""
+    return message_page(request, message, preferences_url=preferences_url(
+        site(request).settings, person.public_id))
 
 
 async def confirm(request: Request) -> Response:
@@ -130,31 +114,23 @@ async def confirm(request: Request) -> Response:
         await read_form(request)
         person = await db(subs.confirm, token, token.nonce, write=True)
     except subs.AlreadyConfirmed:
-        return _already_confirmed(request, await db(subs.get_subscriber, token))
+        return _with_preferences(request, "al-bevestigd", await db(subs.get_subscriber, token))
     except subs.StaleConfirmation as exc:
-        raise PageError(400, "Deze link is niet meer geldig", "Je hebt je daarna opnieuw "
-                        "aangemeld, of de aanmelding is verlopen. Gebruik de link in je "
-                        "meest recente bevestigingsmail, of meld je opnieuw aan.") from exc
-    return message_page(
-        request, "Je aanmelding is bevestigd",
-        "Welkom! Je ontvangt voortaan de mailings die je hebt gekozen. Onder elke mail vind "
-        "je een link om je voorkeuren aan te passen of je af te melden.",
-        links=[("Mijn voorkeuren", preferences_url(site(request).settings, person.public_id))],
-    )
+        raise PageError(400, "link-niet-meer-geldig") from exc
+    return _with_preferences(request, "bevestigd", person)
 
 
 async def preferences(request: Request) -> Response:
     """The profile form of one subscriber; its POST saves it."""
     token = claim(request, "preferences")
     db = site(request).db
-    saved, status, errors = False, 200, {}
+    saved, status, errors = False, 200, []
     if not safe(request):
         form = await read_form(request)
         values = _profile_values(form)
         profile = _profile(values)
         person = await db(subs.get_subscriber, token)
-        problems = profile.problems(require_topics=person.status == "active")
-        errors = {k: FIELD_ERRORS[k] for k in problems}
+        errors = list(profile.problems(require_topics=person.status == "active"))
         if errors:
             status = 400
         else:
@@ -189,21 +165,12 @@ async def erase(request: Request) -> Response:
                     back_url=urls.path(urls.PREFERENCES, token=request.path_params["token"]))
     await read_form(request)
     await site(request).db(subs.erase, token, write=True)
-    return message_page(
-        request, "Je gegevens zijn gewist",
-        "We hebben alles over je gewist. We bewaren alleen een onleesbaar gemaakte vorm van "
-        "je e-mailadres, zodat je niet per ongeluk opnieuw op een lijst komt. Wil je later "
-        "toch weer mails ontvangen? Meld je dan opnieuw aan.",
-    )
+    return message_page(request, "gewist")
 
 
 async def unsubscribe_help(request: Request) -> Response:
     """Where the web version of a mail sends readers: it has no personal link to offer."""
-    return message_page(
-        request, "Afmelden",
-        "Afmelden gaat met de persoonlijke link onderaan elke mail die je van ons krijgt. "
-        f"Heb je die mail niet meer? Stuur dan een mail naar {site(request).settings.reply_to}, "
-        "dan melden wij je af.")
+    return message_page(request, "afmelden")
 
 
 async def privacy(request: Request) -> Response:
