@@ -35,7 +35,7 @@ from mailer.builds.live import SITE_PREFIX, LiveBuild
 from mailer.config import Settings
 from mailer.web import studio_partners, studio_preview, studio_sends
 from mailer.web.state import template_environment
-from mailer.web.studio_state import Studio
+from mailer.web.studio_state import Studio, say
 
 TOKEN_COOKIE = "mailer_studio"
 PAGE_HEADERS = {
@@ -58,8 +58,8 @@ def is_loopback(host: str) -> bool:
 class Guard:
     """The access rules of the module docstring, for every request."""
 
-    def __init__(self, app: ASGIApp, token: str, loopback: bool):
-        self.app, self.token, self.loopback = app, token, loopback
+    def __init__(self, app: ASGIApp, studio: Studio, loopback: bool):
+        self.app, self.studio, self.token, self.loopback = app, studio, studio.token, loopback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,12 +68,11 @@ class Guard:
         request = Request(scope)
         given = request.query_params.get("token", "")
         if self.loopback and not is_loopback(request.url.hostname or ""):
-            await PlainTextResponse("Unknown host", 400)(scope, receive, send)
+            await PlainTextResponse(say(self.studio, "unknown_host"), 400)(scope, receive, send)
             return
         if not self.loopback and not (self.valid(given) or
                                       self.valid(request.cookies.get(TOKEN_COOKIE, ""))):
-            await PlainTextResponse("Open the address with ?token=… that `mailer studio` printed.",
-                                    403)(scope, receive, send)
+            await PlainTextResponse(say(self.studio, "token_needed"), 403)(scope, receive, send)
             return
 
         async def with_headers(message: Message) -> None:
@@ -137,7 +136,7 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
         *ROUTES, Mount(SITE_PREFIX, StaticFiles(directory=live.folder, check_dir=False)),
     ], lifespan=lifespan)
     app.state.studio = Studio(settings, theme, token, live, template_environment(settings))
-    return Guard(app, token, loopback)
+    return Guard(app, app.state.studio, loopback)
 
 
 def serve_studio(settings: Settings, theme: str, host: str, port: int, token: str,

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from mailer.content.loader import load_mailing
 from mailer.partners.blocks import partner_block
 from mailer.partners.publications import suggest
-from mailer.web.studio_state import SHOWN_ERRORS, Studio, act, render, studio
+from mailer.web.studio_state import SHOWN_ERRORS, Studio, act, render, say, studio
 
 
 def _suggestions(here: Studio) -> list:
@@ -29,9 +29,11 @@ async def partners_page(request: Request, message: str = "") -> Response:
 
 def _write_block(form: Any, here: Studio) -> str:
     path = partner_block(here.settings, here.theme, str(form.get("url", "")))
-    return f"Wrote {path.relative_to(here.settings.root)}: edit its text, then remove 'example: true'."
+    return say(here, "block_written", path.relative_to(here.settings.root))
 
 
 async def make_block(request: Request) -> Response:
-    done = await act(request, _write_block, studio(request))
-    return await partners_page(request, f"Not written: {done}" if isinstance(done, Exception) else done)
+    here = studio(request)
+    done = await act(request, _write_block, here)
+    return await partners_page(request, say(here, "not_written", done)
+                               if isinstance(done, Exception) else done)

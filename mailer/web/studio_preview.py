@@ -19,7 +19,7 @@ from mailer.models import Subscriber
 from mailer.send import approval
 from mailer.send.runner import send_test
 from mailer.subscribers.subscriptions import recipients
-from mailer.web.studio_state import SHOWN_ERRORS, Studio, act, render, segment, studio
+from mailer.web.studio_state import SHOWN_ERRORS, Studio, act, render, say, segment, studio
 
 READERS = 20  # real subscribers offered as sample readers, per segment
 # The previewed mail loads nothing from other sites (a mail client may; the studio does not).
@@ -32,7 +32,7 @@ def _readers(here: Studio, region: str, audience: str) -> list[tuple[int, str]]:
         return []
     with session_scope(here.settings) as session:
         people = islice(recipients(session, here.live.manifest.topic, [region], [audience]), READERS)
-        return [(p.id, f"{p.name or '(no name)'}, {p.organisation or p.email}") for p in people]  # type: ignore[misc]
+        return [(p.id, say(here, "reader", p)) for p in people]  # type: ignore[misc]
 
 
 def _reader_name(here: Studio, value: str) -> str | None:
@@ -42,7 +42,7 @@ def _reader_name(here: Studio, value: str) -> str | None:
     with session_scope(here.settings) as session:
         person = session.get(Subscriber, int(value)) if value.isdigit() else None
     if person is None:
-        raise HTTPException(404, "no such subscriber")
+        raise HTTPException(404, say(here, "unknown_reader"))
     return person.name
 
 
@@ -64,7 +64,7 @@ async def mail(request: Request) -> Response:
     try:
         html, text = here.live.mail(region, audience, name)
     except LookupError:
-        return PlainTextResponse("Nothing built yet: see the problems above.", 503)
+        return PlainTextResponse(say(here, "nothing_built"), 503)
     if request.url.path.endswith(".txt"):
         return PlainTextResponse(text)
     return HTMLResponse(html, headers={"Content-Security-Policy": MAIL_CSP})
@@ -100,10 +100,11 @@ def _send_test(form: Any, here: Studio) -> list[tuple[str, str]]:
 
 
 async def test_send(request: Request) -> Response:
-    done = await act(request, _send_test, studio(request))
+    here = studio(request)
+    done = await act(request, _send_test, here)
     if isinstance(done, Exception):
-        return PlainTextResponse(f"Not sent: {done}", 400)
-    return PlainTextResponse("; ".join(f"variant {v} sent to {a}" for a, v in done))
+        return PlainTextResponse(say(here, "not_sent", done), 400)
+    return PlainTextResponse(say(here, "sent", done))
 
 
 async def script(request: Request) -> Response:

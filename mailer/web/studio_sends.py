@@ -19,7 +19,7 @@ from mailer.send import approval
 from mailer.send.report import html_report, send_report
 from mailer.send.runner import SendError
 from mailer.taxonomy import REGIONS
-from mailer.web.studio_state import act, render, studio
+from mailer.web.studio_state import Studio, act, render, say, studio
 
 
 def _sends_context(settings: Settings) -> dict[str, Any]:
@@ -40,17 +40,19 @@ async def sends_page(request: Request, message: str = "") -> Response:
                   **await run_in_threadpool(_sends_context, settings))
 
 
-def _approve(form: Any, settings: Settings) -> str:
+def _approve(form: Any, here: Studio) -> str:
     kind, row_id = str(form.get("kind")), str(form.get("id", ""))
     if kind not in ("send", "schedule") or not row_id.isdigit():
-        raise HTTPException(400, "approve needs kind (send or schedule) and a numeric id")
-    row = approval.approve(settings, kind, int(row_id), str(form.get("by", "")))
-    return f"{kind.capitalize()} {row_id}: {approval.describe(row)}."
+        raise HTTPException(400, say(here, "approve_needs"))
+    row = approval.approve(here.settings, kind, int(row_id), str(form.get("by", "")))
+    return say(here, "approved", kind, row_id, approval.describe(row))
 
 
 async def approve(request: Request) -> Response:
-    done = await act(request, _approve, studio(request).settings)
-    return await sends_page(request, f"Not approved: {done}" if isinstance(done, Exception) else done)
+    here = studio(request)
+    done = await act(request, _approve, here)
+    return await sends_page(request, say(here, "not_approved", done)
+                            if isinstance(done, Exception) else done)
 
 
 async def report(request: Request) -> Response:

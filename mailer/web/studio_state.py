@@ -29,6 +29,7 @@ from mailer.taxonomy import AUDIENCES, REGIONS
 from mailer.transport.transports import DeliveryError
 
 KEEPALIVE = 15.0
+MESSAGES = "studio/messages.txt.j2"
 SHOWN_ERRORS = (ContentError, BuildError, RenderError, PartnerError, SendError, DeliveryError,
                 MessageError, approval.ApprovalError)
 
@@ -79,6 +80,11 @@ def studio(request: Request) -> Studio:
     return found
 
 
+def say(here: Studio, message: str, *values: Any) -> str:
+    """One of the studio's short answers: a macro of templates/studio/messages.txt.j2."""
+    return str(getattr(here.env.get_template(MESSAGES).module, message)(*values))
+
+
 def render(request: Request, name: str, **context: Any) -> HTMLResponse:
     """A page of templates/studio/."""
     here = studio(request)
@@ -92,7 +98,7 @@ def segment(request: Request) -> tuple[str, str]:
     region = request.query_params.get("region") or next(iter(REGIONS))
     audience = request.query_params.get("audience") or next(iter(AUDIENCES))
     if region not in REGIONS or audience not in AUDIENCES:
-        raise HTTPException(404, "unknown region or audience")
+        raise HTTPException(404, say(studio(request), "unknown_segment"))
     return region, audience
 
 
@@ -100,7 +106,7 @@ async def act(request: Request, work: Callable[..., Any], *args: Any) -> Any:
     """Run a library call for a POST whose token is right; library errors become text."""
     form = await request.form(max_files=0, max_fields=20)
     if not hmac.compare_digest(str(form.get("token", "")), studio(request).token):
-        raise HTTPException(403, "wrong or missing studio token")
+        raise HTTPException(403, say(studio(request), "wrong_token"))
     try:
         return await run_in_threadpool(work, form, *args)
     except SHOWN_ERRORS as exc:
