@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mailer.check.doctor import alignment_problem, checks, dns_records, organisational_domain, published
 from mailer.cli.main import main
 from mailer.config import Settings, load_settings
 from mailer.db import session_scope
 from mailer.message.dkimkeys import generate_key
-from mailer.send.doctor import alignment_problem, checks, dns_records, organisational_domain, published
 from tests.conftest import REPO, add_subscriber
 from tests.smtp_server import SMTPTestServer
 

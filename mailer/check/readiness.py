@@ -20,13 +20,13 @@ from mailer.builds.preview import SAMPLE_READER
 from mailer.builds.result import MAX_BYTES, WARN_BYTES
 from mailer.builds.writer import anonymous_links
 from mailer.check import markup
+from mailer.check.doctor import alignment_problem
 from mailer.check.links import LinkCache, check_links
 from mailer.check.spam import SpamCheckError, spamassassin, verdicts
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing, shown_path
 from mailer.errors import AccessError
 from mailer.message.assembly import MessageCommon, MessageError, MessageTemplate
-from mailer.send.doctor import alignment_problem
 from mailer.send.preflight import current_manifest
 
 IMAGE_MAX_BYTES = 200 * 1024  # a portrait or header image; more only slows the mail down

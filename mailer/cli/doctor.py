@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from mailer.check.doctor import diagnose, dns_records
 from mailer.cli.common import settings
 from mailer.errors import MailerError
-from mailer.send.doctor import diagnose, dns_records
 
 MARKS = {"ok": "ok     ", "warning": "WARNING", "error": "ERROR  "}
 
