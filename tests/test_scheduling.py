@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, update
 from sqlmodel import select
 
+from mailer.check.gate import RECHECK, SendChecks
 from mailer.db import engine_for, session_scope
 from mailer.models import Schedule, Send, utcnow
-from mailer.schedule.checks import RECHECK, SendChecks
 from mailer.schedule.scheduler import (
     LEASE,
     Request,

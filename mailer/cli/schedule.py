@@ -10,13 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mailer.check.gate import SendChecks
 from mailer.cli.common import database, database_session, settings
 from mailer.cli.send import by_option
 from mailer.content.loader import ContentError
 from mailer.errors import MailerError
 from mailer.models import Schedule, utcnow
 from mailer.schedule.calendar import Entry, apply, check, load_calendar, scheduled
-from mailer.schedule.checks import SendChecks
 from mailer.schedule.scheduler import (
     Request,
     ScheduleError,

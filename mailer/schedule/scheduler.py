@@ -31,13 +31,13 @@ from sqlmodel import Session, col, select
 from mailer import taxonomy
 from mailer.builds.builder import build
 from mailer.builds.sources import source_hash
+from mailer.check.gate import SendChecks
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.db import get_engine, session_scope
 from mailer.errors import DataError, MailerError
 from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
-from mailer.schedule.checks import SendChecks
 from mailer.send import approval
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
