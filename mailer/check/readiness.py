@@ -268,8 +268,9 @@ def _alignment(settings: Settings) -> CheckResult:
     return result
 
 
-def load_built(settings: Settings, theme: str) -> _Built:
-    manifest = current_manifest(settings, theme)
+def load_built(settings: Settings, theme: str, manifest: Manifest | None = None) -> _Built:
+    """What the checks read: `manifest` (the gate's), else THEME's, built first when stale."""
+    manifest = manifest or current_manifest(settings, theme)
     mailing = load_mailing(settings.content, theme, settings.root)
     variants: dict[str, Segment] = {}
     segments: dict[str, int] = {}
@@ -284,9 +285,11 @@ def load_built(settings: Settings, theme: str) -> _Built:
     return built
 
 
-def check_theme(settings: Settings, theme: str, *, offline: bool = False) -> Readiness:
-    """Every readiness check of THEME (built first when stale); `offline` asks no server."""
-    built = load_built(settings, theme)
+def check_theme(settings: Settings, theme: str, *, offline: bool = False,
+                manifest: Manifest | None = None) -> Readiness:
+    """Every readiness check of THEME on `manifest` (the gate's; else built first when stale);
+    `offline` asks no server."""
+    built = load_built(settings, theme, manifest)
     messages: dict[str, bytes | str] = {}
     for name in built.variants:
         try:
@@ -317,19 +320,3 @@ class NotReady(AccessError):
                          f"check(s) fail\n{lines}\nFix them (see `mailer check {readiness.theme}`), "
                          'or send anyway with --force --reason "why"; both are recorded.')
 
-
-def release(settings: Settings, theme: str, *, by: str, force_reason: str | None = None,
-            offline: bool = False) -> dict[str, str]:
-    """Run the checks a real send must pass; return what the send records about who created
-    it and, when `force_reason` overrides failing checks, who forced it, why and past what.
-
-    Raises NotReady when a check fails and no reason to force was given.
-    """
-    readiness = check_theme(settings, theme, offline=offline)
-    record = {"created_by": by}
-    if not readiness.ok:
-        if force_reason is None:
-            raise NotReady(readiness)
-        record.update(forced_by=by, forced_reason=force_reason,
-                      forced_checks="\n".join(readiness.problems()))
-    return record

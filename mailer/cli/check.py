@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from mailer.check.readiness import Readiness, check_theme
+from mailer.check.gate import gate
+from mailer.check.readiness import Readiness
 from mailer.cli.build import build_errors
 from mailer.cli.common import settings
 
@@ -35,15 +36,16 @@ def check_command(theme: str, offline: bool, as_json: bool) -> None:
     """Is THEME ready to send? Placeholder blocks, links, images, alt text, Gmail size,
     heading order, colour contrast and SpamAssassin (when installed).
 
-    Builds first when the build is stale. Exit code 1 when a check fails; a real
-    `mailer send` refuses to start then (unless --force).
+    Builds first when the build is stale, and runs the preflight of `mailer send` before
+    (the gate a real send passes). Exit code 1 when a check fails; a real `mailer send`
+    refuses to start then (unless --force).
 
     \b
     Example:
       mailer check stalking --offline
     """
     with build_errors(theme):
-        readiness = check_theme(settings(), theme, offline=offline)
+        readiness = gate(settings(), theme, offline=offline).readiness
     if as_json:
         click.echo(json.dumps({"theme": theme, "ok": readiness.ok, "results": [
             {**asdict(r), "status": r.status} for r in readiness.results]}, indent=2))

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import select
 
-from mailer.check.readiness import release
+from mailer.check.gate import gate
 from mailer.cli.build import build_errors
 from mailer.cli.common import Term, database, database_session, settings
 from mailer.config import Settings
@@ -24,7 +24,6 @@ from mailer.errors import user_file
 from mailer.models import Send
 from mailer.send import approval
 from mailer.send import runner as sending
-from mailer.send.preflight import preflight
 from mailer.send.report import html_report, send_report
 from mailer.transport.transports import security_warning
 
@@ -160,11 +159,10 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                 console.print(f"[TEST] variant {variant} sent to {address}")
             return
         _warn_insecure(config, console)
-        preflight(config, theme)  # one clear line before the readiness checks build messages
         creator = approval.person(config, by)
-        record = release(config, theme, by=creator, force_reason=reason if force else None,
-                         offline=offline)
-        send_id = sending.create_send(config, theme, regions, audiences, record=record)
+        checked = gate(config, theme, offline=offline)
+        record = checked.release(creator, reason if force else None)
+        send_id = sending.create_send(config, checked.manifest, regions, audiences, record=record)
     console.print(f"Send {send_id} of {theme} created by {creator}.")
     if "forced_by" in record:
         console.print(f"[yellow]Forced past failing checks[/yellow] (recorded): {reason}")
@@ -173,10 +171,11 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
                       f"`mailer sends approve {send_id} --by NAME`, then `mailer sends resume {send_id}`.")
         return
     if queue:
-        sending.snapshot_send(config, send_id)
+        sending.snapshot_send(config, send_id, checked.manifest)
         _print_summary(sending.summary(config, send_id), console)
         return
-    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)
+    _deliver(lambda **kw: sending.run_send(config, send_id, manifest=checked.manifest, **kw),
+             console)
 
 
 @click.group("sends")

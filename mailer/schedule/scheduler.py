@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from mailer import taxonomy
 from mailer.builds.builder import build
+from mailer.builds.manifest import Manifest
 from mailer.builds.sources import source_hash
 from mailer.check.gate import SendChecks
 from mailer.clock import SYSTEM, Clock
@@ -353,25 +354,31 @@ def _finish(settings: Settings, schedule_id: int, owner: str, **values: object) 
                      .values(updated_at=utcnow(), worker="", heartbeat_at=None, **values))
 
 
-def create_scheduled_send(settings: Settings, schedule: Schedule) -> int:
-    """Create the schedule's send (after its preflight) and link it in the same transaction,
-    so a resume continues it instead of making another, and no send is ever orphaned."""
+def create_scheduled_send(settings: Settings, schedule: Schedule,
+                          manifest: Manifest | None = None) -> int:
+    """Create the schedule's send from the build that passed the gate (`manifest`; without it,
+    after the preflight) and link it in the same transaction, so a resume continues it
+    instead of making another, and no send is ever orphaned."""
 
     def link(session: Session, send_id: int) -> None:
         session.exec(update(Schedule).where(col(Schedule.id) == schedule.id)  # type: ignore[call-overload]
                      .values(send_id=send_id, updated_at=utcnow()))
 
-    return create_send(settings, schedule.theme, schedule.regions or None,
+    return create_send(settings, manifest or schedule.theme, schedule.regions or None,
                        schedule.audiences or None, planned_for=schedule.due_at, then=link,
                        record=approval.approval_of(schedule))
 
 
-def send_schedule(settings: Settings, stop: threading.Event, schedule: Schedule) -> None:
-    """The default starter: create the schedule's send once, then run (or resume) it."""
+def send_schedule(settings: Settings, stop: threading.Event, schedule: Schedule, *,
+                  checks: SendChecks | None = None) -> None:
+    """The default starter: create the schedule's send once, from the build that passed
+    `checks` when they let it through, then run (or resume) it."""
+    passed = checks.passed(schedule.theme) if checks and schedule.send_id is None else None
+    manifest = passed.manifest if passed else None
     send_id = schedule.send_id
     if send_id is None:
-        send_id = create_scheduled_send(settings, schedule)
-    result = run_send(settings, send_id, stop=stop)
+        send_id = create_scheduled_send(settings, schedule, manifest)
+    result = run_send(settings, send_id, stop=stop, manifest=manifest)
     if result.status == "paused":  # too many errors: a person looks first, the scheduler does not retry
         raise SendError(f"send {send_id} paused: {result.pause_reason}; carry on with "
                         f"`mailer sends resume {send_id}`")
@@ -449,8 +456,9 @@ class Scheduler:
         self.settings = settings
         self.stop = threading.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.starter = start or functools.partial(send_schedule, settings, self.stop)
         self.checks = checks or (SendChecks(settings) if start is None else None)
+        self.starter = start or functools.partial(send_schedule, settings, self.stop,
+                                                  checks=self.checks)
         self.clock = clock
         self.tick_seconds = tick_seconds
         store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)

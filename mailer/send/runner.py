@@ -22,6 +22,7 @@ this are named in mailer.send.store.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -68,6 +69,7 @@ LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this of
 
 _T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
+ToSend = str | Manifest  # a theme, or the manifest the gate checked (mailer.check.gate)
 
 
 class SendError(DataError):
@@ -91,6 +93,11 @@ class SendSummary:
 # --- the build a send is made from ---------------------------------------------------------
 
 
+def _checked(settings: Settings, mailing: ToSend) -> Manifest:
+    """The manifest the gate checked, or, given only a theme, the preflight's."""
+    return mailing if isinstance(mailing, Manifest) else preflight(settings, mailing)
+
+
 def _segment(regions: Iterable[str] | None, audiences: Iterable[str] | None
              ) -> tuple[list[str], list[str]]:
     regions, audiences = list(regions or []), list(audiences or [])
@@ -109,32 +116,36 @@ def _variants_of(manifest: Manifest, regions: list[str], audiences: list[str]
 
 def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
                   ) -> tuple[str, str, str]:
-    """HTML, text and web-version URL of one built variant."""
+    """HTML, text and web-version URL of one built variant, as the manifest recorded them: a
+    variant rebuilt since (the gate checked another) stops the send rather than go unchecked."""
     entry = manifest.variant(name)
     folder = settings.out / theme
-    return ((folder / entry.html).read_text("utf-8"), (folder / entry.text).read_text("utf-8"),
-            entry.online_url)
+    html, text = (folder / entry.html).read_bytes(), (folder / entry.text).read_bytes()
+    if hashlib.sha256(html + b"\0" + text).hexdigest() != entry.hash:
+        raise SendError(f"{theme} was rebuilt after its checks (variant {name} changed); "
+                        "send again to check and send the new build")
+    return html.decode("utf-8"), text.decode("utf-8"), entry.online_url
 
 
 # --- planning and starting -----------------------------------------------------------------
 
 
-def create_send(settings: Settings, theme: str, regions: Iterable[str] | None = None,
+def create_send(settings: Settings, mailing: ToSend, regions: Iterable[str] | None = None,
                 audiences: Iterable[str] | None = None, *,
                 planned_for: dt.datetime | None = None,
                 then: Callable[[Session, int], object] | None = None,
                 record: Mapping[str, object] | None = None) -> int:
-    """Plan a send of THEME to the segment (default: everyone) once the preflight passed;
-    builds first if stale. `then` runs in the same transaction (the scheduler links its
-    schedule there, so no send is ever left without it).
+    """Plan a send of the manifest the gate checked (or of a theme, after its preflight; built
+    first if stale) to the segment (default: everyone). `then` runs in the same transaction
+    (the scheduler links its schedule there, so no send is ever left without it).
 
     Nobody is chosen yet: the recipients are snapshotted when the send starts. `record` sets
     the columns that say who asked for it (created_by, approval, forced_*).
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = preflight(settings, theme)
+    manifest = _checked(settings, mailing)
     return _store(settings).create(
-        dict(theme=theme, topic=manifest.topic, subject=manifest.subject,
+        dict(theme=manifest.theme, topic=manifest.topic, subject=manifest.subject,
              regions=chosen_regions, audiences=chosen_audiences, planned_for=planned_for,
              source_hash=manifest.source_hash, greeting=manifest.greeting,
              greeting_named=manifest.greeting_named, **(record or {})),
@@ -152,11 +163,13 @@ def _found(found: _T | None, send_id: int) -> _T:
     return found
 
 
-def snapshot_send(settings: Settings, send_id: int) -> Send:
+def snapshot_send(settings: Settings, send_id: int, manifest: Manifest | None = None) -> Send:
     """Snapshot the recipients (once) and mark the send running; a paused send runs again,
     a finished one is left as it is.
 
-    The variants are frozen with the snapshot, so a resume sends what the send started with.
+    The variants are frozen with the snapshot from `manifest`, the one the gate checked when the
+    send was created in this process (else the current build, built first when stale), so a
+    resume sends what the send started with.
     """
     store = _store(settings)
     send = _found(store.send(send_id), send_id)
@@ -164,7 +177,10 @@ def snapshot_send(settings: Settings, send_id: int) -> Send:
         raise SendError(f"send {send_id} was cancelled")
     if send.status == "done":
         return send
-    manifest = current_manifest(settings, send.theme) if send.snapshot_at is None else None
+    if send.snapshot_at is not None:
+        manifest = None
+    elif manifest is None:
+        manifest = current_manifest(settings, send.theme)
     if manifest is not None and (held := approval.problem(settings, send, manifest.source_hash)):
         raise SendError(f"send {send_id} does not start: {held}")
     snapshot = _snapshot(settings, send, manifest) if manifest is not None else None
@@ -400,17 +416,18 @@ def _holding(settings: Settings, send_id: int) -> Iterator[str]:
 
 def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
              progress: Progress | None = None, stop: threading.Event | None = None,
-             clock: Clock = SYSTEM) -> SendSummary:
+             clock: Clock = SYSTEM, manifest: Manifest | None = None) -> SendSummary:
     """Start or resume a send and deliver every pending recipient.
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
     in "sending" by workers that are gone: on SQLite, whoever held the lease before; on
     PostgreSQL, workers that ended on this machine or fell silent for `send_claim_timeout`,
     so the batches of workers still sending are left to them (to add workers to a running
-    send, `work` does the same without starting it). `stop` is checked between batches.
+    send, `work` does the same without starting it). `stop` is checked between batches;
+    `manifest` is the one the gate checked (see `snapshot_send`).
     """
     with _holding(settings, send_id) as name:
-        send = snapshot_send(settings, send_id)
+        send = snapshot_send(settings, send_id, manifest)
         if send.status == "done":
             return summary(settings, send_id)
         _store(settings).release_claims(
@@ -465,22 +482,23 @@ def cancel_send(settings: Settings, send_id: int) -> None:
 # --- looking without sending ---------------------------------------------------------------
 
 
-def dry_run(settings: Settings, theme: str, regions: Iterable[str] | None = None,
+def dry_run(settings: Settings, mailing: ToSend, regions: Iterable[str] | None = None,
             audiences: Iterable[str] | None = None) -> Iterator[tuple[str, str, str]]:
-    """(address, segment, variant) of everyone a send would reach now, after the same
-    preflight as a send; nothing is recorded."""
+    """(address, segment, variant) of everyone a send of the gate's manifest (or of a theme,
+    after its preflight) would reach now; nothing is recorded."""
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = preflight(settings, theme)
+    manifest = _checked(settings, mailing)
     variants = _variants_of(manifest, chosen_regions, chosen_audiences)
     for person in _store(settings).recipients(manifest.topic, chosen_regions, chosen_audiences):
         yield (person.email, segment_key(person.region, person.audience),
                variants[person.region, person.audience])
 
 
-def send_test(settings: Settings, theme: str, addresses: Sequence[str],
+def send_test(settings: Settings, mailing: ToSend, addresses: Sequence[str],
               regions: Iterable[str] | None = None, audiences: Iterable[str] | None = None, *,
               transport: Transport | None = None) -> list[tuple[str, str]]:
-    """Each distinct variant of the segment to each address, subject marked "[TEST]".
+    """Each distinct variant of the gate's manifest (or of a theme, after its preflight) for
+    the segment to each address, subject marked "[TEST]".
 
     Nothing is recorded against subscribers; the links point at the general unsubscribe and
     sign-up pages. An address may be "Name <address>"; the greeting uses that name, else the
@@ -488,7 +506,7 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     """
     testers = tester_names(settings, addresses)
     chosen_regions, chosen_audiences = _segment(regions, audiences)
-    manifest = preflight(settings, theme)
+    manifest = _checked(settings, mailing)
     names = sorted(set(_variants_of(manifest, chosen_regions, chosen_audiences).values()))
     links = anonymous_links(settings)
     common = MessageCommon(0, install_id(get_engine(settings)), manifest.subject,
@@ -498,8 +516,8 @@ def send_test(settings: Settings, theme: str, addresses: Sequence[str],
     sent = []
     try:
         for name in names:
-            template = MessageTemplate(settings, common,
-                                       *_read_variant(settings, theme, manifest, name))
+            template = MessageTemplate(settings, common, *_read_variant(settings, manifest.theme, manifest,
+                                                                      name))
             for n, (address, tester) in enumerate(testers, 1):
                 transport.send(template.message(
                     recipient_id=f"{name}-{n}", address=address, name=tester,
