@@ -7,6 +7,7 @@ import re
 from mailer.config import Settings
 from tests.conftest import outbox
 
+OUTBOX = "Written to the local outbox out/outbox/ (no SMTP host configured)"
 FORCE = ("--offline", "--force", "--reason", "example text accepted for this test", "--by", "tester")
 
 
@@ -15,14 +16,17 @@ def test_dry_run_test_send_and_send(run, send_settings: Settings) -> None:  # ty
     assert dry.exit_code == 0
     assert re.search(r"jan@example.org\tlimburg/netwerk\t\w+", dry.output)
     assert "2 recipients (dry run" in dry.output and not (send_settings.root / "out/outbox").exists()
+    assert re.search(r"A real send would be refused: \d+ readiness check\(s\) fail; see "
+                     r"`mailer check stalking`", dry.output), dry.output  # the example blocks
 
     test = run("send", "stalking", "--audience", "netwerk", "--test", "me@example.org")
     assert test.exit_code == 0 and test.output.count("[TEST] variant") == 2  # Rotterdam differs
     assert all(m["Subject"].startswith("[TEST]") for m in outbox(send_settings))
+    assert OUTBOX in test.output
 
     sent = run("send", "stalking", "--region", "limburg", *FORCE)
     assert sent.exit_code == 0, sent.output
-    assert "Send 1: done; 2 recipients (2 sent)" in sent.output
+    assert "Send 1: done; 2 recipients (2 sent)" in sent.output and OUTBOX in sent.output
     assert len(outbox(send_settings)) == 4
 
     listed = run("sends", "list")

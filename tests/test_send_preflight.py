@@ -101,4 +101,5 @@ def test_a_send_that_paused_itself_exits_with_3(run, send_settings: Settings) ->
         assert "1 pending" in result.output
         resumed = run("sends", "resume", "1", smtp_password="right")
         assert resumed.exit_code == 0 and "Send 1: done; 1 recipients (1 sent)" in resumed.output
+        assert "local outbox" not in resumed.output  # it went to the SMTP server
         assert len(server.wait_for(1)) == 1

@@ -16,16 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import select
 
-from mailer.check.gate import gate
+from mailer.check.gate import Checked, gate
 from mailer.cli.build import build_errors
 from mailer.cli.common import Term, database, database_session, settings
 from mailer.config import Settings
+from mailer.content.loader import shown_path
 from mailer.errors import user_file
 from mailer.models import Send
 from mailer.send import approval
 from mailer.send import runner as sending
 from mailer.send.report import html_report, send_report
-from mailer.transport.transports import security_warning
+from mailer.transport.transports import outbox_path, security_warning
 
 region_option = click.option("--region", "regions", multiple=True, type=Term("region"),
                              help="Only this region (repeatable; default: every region).")
@@ -43,6 +44,14 @@ def _warn_insecure(config: Settings, console: Console) -> None:
     warning = security_warning(config)
     if warning:
         console.print(f"[yellow]Warning:[/yellow] {warning}", soft_wrap=True)
+
+
+def _say_where(config: Settings, console: Console) -> None:
+    """After "sent": say so when the messages only went to the local outbox."""
+    outbox = outbox_path(config)
+    if outbox is not None:
+        console.print(f"Written to the local outbox {shown_path(outbox, config.root)}/ "
+                      "(no SMTP host configured): no mail left this machine.", soft_wrap=True)
 
 
 def _settings(rate: float | None) -> Settings:
@@ -75,7 +84,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
         restore()
 
 
-def _deliver(run: Callable[..., object], console: Console) -> None:
+def _deliver(config: Settings, run: Callable[..., object], console: Console) -> None:
     """Run a delivery function with a progress bar; SIGTERM and Ctrl-C stop between batches."""
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with _stop_on_signals() as stop, Progress(*columns, console=console,
@@ -86,6 +95,8 @@ def _deliver(run: Callable[..., object], console: Console) -> None:
     summaries = result if isinstance(result, list) else [result]
     for summary in summaries:
         _print_summary(summary, console)
+    if any(summary.counts.get("sent") for summary in summaries):
+        _say_where(config, console)
     if stop.is_set():
         console.print("Stopped on request; the batch in flight was recorded. "
                       "Carry on with `mailer sends resume ID`.")
@@ -100,6 +111,21 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
     if summary.status == "paused":
         console.print(f"[red]Paused:[/red] {summary.pause_reason}. Fix the cause, then "
                       f"`mailer sends resume {summary.send_id}`.")
+
+
+def _dry_run(config: Settings, checked: Checked, regions: tuple[str, ...],
+             audiences: tuple[str, ...], console: Console) -> None:
+    """Who would get which variant, and whether the real send would be refused now."""
+    count = 0
+    for address, segment, variant in sending.dry_run(config, checked.manifest, regions, audiences):
+        click.echo(f"{address}\t{segment}\t{variant}")
+        count += 1
+    console.print(f"{count:,} recipients (dry run: nothing sent or recorded)")
+    failed = checked.readiness.failed
+    if failed:
+        console.print(f"[red]A real send would be refused:[/red] {len(failed)} readiness check(s) "
+                      f"fail; see `mailer check {checked.theme}` (or --force --reason).",
+                      soft_wrap=True)
 
 
 @click.command("send")
@@ -118,7 +144,8 @@ def _print_summary(summary: sending.SendSummary, console: Console) -> None:
 @click.option("--force", is_flag=True,
               help="Send although readiness checks fail (needs --reason; both are recorded).")
 @click.option("--reason", help="Why the send must go out despite failing checks (with --force).")
-@click.option("--offline", is_flag=True, help="Skip the link check of the readiness checks.")
+@click.option("--offline", is_flag=True,
+              help="Skip the link check of the readiness checks (also those of --dry-run).")
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
                  test_addresses: tuple[str, ...], queue: bool, rate: float | None, by: str | None,
                  force: bool, reason: str | None, offline: bool) -> None:
@@ -131,8 +158,9 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
     with 3 when the send paused itself (the reason is printed), 1 on any other problem.
 
     A real send first runs `mailer check THEME` and refuses while a check fails, unless
-    --force --reason "…". With approval_mode = "required" it is only created, and starts
-    after `mailer sends approve ID` by someone else and `mailer sends resume ID`.
+    --force --reason "…"; --dry-run says when it would. With approval_mode = "required" it
+    is only created, and starts after `mailer sends approve ID` by someone else and
+    `mailer sends resume ID`.
 
     \b
     Example:
@@ -147,16 +175,13 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
     console = Console()
     with build_errors(theme):
         if dry_run:
-            count = 0
-            for address, segment, variant in sending.dry_run(config, theme, regions, audiences):
-                click.echo(f"{address}\t{segment}\t{variant}")
-                count += 1
-            console.print(f"{count:,} recipients (dry run: nothing sent or recorded)")
+            _dry_run(config, gate(config, theme, offline=offline), regions, audiences, console)
             return
         if test_addresses:
             for address, variant in sending.send_test(config, theme, test_addresses, regions,
                                                       audiences):
                 console.print(f"[TEST] variant {variant} sent to {address}")
+            _say_where(config, console)
             return
         _warn_insecure(config, console)
         creator = approval.person(config, by)
@@ -174,8 +199,8 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
         sending.snapshot_send(config, send_id, checked.manifest)
         _print_summary(sending.summary(config, send_id), console)
         return
-    _deliver(lambda **kw: sending.run_send(config, send_id, manifest=checked.manifest, **kw),
-             console)
+    _deliver(config, lambda **kw: sending.run_send(config, send_id, manifest=checked.manifest,
+                                                   **kw), console)
 
 
 @click.group("sends")
@@ -301,7 +326,7 @@ def resume_command(send_id: int, rate: float | None) -> None:
     config = _settings(rate)
     console = Console()
     _warn_insecure(config, console)
-    _deliver(lambda **kw: sending.run_send(config, send_id, **kw), console)
+    _deliver(config, lambda **kw: sending.run_send(config, send_id, **kw), console)
 
 
 @sends.command("cancel")
@@ -334,7 +359,7 @@ def work_command(send_id: int | None, rate: float | None) -> None:
     config = _settings(rate)
     console = Console()
     _warn_insecure(config, console)
-    _deliver(lambda **kw: sending.work(config, send_id, **kw), console)
+    _deliver(config, lambda **kw: sending.work(config, send_id, **kw), console)
 
 
 COMMANDS = [send_command, sends]

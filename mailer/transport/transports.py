@@ -331,12 +331,19 @@ class SMTPPool:
             transport.close()
 
 
+def outbox_path(settings: Settings) -> Path | None:
+    """The local outbox messages go to, or None when an SMTP host is configured."""
+    return None if settings.smtp_host else settings.out / "outbox"
+
+
 def transport_from_settings(settings: Settings) -> Transport:
     """SMTP when a host is configured, otherwise the local outbox."""
-    if settings.smtp_host:
-        def connect() -> Transport:
-            return SMTPTransport(settings.smtp_host, settings.smtp_port, settings.smtp_security,
-                                 settings.smtp_user, settings.smtp_password, settings.smtp_timeout)
+    outbox = outbox_path(settings)
+    if outbox is not None:
+        return OutboxTransport(outbox)
 
-        return SMTPPool(connect, settings.smtp_connections, RateLimiter(settings.smtp_rate))
-    return OutboxTransport(settings.out / "outbox")
+    def connect() -> Transport:
+        return SMTPTransport(settings.smtp_host, settings.smtp_port, settings.smtp_security,
+                             settings.smtp_user, settings.smtp_password, settings.smtp_timeout)
+
+    return SMTPPool(connect, settings.smtp_connections, RateLimiter(settings.smtp_rate))
