@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from mailer.builds.preview import SAMPLE_READER
-from mailer.check.readiness import check_theme
+from mailer.check.gate import gate
 from mailer.db import session_scope
 from mailer.models import Subscriber
 from mailer.send import approval
@@ -88,10 +88,10 @@ async def readiness(request: Request) -> Response:
     here = studio(request)
     links = request.query_params.get("links") == "on"
     try:
-        found = await run_in_threadpool(check_theme, here.settings, here.theme, offline=not links)
+        checked = await run_in_threadpool(gate, here.settings, here.theme, offline=not links)
     except SHOWN_ERRORS as exc:
         return render(request, "readiness", readiness=None, error=str(exc))
-    return render(request, "readiness", readiness=found, error="")
+    return render(request, "readiness", readiness=checked.readiness, error="")
 
 
 def _send_test(form: Any, here: Studio) -> list[tuple[str, str]]:

@@ -17,21 +17,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from mailer.builds.live import LiveBuild
-from mailer.builds.result import BuildError
 from mailer.config import Settings
-from mailer.content.loader import ContentError
-from mailer.message.assembly import MessageError
-from mailer.partners.publications import PartnerError
-from mailer.render.renderer import RenderError
-from mailer.send import approval
-from mailer.send.runner import SendError
+from mailer.errors import MailerError
 from mailer.taxonomy import AUDIENCES, REGIONS
-from mailer.transport.transports import DeliveryError
 
 KEEPALIVE = 15.0
 MESSAGES = "studio/messages.txt.j2"
-SHOWN_ERRORS = (ContentError, BuildError, RenderError, PartnerError, SendError, DeliveryError,
-                MessageError, approval.ApprovalError)
+# Every failure a writer can fix is shown as text in the studio; anything else is a bug (500).
+SHOWN_ERRORS = MailerError
 
 
 class Hub:
