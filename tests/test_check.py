@@ -87,6 +87,7 @@ def test_check_lists_the_five_example_blocks_and_fails(project: Settings) -> Non
     for where in EXAMPLE_BLOCKS:
         assert f"content/stalking/{where}" in out.output
     assert out.output.count("is example text") == 5
+    assert "Placeholder blocks (example: true) (5 of " in out.output  # counts what fails
     assert "--offline" in out.output and "not ready" in out.output
 
 

@@ -127,7 +127,7 @@ def _placeholders(built: _Built) -> CheckResult:
             result.findings.append(Finding(
                 f"{block.id} ({block.title!r}) is example text, in {reach[block.id]} segment(s)",
                 where))
-    result.note = f"{len(built.mailing.blocks)} blocks"
+    result.note = f"{len(result.findings)} of {len(built.mailing.blocks)} blocks"
     return result
 
 
