@@ -19,7 +19,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, TextClause, event
+from sqlalchemy import Connection, Engine, TextClause, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
@@ -70,7 +70,7 @@ class WriterQueue:
 
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _connect(dbapi_connection: Any, _record: Any) -> None:  # the driver's own connection
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -80,7 +80,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -155,7 +155,7 @@ class AsyncStatements:
         return found
 
 
-def _alembic_config(connection) -> Config:  # type: ignore[no-untyped-def]
+def _alembic_config(connection: Connection) -> Config:
     """Alembic configured in code, so no alembic.ini is needed wherever the tool runs."""
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
@@ -179,7 +179,7 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         if sqlite:  # outside any transaction, where SQLite honours this pragma
-            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            driver_connection(conn).execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
                 (command.downgrade if down else command.upgrade)(_alembic_config(conn), revision)
@@ -189,7 +189,15 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
                                         f"pointing at a missing row of {broken[2]}; nothing was changed")
         finally:
             if sqlite:
-                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                driver_connection(conn).execute("PRAGMA foreign_keys=ON")
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The database driver's own connection, for what SQLAlchemy does not offer (SQLite's
+    pragmas outside a transaction, its limits)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open connection always has one
+    return driver
 
 
 def ensure_schema(engine: Engine) -> str:

@@ -9,9 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Column, Float, Index, LargeBinary, Table, Text, Unicode, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    LargeBinary,
+    Table,
+    Text,
+    Unicode,
+    UniqueConstraint,
+    inspect,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -41,6 +51,26 @@ TEXT_MAX = 200
 def utcnow() -> dt.datetime:
     """The one clock every table uses."""
     return dt.datetime.now(dt.UTC)
+
+
+class _Row(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(row: _Row) -> int:
+    """The id of a row read from the database or flushed: SQLModel types every id as Optional
+    because a row has none before its INSERT."""
+    if row.id is None:
+        raise ValueError(f"this {type(row).__name__} has no id yet: it was never flushed")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table: SQLModel sets `__table__` without declaring it to type checkers."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 def new_public_id() -> str:

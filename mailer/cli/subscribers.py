@@ -8,6 +8,7 @@ import json
 import click
 
 from mailer.cli.common import database_session, settings
+from mailer.models import stored_id
 from mailer.subscribers.subscriptions import (
     active_topics,
     erase,
@@ -39,7 +40,7 @@ def show(email: str) -> None:
       mailer subscribers show anouk.jansen@example.org
     """
     with database_session() as session:
-        data = personal_data(session, find_by_email(session, email).id)  # type: ignore[arg-type]
+        data = personal_data(session, stored_id(find_by_email(session, email)))
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
@@ -57,7 +58,7 @@ def find(text: str, limit: int) -> None:
         found = find_subscribers(session, text, limit)
         lines = [
             f"{p.email}\t{p.name}\t{p.organisation}\t{p.region}\t{p.audience}\t{p.status}\t"
-            + ",".join(active_topics(session, p.id))  # type: ignore[arg-type]
+            + ",".join(active_topics(session, stored_id(p)))
             for p in found
         ]
     click.echo("\n".join(lines) if lines else "no subscribers found")
@@ -79,7 +80,7 @@ def remove(email: str, erase_all: bool) -> None:
       mailer subscribers remove anouk.jansen@example.org --erase
     """
     with database_session(write=True) as session:
-        subscriber_id: int = find_by_email(session, email).id  # type: ignore[assignment]
+        subscriber_id = stored_id(find_by_email(session, email))
         if erase_all:
             erase(session, subscriber_id)
         else:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 
-from sqlmodel import SQLModel
-
 from mailer.builds.sources import source_hash
 from mailer.config import Settings
 from mailer.db import session_scope
@@ -72,13 +70,13 @@ def describe(row: Approval) -> str:
 
 
 def approve(settings: Settings, kind: str, row_id: int, by: str | None,
-            now: dt.datetime | None = None) -> Approval:
+            now: dt.datetime | None = None) -> Send | Schedule:
     """Approve send or schedule `row_id` for the content as it is now, as someone other than
     its creator."""
-    table: type[SQLModel] = {"send": Send, "schedule": Schedule}[kind]
+    tables: dict[str, type[Send | Schedule]] = {"send": Send, "schedule": Schedule}
     approver = person(settings, by)
     with session_scope(settings, write=True) as session:
-        row = session.get(table, row_id)
+        row = session.get(tables[kind], row_id)
         if row is None:
             raise ApprovalError(f"there is no {kind} {row_id}")
         assert isinstance(row, Send | Schedule)

@@ -11,14 +11,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, insert, literal, or_, update
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from mailer.bounces.classify import Verdict as Answer
 from mailer.bounces.suppressions import record_bounce
 from mailer.db import session_scope
-from mailer.models import Delivery, Send, SendVariant, Subscriber, Subscription, Suppression, utcnow
+from mailer.models import (
+    Delivery,
+    Send,
+    SendVariant,
+    Subscriber,
+    Subscription,
+    Suppression,
+    stored_id,
+    table_of,
+    utcnow,
+)
 from mailer.subscribers.subscriptions import recipients, recipients_query
 
 FINISHED = ("done", "cancelled")
@@ -97,7 +109,7 @@ class SendStore:
 
     # --- sends ------------------------------------------------------------------------------
 
-    def create(self, values: Mapping[str, object],
+    def create(self, values: Mapping[str, Any],
                then: Callable[[Session, int], object] | None = None) -> int:
         """A new send with `values`; `then` runs in the same transaction with its id."""
         with session_scope(self.engine, write=True) as session:
@@ -105,8 +117,8 @@ class SendStore:
             session.add(send)
             session.flush()
             if then is not None:
-                then(session, send.id)  # type: ignore[arg-type]
-            return send.id  # type: ignore[return-value]
+                then(session, stored_id(send))
+            return stored_id(send)
 
     def send(self, send_id: int) -> Send | None:
         with session_scope(self.engine) as session:
@@ -114,7 +126,7 @@ class SendStore:
 
     def running(self, send_id: int | None = None) -> list[Send]:
         """The running sends (or the one, when it runs), oldest first."""
-        query = select(Send).where(Send.status == "running").order_by(Send.id)
+        query = select(Send).where(Send.status == "running").order_by(col(Send.id))
         with session_scope(self.engine) as session:
             return list(session.exec(query if send_id is None else query.where(Send.id == send_id)))
 
@@ -158,7 +170,7 @@ class SendStore:
                 return send.status, left
             status = send.status
             session.execute(update(Delivery).where(
-                Delivery.send_id == send_id, Delivery.status == "pending",
+                col(Delivery.send_id) == send_id, col(Delivery.status) == "pending",
             ).values(status="skipped", error="send cancelled"))
             send.status, send.finished_at = "cancelled", utcnow()
             session.add(send)
@@ -188,27 +200,28 @@ class SendStore:
             status = session.exec(select(Send.status).where(Send.id == send.id)).one()
             if status != "running":
                 return status, [], 0
-            if not self._renew(session, send.id, worker):  # type: ignore[arg-type]
+            if not self._renew(session, stored_id(send), worker):
                 return "taken over", [], 0
             due = (select(Delivery.id)
                    .where(Delivery.send_id == send.id, Delivery.status == "pending",
                           or_(col(Delivery.next_attempt_at).is_(None),
                               col(Delivery.next_attempt_at) <= now))
-                   .order_by(Delivery.id).limit(limit)
+                   .order_by(col(Delivery.id)).limit(limit)
                    .with_for_update(skip_locked=True))
             ids = list(session.exec(due))
             if not ids:
                 return status, [], 0
-            rows = session.exec(
-                select(Delivery.id, Delivery.attempts, Delivery.variant, Subscriber.id,
-                       Subscriber.public_id, Subscriber.email, Subscriber.name, Subscriber.status,
-                       Subscription.status, Suppression.reason)
+            rows = session.execute(
+                select_columns(col(Delivery.id), col(Delivery.attempts), col(Delivery.variant),
+                               col(Subscriber.id), col(Subscriber.public_id), col(Subscriber.email),
+                               col(Subscriber.name), col(Subscriber.status),
+                               col(Subscription.status), col(Suppression.reason))
                 .select_from(Delivery)
                 .outerjoin(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
                 .outerjoin(Subscription, and_(col(Subscription.subscriber_id) == Subscriber.id,
                                               col(Subscription.topic) == send.topic))
                 .outerjoin(Suppression, col(Suppression.address_hash) == Subscriber.address_hash)
-                .where(col(Delivery.id).in_(ids)).order_by(Delivery.id))
+                .where(col(Delivery.id).in_(ids)).order_by(col(Delivery.id)))
             claimed, skipped = [], []
             for (did, attempts, variant, sid, public_id, address, name, person, subscription,
                  suppressed) in rows:
@@ -232,8 +245,8 @@ class SendStore:
         with session_scope(self.engine, write=True) as session:
             if sent:
                 session.execute(update(Delivery).where(
-                    col(Delivery.id).in_(sent), Delivery.worker == worker,
-                    Delivery.status == "sending",
+                    col(Delivery.id).in_(sent), col(Delivery.worker) == worker,
+                    col(Delivery.status) == "sending",
                 ).values(status="sent", sent_at=now, attempts=Delivery.attempts + 1,
                          code=None, error="", answer_class="", enhanced_code=""))
             _update_rows(session, others)
@@ -251,14 +264,14 @@ class SendStore:
             _release_abandoned(session, send_id, abandoned_before, gone)
             self._renew(session, send_id, worker)
             pending, sending, soonest = session.exec(
-                select(func.count().filter(Delivery.status == "pending"),
-                       func.count().filter(Delivery.status == "sending"),
-                       func.min(Delivery.next_attempt_at).filter(Delivery.status == "pending"))
+                select(func.count().filter(col(Delivery.status) == "pending"),
+                       func.count().filter(col(Delivery.status) == "sending"),
+                       func.min(Delivery.next_attempt_at).filter(col(Delivery.status) == "pending"))
                 .where(Delivery.send_id == send_id)).one()
             if not (pending or sending):
                 session.execute(update(Send).where(
-                    col(Send.id) == send_id, Send.status == "running",
-                    ~exists().where(Delivery.send_id == send_id,
+                    col(Send.id) == send_id, col(Send.status) == "running",
+                    ~exists().where(col(Delivery.send_id) == send_id,
                                     col(Delivery.status).in_(["pending", "sending"])),
                 ).values(status="done", finished_at=now))
             return pending, sending, soonest
@@ -300,7 +313,7 @@ class SendStore:
                 select(Delivery.answer_class, func.count()).where(
                     Delivery.send_id == send_id, Delivery.answer_class != "")
                 .group_by(Delivery.answer_class)).all()
-        return Figures(send, [tuple(row) for row in segments],  # type: ignore[misc]
+        return Figures(send, [(region, audience, status, n) for region, audience, status, n in segments],
                        [(e, n) for e, n in errors], dict(classes))
 
     # --- the lease (SQLite) ---------------------------------------------------------------------
@@ -316,15 +329,17 @@ class SendStore:
             if row is None:
                 return None  # no such send: the caller says so when it reads it
             holder, since, renewed = row
-            if not free(holder, renewed):
-                return holder, since, renewed  # type: ignore[return-value]
-            session.execute(update(Send).where(col(Send.id) == send_id)
-                            .values(lease_holder=worker, lease_since=now, lease_renewed_at=now))
-            return None
+            if free(holder, renewed):
+                session.execute(update(Send).where(col(Send.id) == send_id)
+                                .values(lease_holder=worker, lease_since=now, lease_renewed_at=now))
+                return None
+            assert since is not None and renewed is not None  # a held lease was taken and renewed
+            return holder, since, renewed
 
     def release_lease(self, send_id: int, worker: str) -> None:
         with session_scope(self.engine, write=True) as session:
-            session.execute(update(Send).where(col(Send.id) == send_id, Send.lease_holder == worker)
+            session.execute(update(Send).where(col(Send.id) == send_id,
+                                               col(Send.lease_holder) == worker)
                             .values(lease_holder="", lease_renewed_at=None))
 
     def renew_lease(self, send_id: int, worker: str) -> bool:
@@ -337,10 +352,10 @@ class SendStore:
         worker took it over after this one was silent too long): then stop."""
         if not self.leased:
             return True
-        result = session.execute(update(Send).where(col(Send.id) == send_id,
-                                                    Send.lease_holder == worker)
-                                 .values(lease_renewed_at=utcnow()))
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        result = session.exec(update(Send).where(col(Send.id) == send_id,
+                                                 col(Send.lease_holder) == worker)
+                              .values(lease_renewed_at=utcnow()))
+        return result.rowcount == 1
 
 
 # --- in a caller's transaction: bounce matching ---------------------------------------------------
@@ -358,14 +373,14 @@ def _snapshot(session: Session, send: Send, snapshot: Snapshot) -> None:
     """The send's variants and one pending row per recipient, written with one INSERT … SELECT."""
     for name in sorted(set(snapshot.variants.values())):
         html, text, online_url = snapshot.read_variant(name)
-        session.add(SendVariant(send_id=send.id, name=name, html=html,  # type: ignore[arg-type]
+        session.add(SendVariant(send_id=stored_id(send), name=name, html=html,
                                 text=text, online_url=online_url))
     people = recipients_query(snapshot.topic, send.regions, send.audiences).order_by(None).subquery()
     variant = case(*[(and_(people.c.region == region, people.c.audience == audience), name)
                      for (region, audience), name in snapshot.variants.items()])
     columns = ["send_id", "subscriber_id", "region", "audience", "variant", "status", "attempts",
                "worker", "error"]
-    rows = select(literal(send.id), people.c.id, people.c.region, people.c.audience, variant,
+    rows = select_columns(literal(send.id), people.c.id, people.c.region, people.c.audience, variant,
                   literal("pending"), literal(0), literal(""), literal("")).order_by(people.c.id)
     session.execute(insert(Delivery).from_select(columns, rows))
     send.topic, send.subject = snapshot.topic, snapshot.subject
@@ -390,7 +405,7 @@ def _why_not(subscriber_id: int | None, person: str | None, subscription: str | 
 def _update_rows(session: Session, rows: Sequence[RowUpdate]) -> None:
     """Several rows with different values in one executemany."""
     if rows:
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = table_of(Delivery)
         session.connection().execute(
             update(table).where(table.c.id == bindparam("did")).values(
                 status=bindparam("status"), attempts=bindparam("attempts"),
@@ -405,7 +420,8 @@ def _update_rows(session: Session, rows: Sequence[RowUpdate]) -> None:
 def _release(session: Session, send_id: int, claimed_before: dt.datetime | None) -> None:
     """Put rows stuck in "sending" back to pending: all of them, or those claimed before a time
     (a worker that died). Only these rows can go out twice."""
-    query = update(Delivery).where(Delivery.send_id == send_id, Delivery.status == "sending")
+    query = update(Delivery).where(col(Delivery.send_id) == send_id,
+                                   col(Delivery.status) == "sending")
     if claimed_before is not None:
         query = query.where(col(Delivery.claimed_at) < claimed_before)
     session.execute(query.values(status="pending", worker=""))
@@ -421,5 +437,5 @@ def _release_abandoned(session: Session, send_id: int, claimed_before: dt.dateti
     dead = [name for name in workers if gone(name)]
     if dead:
         session.execute(update(Delivery).where(
-            Delivery.send_id == send_id, Delivery.status == "sending",
+            col(Delivery.send_id) == send_id, col(Delivery.status) == "sending",
             col(Delivery.worker).in_(dead)).values(status="pending", worker=""))

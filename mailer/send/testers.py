@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from email.utils import parseaddr
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailer.addresses import normalise
 from mailer.config import Settings
@@ -19,6 +19,6 @@ def tester_names(settings: Settings, addresses: Sequence[str]) -> list[tuple[str
     parsed = [parseaddr(a) for a in addresses]
     with session_scope(settings) as session:
         known = dict(session.exec(select(Subscriber.email, Subscriber.name).where(
-            Subscriber.email.in_([normalise(a) for _, a in parsed]))).all())  # type: ignore[attr-defined]
+            col(Subscriber.email).in_([normalise(a) for _, a in parsed]))).all())
     return [(address, name.strip() or known.get(normalise(address)) or "")
             for name, address in parsed]

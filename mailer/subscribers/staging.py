@@ -21,6 +21,7 @@ from typing import NamedTuple
 from sqlalchemy import DateTime, bindparam, text
 from sqlmodel import Session
 
+from mailer.db import driver_connection
 from mailer.models import PUBLIC_ID_SQL
 
 
@@ -152,7 +153,7 @@ class Staging:
         self.writing = writing
         self.cache_size = None  # SQLite's, as it was before the import
         if self.dialect == "sqlite":
-            limit = session.connection().connection.driver_connection.getlimit(
+            limit = driver_connection(session.connection()).getlimit(
                 sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self.rows_per_statement = limit // len(ROW_COLUMNS)
             self.cache_size = session.execute(text("PRAGMA cache_size")).scalar()
@@ -179,7 +180,7 @@ class Staging:
         """Drop the REBUILT_INDEXES worth building again after this import; their CREATEs."""
         if self.dialect != "sqlite" or expected_new < REBUILD_FROM:
             return []
-        before = self.session.execute(text("SELECT COALESCE(MAX(id), 0) FROM subscriber")).scalar()
+        before = self.session.execute(text("SELECT COALESCE(MAX(id), 0) FROM subscriber")).scalar_one()
         if expected_new * 2 < before:
             return []
         found = self.session.execute(text(
@@ -194,7 +195,8 @@ class Staging:
         execute = self.session.execute
         execute(text(CLEAR[self.dialect]))
         self._stage(rows)
-        if execute(_SEEN).rowcount < len(rows):  # (an address seen before is not inserted)
+        seen = self.session.connection().execute(_SEEN)  # (an address seen before is not inserted)
+        if seen.rowcount < len(rows):
             self.duplicates += [tuple(found) for found in execute(text(
                 f"SELECT r.line, s.line, r.email {_DUPLICATES} ORDER BY r.line"))]
             execute(text(f"DELETE FROM import_row WHERE line IN (SELECT r.line {_DUPLICATES})"))

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from sqlalchemy import TextClause, bindparam, delete, exists, func, or_, text, update
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import Select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from mailer import addresses, taxonomy
 from mailer.errors import AccessError, DataError
@@ -30,6 +30,8 @@ from mailer.models import (
     Subscriber,
     Subscription,
     Suppression,
+    stored_id,
+    table_of,
     utcnow,
 )
 from mailer.subscribers.tokens import Claim
@@ -110,7 +112,7 @@ def is_suppressed(session: Session, email: str) -> bool:
 
 # The one-click path in plain SQL: every statement goes through a key or an index, and none
 # pays for building ORM statements on every request.
-_TIME = Subscriber.__table__.c.updated_at.type  # type: ignore[attr-defined]
+_TIME = table_of(Subscriber).c.updated_at.type
 
 
 def _timed(sql: str) -> TextClause:
@@ -195,7 +197,7 @@ def active_topics(session: Session, subscriber_id: int) -> list[str]:
 def profile_of(session: Session, ref: SubscriberRef) -> tuple[Subscriber, list[str]]:
     """A person and their active topics, for their preferences page."""
     subscriber = get_subscriber(session, ref)
-    return subscriber, active_topics(session, subscriber.id)  # type: ignore[arg-type]
+    return subscriber, active_topics(session, stored_id(subscriber))
 
 
 def request_subscription(
@@ -236,7 +238,7 @@ def purge_pending(session: Session, older_than: dt.timedelta) -> int:
     for chunk in (gone[i:i + 500] for i in range(0, len(gone), 500)):
         session.execute(delete(Subscription).where(col(Subscription.subscriber_id).in_(chunk)))
         session.execute(delete(Subscriber).where(col(Subscriber.id).in_(chunk)))
-    cleared = session.execute(
+    cleared = session.exec(
         update(Subscriber)
         .where(col(Subscriber.pending_request).is_not(None), sent < cutoff)
         .values(pending_request=None, confirm_sent_at=None)
@@ -300,12 +302,12 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
     """Make exactly `topics` active (or, with only_add, add them to the active ones)."""
     now = utcnow()
     wanted = set(topics)
-    existing = subscriptions_of(session, subscriber.id)  # type: ignore[arg-type]
+    existing = subscriptions_of(session, stored_id(subscriber))
     for topic in taxonomy.TOPICS:
         row = existing.get(topic)
         if topic in wanted:
             if row is None:
-                row = Subscription(subscriber_id=subscriber.id, topic=topic)  # type: ignore[arg-type]
+                row = Subscription(subscriber_id=stored_id(subscriber), topic=topic)
                 session.add(row)
             if row.status != "active":
                 row.status, row.consent_at, row.consent_source = "active", now, source
@@ -400,7 +402,7 @@ def personal_data(session: Session, ref: SubscriberRef) -> dict:
                 "consent_source": row.consent_source,
                 "updated_at": row.updated_at.isoformat(),
             }
-            for row in subscriptions_of(session, subscriber.id).values()  # type: ignore[arg-type]
+            for row in subscriptions_of(session, stored_id(subscriber)).values()
         ],
         "suppression": (
             {"reason": suppression.reason, "created_at": suppression.created_at.isoformat()}
@@ -414,7 +416,7 @@ def erase(session: Session, ref: SubscriberRef) -> None:
     id goes with the row, so every link they were sent stops working."""
     subscriber = get_subscriber(session, ref)
     suppress(session, subscriber.email, "erased")
-    for row in subscriptions_of(session, subscriber.id).values():  # type: ignore[arg-type]
+    for row in subscriptions_of(session, stored_id(subscriber)).values():
         session.delete(row)
     session.flush()
     session.delete(subscriber)
@@ -436,19 +438,19 @@ def find_subscribers(session: Session, text: str, limit: int = 50) -> list[Subsc
 
 def recipients_query(
     topic: str, regions: Iterable[str] | None = None, audiences: Iterable[str] | None = None,
-) -> Select:
+) -> SelectOfScalar[Subscriber]:
     """Active, unsuppressed subscribers with an active subscription to `topic` in the segments,
     ordered by id; a query, so a send can snapshot them with one INSERT … SELECT."""
     query = (
         select(Subscriber)
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .join(Subscription, col(Subscription.subscriber_id) == Subscriber.id)
         .where(
             Subscription.topic == topic,
             Subscription.status == "active",
             Subscriber.status == "active",
-            ~exists().where(Suppression.address_hash == Subscriber.address_hash),
+            ~exists().where(col(Suppression.address_hash) == Subscriber.address_hash),
         )
-        .order_by(Subscriber.id)
+        .order_by(col(Subscriber.id))
     )
     if regions:
         query = query.where(col(Subscriber.region).in_(list(regions)))
