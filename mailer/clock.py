@@ -18,6 +18,10 @@ class Clock(Protocol):
         """Let `seconds` pass or until `stop` is set; True when it was set."""
         ...
 
+    def __hash__(self) -> int:
+        """Clocks are hashable: the token serializers are cached per clock."""
+        ...
+
 
 class SystemClock:
     """The real time; waiting returns early when `stop` is set (SIGTERM between batches)."""

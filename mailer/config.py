@@ -12,6 +12,7 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from mailer.config_checks import check_settings, warn_unknown
 from mailer.errors import ConfigError
@@ -125,14 +126,15 @@ class Settings:
         return url
 
 
-def _coerce(where: str, raw: object, kind: type) -> object:
+def _coerce(where: str, raw: Any, kind: type) -> Any:
+    """A TOML value or an environment string as the setting's type (`kind`)."""
     try:
         if kind is Path:
             return Path(str(raw))
         if kind is int:
-            return int(raw)  # type: ignore[arg-type]
+            return int(raw)
         if kind is float:
-            return float(raw)  # type: ignore[arg-type]
+            return float(raw)
         if isinstance(raw, list):  # a TOML list for a comma-separated setting
             return ",".join(str(item).strip() for item in raw)
         return str(raw)
@@ -150,7 +152,7 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         name: {"Path": Path, "int": int, "float": float}.get(str(t), str)
         for name, t in types.items()
     }
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # field name → value of the field's type
     origin: dict[str, str] = {}  # where each value came from, for the error that names it
     if "MAILER_CONFIG" in env and not config_file.is_file():
         raise ConfigError(f"MAILER_CONFIG: there is no settings file {config_file}")
@@ -180,7 +182,7 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         values["smtp_security"] = str(values["smtp_security"]).strip().lower()
     if "secret_key" not in values:
         values["secret_key"] = _local_secret(root)
-    settings = replace(Settings(root=root), **values)  # type: ignore[arg-type]
+    settings = replace(Settings(root=root), **values)
     check_settings({f.name: getattr(settings, f.name) for f in fields(settings)}, origin)
     return settings
 

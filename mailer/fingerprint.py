@@ -39,9 +39,9 @@ def installed_version(distribution: str, package: str) -> str:
         wanted = re.sub(r"[-_.]+", "_", distribution).lower()
         site = Path(spec.origin).parent.parent
         for entry in os.scandir(site):
-            name, _, version = entry.name.removesuffix(".dist-info").partition("-")
+            name, _, found = entry.name.removesuffix(".dist-info").partition("-")
             if entry.name.endswith(".dist-info") and name.lower() == wanted:
-                return version
+                return found
     from importlib.metadata import PackageNotFoundError, version
 
     try:

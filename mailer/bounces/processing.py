@@ -20,7 +20,7 @@ import mailbox
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from pathlib import Path
 
 from flufl.bounce import all_failures
@@ -151,7 +151,14 @@ def read_messages(path: Path) -> Iterator[tuple[str, EmailMessage]]:
 
 
 def _parse(data: bytes) -> EmailMessage:
-    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def _inner(part: Message) -> list[Message]:
+    """The parts inside a multipart or message/* part (the blocks of a delivery status, the
+    quoted original); a part that holds text has none."""
+    payload = part.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
 def findings_in(message: EmailMessage, source: str) -> tuple[list[Finding], str]:
@@ -174,7 +181,7 @@ def findings_in(message: EmailMessage, source: str) -> tuple[list[Finding], str]
 def _from_report(report: EmailMessage, source: str, original: str | None,
                  envelope: tuple[str, ...]) -> Iterator[Finding]:
     """Per-recipient blocks of a message/delivery-status part with Action: failed."""
-    for block in report.get_payload()[1:]:
+    for block in _inner(report)[1:]:
         action = str(block.get("Action", "")).strip().lower()
         recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
         status = str(block.get("Status", ""))
@@ -233,7 +240,7 @@ def _original_message_id(message: EmailMessage) -> str | None:
     own = str(message.get("Message-ID", "")).strip()
     for part in message.walk():
         if part.get_content_type() == "message/rfc822":
-            found = str(part.get_payload(0).get("Message-ID", "")).strip()
+            found = str(_inner(part)[0].get("Message-ID", "")).strip()
         elif part.get_content_maintype() == "text":
             match = _MESSAGE_ID.search(part.get_content())
             found = match.group(1) if match else ""

@@ -127,7 +127,7 @@ def write_archive(settings: Settings) -> list[Path]:
     brand = load_brand(settings.content, settings.root)
     written = {out / "feed.xml": atom_feed(settings, mailings)}
     kinds = [k for k in KINDS if any(m.kind == k for m in mailings)]
-    pages = {"index.html": (None, mailings)}
+    pages: dict[str, tuple[str | None, list[Manifest]]] = {"index.html": (None, mailings)}
     pages.update({f"archief/{k}.html": (k, [m for m in mailings if m.kind == k]) for k in kinds})
     for name, (kind, listed) in pages.items():
         prefix = "../" if "/" in name else ""

@@ -98,5 +98,5 @@ class LiveBuild:
 
     async def changes(self, stop: object = None) -> AsyncIterator[set]:
         """Sets of changed paths, as they are saved."""
-        async for changed in awatch(*self.sources(), stop_event=stop):  # type: ignore[arg-type]
+        async for changed in awatch(*self.sources(), stop_event=stop):
             yield changed

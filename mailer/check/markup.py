@@ -29,7 +29,7 @@ def parse(html: str) -> lxml_html.HtmlElement:
 
 def headings(doc: lxml_html.HtmlElement) -> list[str]:
     """Heading problems: not exactly one h1, not starting at h1, or a skipped level."""
-    levels = [(int(el.tag[1]), el.text_content().strip())
+    levels = [(int(str(el.tag)[1]), el.text_content().strip())
               for el in doc.iter("h1", "h2", "h3", "h4", "h5", "h6")]
     problems = []
     ones = sum(level == 1 for level, _ in levels)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mailer.cli.common import database, settings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 
 @click.command("serve")
@@ -44,7 +47,7 @@ def serve(host: str, port: int, workers: int) -> None:
         _own_socket_supervisor(config).run()
 
 
-def worker_app():  # type: ignore[no-untyped-def]
+def worker_app() -> ASGIApp:
     """The app of one worker process, configured like the command that started it."""
     from mailer.web.app import create_app
 
@@ -69,7 +72,7 @@ def _own_socket_supervisor(config: Any) -> Any:
     class OwnSocketWorkers(Multiprocess):
         handed: list[socket.socket]
 
-        @property  # type: ignore[override]
+        @property
         def sockets(self) -> list[socket.socket]:
             """Read once for each worker process being made: a fresh socket for it."""
             sock = _bound_socket(config.host, config.port, shared=True)

@@ -357,6 +357,7 @@ def _ends(data: dict, starts: dt.datetime | None, r: _Reader) -> dt.datetime | N
         return None
     if isinstance(value, int):  # YAML reads 16:30 unquoted as minutes (sexagesimal)
         value = f"{value // 60:02d}:{value % 60:02d}"
+    ends: dt.datetime | None
     try:
         ends = dt.datetime.combine(starts.date(), dt.time.fromisoformat(str(value)))
     except ValueError:
@@ -399,7 +400,8 @@ def load_block(path: Path, root: Path, theme_dir: Path) -> tuple[Block | None, l
     btype = reader.text(data, "type", required=True)
     if btype and btype not in BLOCK_TYPES:
         reader.fail(f"unknown block type {btype!r} (known: {', '.join(BLOCK_TYPES)})", "type")
-    slug = reader.text(data, "slug") or FILE_RE.match(path.name).group("slug")  # type: ignore[union-attr]
+    named = FILE_RE.match(path.name)
+    slug = reader.text(data, "slug") or (named.group("slug") if named else path.stem)
     if not SLUG_RE.match(slug):
         reader.fail(f"slug {slug!r} must be lowercase letters, digits and hyphens", "slug")
     block = Block(

@@ -77,7 +77,8 @@ def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
 def _selected(fields: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> list[bytes]:
     """The canonical header lines to hash, bottom-up per name; a name listed more often than
     it occurs adds nothing (RFC 6376 5.4.2), which is what makes over-signing work."""
-    lines, last = [], {}
+    lines: list[bytes] = []
+    last: dict[bytes, int] = {}
     for name in names:
         i = last.get(name, len(fields))
         while i > 0:

@@ -42,7 +42,8 @@ def partner_block(settings: Settings, theme: str, url: str) -> Path:
             raise PartnerError(f"{path.relative_to(settings.root)} already points to {url}")
     numbers = [int(m.group(0)) for p in blocks if (m := re.match(r"\d+", p.name)) and FILE_RE.match(p.name)]
     target = theme_dir / f"{max(numbers, default=0) + NUMBER_STEP:02d}-{slugify(row.title)}.md"
-    front = {"type": "partner", "title": row.title, "organisation": row.organisation, "url": row.url}
+    front: dict[str, object] = {"type": "partner", "title": row.title,
+                                "organisation": row.organisation, "url": row.url}
     if row.published:
         front["date"] = row.published
     if row.summary:

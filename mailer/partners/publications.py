@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -109,7 +110,7 @@ def _store(session: Session, organisation: str, source: str, entry: Entry,
            regions: tuple[str, ...]) -> str:
     """Insert or refresh one publication; returns "new", "updated" or "same"."""
     row = session.exec(select(PartnerPublication).where(PartnerPublication.url == entry.url)).first()
-    values = {
+    values: dict[str, Any] = {  # column → value
         "organisation": organisation, "title": entry.title[:500], "summary": entry.summary,
         "published": entry.published, "categories": unique(entry.categories),
         "regions": unique(regions or regions_named(entry.title, entry.summary, *entry.categories)),

@@ -90,7 +90,8 @@ def _postgres_rows(url: str) -> list[tuple]:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             versions, publications = conn.execute(
-                "SELECT to_regclass('alembic_version'), to_regclass('partner_publication')").fetchone()
+                "SELECT to_regclass('alembic_version'), to_regclass('partner_publication')"
+            ).fetchone() or (None, None)
             if versions:
                 _check_version(conn.execute(VERSION_QUERY).fetchone())
             return conn.execute(QUERY).fetchall() if publications else []

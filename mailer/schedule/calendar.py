@@ -97,7 +97,7 @@ def load_calendar(settings: Settings, path: Path | None = None) -> list[Entry]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ContentError([yaml_problem(exc, shown)]) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("mailings"), list):
+    if node is None or not isinstance(data, dict) or not isinstance(data.get("mailings"), list):
         raise ContentError([Problem(shown, 1, "the calendar must have a list 'mailings'")])
     items = next(value for key, value in node.value if key.value == "mailings").value
     problems: list[Problem] = []

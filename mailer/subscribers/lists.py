@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlmodel import Session, col, select
 
@@ -34,6 +34,9 @@ from mailer.subscribers.subscriptions import (
     hash_address,
     text_problem,
 )
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
 
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection): the export
 # puts a "'" before it (and before a leading "'"), and the import takes that "'" off again.
@@ -91,7 +94,7 @@ def from_spreadsheet(cell: str) -> str:
     return cell[1:] if cell[:1] == "'" and cell[1:].startswith(QUOTED_START) else cell
 
 
-def _open_rows(handle: TextIO) -> Iterator[list[str]]:
+def _open_rows(handle: TextIO) -> CsvReader:
     """A reader for comma- or semicolon-separated files (Dutch spreadsheets write semicolons)."""
     first = handle.readline()
     handle.seek(0)
@@ -126,7 +129,7 @@ class _RowChecker:
         self.pick = operator.itemgetter(*(column.get(f, self.width) for f in self.FIELDS))
         self.defaults = {"region": region or "", "audience": audience or ""}
         self.resolved: dict[str, dict[str, str]] = {"region": {}, "audience": {}}
-        self.topic = (topic,)
+        self.topic: tuple[str, ...] = (topic,)
 
     def _slug(self, key: str, given: str, problems: list[str]) -> str:
         """The slug of a region or audience; a problem is added when there is none."""
@@ -136,7 +139,7 @@ class _RowChecker:
             if not given:
                 problems.append(f"no {key} (fill the column or pass --{key})")
             elif (slug := taxonomy.resolve(key, given)) is None:
-                problems.append(taxonomy.problem(key, given))  # type: ignore[arg-type]
+                problems += taxonomy.problems(key, [given])
             else:
                 cache[given] = slug  # only names that resolve: a bad file cannot grow it
         return slug or ""
@@ -312,11 +315,11 @@ def export_list(session: Session, out: TextIO) -> int:
     )
     count = 0
     for batch in _chunks(session.exec(query), 1000):
-        subs = _subscriptions(session, [p.id for p in batch])  # type: ignore[misc]
+        subs = _subscriptions(session, [p.id for p in batch])
         for person in batch:
             topics = " ".join(
                 t for t in taxonomy.TOPICS
-                if (s := subs.get((person.id, t))) and s.status == "active"  # type: ignore[arg-type]
+                if (s := subs.get((person.id, t))) and s.status == "active"
             )
             writer.writerow([spreadsheet_safe(cell) for cell in (
                 person.email, person.name, person.organisation, person.region,

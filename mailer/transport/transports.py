@@ -64,7 +64,7 @@ class OutgoingMessage:
 
     def email(self) -> EmailMessage:
         """Parse the bytes back, for tests and for tools that inspect what was sent."""
-        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(self.data, policy=email.policy.default)
 
 
 class Transport(Protocol):
@@ -160,6 +160,7 @@ class SMTPTransport:
                 if self.security == "starttls":
                     conn.ehlo()
                     if not conn.has_extn("starttls"):
+                        conn.close()
                         raise InsecureServer(
                             f"{self.host}:{self.port} does not offer STARTTLS, and smtp security is "
                             "starttls: nothing was sent in plain text. Fix the server, or set "
@@ -169,9 +170,6 @@ class SMTPTransport:
                 conn.login(self.user, self.password)
             conn.ehlo_or_helo_if_needed()
             return conn
-        except InsecureServer:
-            conn.close()
-            raise
         except smtplib.SMTPResponseException as exc:  # 421/554 greeting, 535 login, TLS refused
             error = _session_refusal(exc.smtp_code, exc.smtp_error)
         except ssl.SSLCertVerificationError as exc:  # a certificate we must not trust
