@@ -513,9 +513,8 @@ def list_themes(content_dir: Path) -> list[str]:
     return sorted(p.name for p in content_dir.iterdir() if (p / "mailing.yaml").is_file())
 
 
-def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mailing:
-    """Load and validate a theme; raise ContentError listing every problem found."""
-    root = root or content_dir.parent
+def _theme_dir(content_dir: Path, theme: str) -> Path:
+    """The theme's folder; an error at once when it or its mailing.yaml is missing."""
     if not content_dir.is_dir():
         raise ContentError([Problem(content_dir, None, (
             "no such folder, so no themes to build. Run mailer in the project folder that holds "
@@ -525,13 +524,12 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
     if not config.is_file():
         known = ", ".join(list_themes(content_dir)) if content_dir.is_dir() else "none"
         raise ContentError([Problem(config, None, f"no such theme {theme!r} (known: {known})")])
-    data, reader = read_mapping_file(config, root, MAILING_FIELDS)
-    kind = reader.text(data, "kind", required=True)
-    topic = reader.text(data, "topic") or taxonomy.KIND_TOPICS.get(kind, "")
-    for key, value in (("kind", kind), ("topic", topic)):
-        problem = taxonomy.problem(key, value) if value else None
-        if problem:
-            reader.fail(problem, key)
+    return theme_dir
+
+
+def _load_blocks(theme_dir: Path, root: Path, reader: _Reader) -> tuple[list[Block], dict[str, Path]]:
+    """The theme's blocks in file order and the file each slug comes from; their problems go to
+    the mailing's `reader`."""
     problems = reader.problems
     blocks: list[Block] = []
     first_file: dict[str, Path] = {}
@@ -549,26 +547,53 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         blocks.append(block)
     if not blocks and not problems:
         problems.append(Problem(reader.shown, None, "the theme has no blocks (NN-slug.md files)"))
+    return blocks, first_file
+
+
+def _toc(data: dict, reader: _Reader, blocks: list[Block], first_file: dict[str, Path]
+         ) -> tuple[str, ...]:
+    """The table of contents: the slugs `toc` lists, else every block in order."""
     toc_raw = data.get("toc")
     if toc_raw is not None and not isinstance(toc_raw, list):
         reader.fail("field 'toc' must be a list of block slugs", "toc")
         toc_raw = None
     if toc_raw is None:
-        toc = tuple(b.id for b in blocks)
-    else:
-        toc = tuple(str(t).lstrip("#") for t in toc_raw)
-        for entry in toc:
-            if entry not in first_file:
-                reader.fail(f"table of contents entry {entry!r} has no block with that slug", "toc")
-    about = None
-    if data.get("about", kind == "update"):
-        about, found = load_about(content_dir, root)
-        problems += found
-    mailing_date = _date(data, "date", reader, required=True)
+        return tuple(b.id for b in blocks)
+    toc = tuple(str(t).lstrip("#") for t in toc_raw)
+    for entry in toc:
+        if entry not in first_file:
+            reader.fail(f"table of contents entry {entry!r} has no block with that slug", "toc")
+    return toc
+
+
+def _keywords(data: dict, reader: _Reader) -> tuple[str, ...]:
+    """The mailing's keywords in lower case, or none when the field is not a list of words."""
     keywords = data.get("keywords") or []
     if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
         reader.fail("field 'keywords' must be a list of words", "keywords")
-        keywords = []
+        return ()
+    return tuple(k.lower() for k in keywords)
+
+
+def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mailing:
+    """Load and validate a theme; raise ContentError listing every problem found."""
+    root = root or content_dir.parent
+    theme_dir = _theme_dir(content_dir, theme)
+    data, reader = read_mapping_file(theme_dir / "mailing.yaml", root, MAILING_FIELDS)
+    kind = reader.text(data, "kind", required=True)
+    topic = reader.text(data, "topic") or taxonomy.KIND_TOPICS.get(kind, "")
+    for key, value in (("kind", kind), ("topic", topic)):
+        problem = taxonomy.problem(key, value) if value else None
+        if problem:
+            reader.fail(problem, key)
+    blocks, first_file = _load_blocks(theme_dir, root, reader)
+    toc = _toc(data, reader, blocks, first_file)
+    about = None
+    if data.get("about", kind == "update"):
+        about, found = load_about(content_dir, root)
+        reader.problems += found
+    mailing_date = _date(data, "date", reader, required=True)
+    keywords = _keywords(data, reader)
     mailing = Mailing(
         theme=theme,
         kind=kind,
@@ -586,11 +611,11 @@ def load_mailing(content_dir: Path, theme: str, root: Path | None = None) -> Mai
         sign_off=reader.text(data, "sign_off"),
         bundle_title=reader.text(data, "bundle_title") or f"Bundel {reader.text(data, 'title')}",
         about=about,
-        keywords=tuple(k.lower() for k in keywords),
+        keywords=keywords,
         partners=_partners_config(data, reader, first_file),
         header_image=read_image(data["header_image"], "header_image", reader, theme_dir, 600)
         if data.get("header_image") else None,
     )
-    if problems:
-        raise ContentError(problems)
+    if reader.problems:
+        raise ContentError(reader.problems)
     return mailing
