@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from mailer import urls
@@ -33,8 +33,12 @@ class Check:
     message: str
 
 
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
+
+
 @cache
-def _suffixes():  # type: ignore[no-untyped-def]
+def _suffixes() -> PublicSuffixList:
     from publicsuffixlist import PublicSuffixList  # the list ships with the package
 
     return PublicSuffixList()

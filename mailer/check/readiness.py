@@ -13,6 +13,7 @@ import email.policy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailer import urls
 from mailer.builds.manifest import Manifest, Segment
@@ -28,6 +29,9 @@ from mailer.content.loader import Mailing, load_mailing, shown_path
 from mailer.errors import AccessError
 from mailer.message.assembly import MessageCommon, MessageError, MessageTemplate
 from mailer.send.preflight import current_manifest
+
+if TYPE_CHECKING:
+    from lxml import html as lxml_html
 
 IMAGE_MAX_BYTES = 200 * 1024  # a portrait or header image; more only slows the mail down
 SAMPLE_ADDRESS = "lezer@example.org"
@@ -198,7 +202,9 @@ def _sample_message(built: _Built, name: str) -> bytes:
 def _html_part_bytes(message: bytes) -> int:
     parsed = email.message_from_bytes(message, policy=email.policy.SMTP)
     part = next(p for p in parsed.walk() if p.get_content_type() == "text/html")
-    return len(part.get_payload().encode())  # type: ignore[union-attr]
+    payload = part.get_payload()
+    assert isinstance(payload, str)  # a text/html leaf, never a multipart
+    return len(payload.encode())
 
 
 def _size(built: _Built, messages: dict[str, bytes | str]) -> CheckResult:
@@ -220,16 +226,16 @@ def _size(built: _Built, messages: dict[str, bytes | str]) -> CheckResult:
 
 
 def _per_variant(built: _Built, name: str, title: str,
-                 problems: Callable[[object], list[str]]) -> CheckResult:
+                 problems: Callable[[lxml_html.HtmlElement], list[str]]) -> CheckResult:
     result = CheckResult(name, title)
     for variant, doc in built.docs.items():
         result.findings += [Finding(p, built.label(variant)) for p in problems(doc)]
     return result
 
 
-def _contrast_lines(doc: object) -> list[str]:
+def _contrast_lines(doc: lxml_html.HtmlElement) -> list[str]:
     return [f"{p.text!r}: {p.foreground} on {p.background} at {p.size_px:g}px is "
-            f"{p.ratio:.2f}:1, needs {p.needed:g}:1" for p in markup.contrast(doc)]  # type: ignore[arg-type]
+            f"{p.ratio:.2f}:1, needs {p.needed:g}:1" for p in markup.contrast(doc)]
 
 
 def _spam(built: _Built, messages: dict[str, bytes | str]) -> CheckResult:

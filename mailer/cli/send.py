@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailer.check.gate import Checked, gate
 from mailer.cli.build import build_errors
@@ -84,7 +84,8 @@ def _stop_on_signals() -> Iterator[threading.Event]:
         restore()
 
 
-def _deliver(config: Settings, run: Callable[..., object], console: Console) -> None:
+def _deliver(config: Settings, run: Callable[..., sending.SendSummary | list[sending.SendSummary]],
+             console: Console) -> None:
     """Run a delivery function with a progress bar; SIGTERM and Ctrl-C stop between batches."""
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with _stop_on_signals() as stop, Progress(*columns, console=console,
@@ -223,7 +224,7 @@ def list_command(limit: int) -> None:
       mailer sends list --limit 5
     """
     with database_session() as session:
-        rows = session.exec(select(Send).order_by(Send.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+        rows = session.exec(select(Send).order_by(col(Send.id).desc()).limit(limit)).all()
     if not rows:
         click.echo("No sends yet. Start one with `mailer send THEME`.")
         return

@@ -223,7 +223,7 @@ def _transition(session: Session, seen: Schedule, now: dt.datetime, strict: bool
             col(Schedule.status) == seen.status, col(Schedule.due_at) == seen.due_at,
             col(Schedule.worker) == seen.worker,
             col(Schedule.heartbeat_at).is_not_distinct_from(seen.heartbeat_at))
-    result = session.exec(statement.values(updated_at=now, **values))  # type: ignore[call-overload]
+    result = session.exec(statement.values(updated_at=now, **values))
     return result.rowcount == 1
 
 
@@ -323,8 +323,9 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
                 log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held)
                 _transition(session, schedule, now, hold_reason=held)
             return "held"
-        started = {"status": "started", "worker": worker, "heartbeat_at": now, "hold_reason": ""}
-        if not _transition(session, schedule, now, **started):
+        started: dict[str, object] = {"status": "started", "worker": worker, "heartbeat_at": now,
+                                      "hold_reason": ""}
+        if not _transition(session, schedule, now, True, **started):
             return "taken"
         schedule.sqlmodel_update(started)
     log.info("schedule %s (%s): %s", schedule_id, schedule.theme,
@@ -348,7 +349,7 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
 def _finish(settings: Settings, schedule_id: int, owner: str, **values: object) -> None:
     """Record how a run ended and give up its lease, unless the schedule was taken meanwhile."""
     with session_scope(settings, write=True) as session:
-        session.exec(update(Schedule)  # type: ignore[call-overload]
+        session.exec(update(Schedule)
                      .where(col(Schedule.id) == schedule_id, col(Schedule.status) == "started",
                             col(Schedule.worker) == owner)
                      .values(updated_at=utcnow(), worker="", heartbeat_at=None, **values))
@@ -361,7 +362,7 @@ def create_scheduled_send(settings: Settings, schedule: Schedule,
     instead of making another, and no send is ever orphaned."""
 
     def link(session: Session, send_id: int) -> None:
-        session.exec(update(Schedule).where(col(Schedule.id) == schedule.id)  # type: ignore[call-overload]
+        session.exec(update(Schedule).where(col(Schedule.id) == schedule.id)
                      .values(send_id=send_id, updated_at=utcnow()))
 
     return create_send(settings, manifest or schedule.theme, schedule.regions or None,
@@ -387,7 +388,7 @@ def send_schedule(settings: Settings, stop: threading.Event, schedule: Schedule,
 def renew_leases(settings: Settings, worker: str, now: dt.datetime) -> None:
     """Tell other schedulers that this one is still running its sends."""
     with session_scope(settings, write=True) as session:
-        session.exec(update(Schedule)  # type: ignore[call-overload]
+        session.exec(update(Schedule)
                      .where(col(Schedule.worker) == worker, col(Schedule.status) == "started")
                      .values(heartbeat_at=now))
 

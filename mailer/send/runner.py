@@ -46,7 +46,7 @@ from mailer.db import get_engine
 from mailer.errors import ConfigError, DataError
 from mailer.message.assembly import MessageCommon, MessageError, MessageTemplate
 from mailer.message.identity import install_id
-from mailer.models import Send
+from mailer.models import Send, stored_id
 from mailer.send import approval, lease
 from mailer.send.outcomes import ConnectionWatch, Verdict, classify
 from mailer.send.preflight import current_manifest, preflight
@@ -252,11 +252,11 @@ class _Worker:
         self.settings, self.store, self.send, self.transport = settings, store, send, transport
         self.name, self.clock = name, clock
         self.halt = threading.Event()  # the connection failed: leave the rest of the batch
-        common = MessageCommon(send.id, install_id(store.engine),  # type: ignore[arg-type]
+        common = MessageCommon(stored_id(send), install_id(store.engine),
                                send.subject, send.topic, send.greeting, send.greeting_named)
         self.templates = {row.name: MessageTemplate(settings, common, row.html, row.text,
                                                     row.online_url)
-                          for row in store.variants(send.id)}  # type: ignore[arg-type]
+                          for row in store.variants(stored_id(send))}
 
     def claim(self) -> tuple[str, list[Claim], int]:
         """The send's status, up to `send_batch` due rows now marked as ours, and how many
@@ -320,7 +320,7 @@ class _Worker:
         when the send is finished (then it is marked done)."""
         now = self.clock.now()
         pending, sending, soonest = self.store.settle(
-            self.send.id, self.name, now,  # type: ignore[arg-type]
+            stored_id(self.send), self.name, now,
             now - dt.timedelta(seconds=self.settings.send_claim_timeout), lease.gone)
         if pending or sending:
             wait = (soonest - now).total_seconds() if pending and soonest else 0.2
@@ -335,7 +335,7 @@ class _Worker:
                 return
             seconds -= step
             if seconds > 0:
-                self.store.renew_lease(self.send.id, self.name)  # type: ignore[arg-type]
+                self.store.renew_lease(stored_id(self.send), self.name)
 
     def run(self, progress: Progress | None, stop: threading.Event) -> None:
         """Claim, send and record batches until the send is done, paused, cancelled or stopped."""
@@ -343,7 +343,7 @@ class _Worker:
         connection = ConnectionWatch(self.settings.send_connection_retry_seconds,
                                      self.settings.send_connection_patience,
                                      clock=lambda: self.clock.now().timestamp())
-        counts = self.store.counts(self.send.id)  # type: ignore[arg-type]
+        counts = self.store.counts(stored_id(self.send))
         total, finished = sum(counts.values()), sum(counts.get(s, 0) for s in FINAL)
         if progress:
             progress(finished, total)
@@ -366,7 +366,7 @@ class _Worker:
                 try:
                     outcomes = list(pool.map(self.deliver, batch))
                 except ConfigError as exc:  # e.g. no STARTTLS: nothing was sent, none can be
-                    pause_send(self.settings, self.send.id, str(exc))  # type: ignore[arg-type]
+                    pause_send(self.settings, stored_id(self.send), str(exc))
                     raise
                 finished += self.record(outcomes)
                 if progress:
@@ -377,7 +377,7 @@ class _Worker:
                      and o.verdict is Verdict.CONNECTION])
                 reason = reason or next(filter(None, map(breaker.feed, outcomes)), "")
                 if reason:
-                    pause_send(self.settings, self.send.id, reason)  # type: ignore[arg-type]
+                    pause_send(self.settings, stored_id(self.send), reason)
                     return
                 if backoff:
                     self.wait(backoff, stop)
@@ -400,7 +400,7 @@ def _deliver(settings: Settings, send: Send, transport: Transport | None,
     finally:
         if own:
             transport.close()
-    return summary(settings, send.id)  # type: ignore[arg-type]
+    return summary(settings, stored_id(send))
 
 
 @contextmanager
@@ -453,7 +453,7 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
     for send in sends:
         if stop.is_set():
             break
-        with _holding(settings, send.id) as name:  # type: ignore[arg-type]
+        with _holding(settings, stored_id(send)) as name:
             results.append(_deliver(settings, send, transport, progress, stop, name, clock))
     return results
 

@@ -140,4 +140,6 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         return secured
     # Believe X-Forwarded-For/-Proto only from the configured proxies: the client address the
     # rate limit counts and the scheme that decides HSTS and secure cookies come from there.
-    return ProxyHeadersMiddleware(secured, trusted_hosts=settings.trusted_proxies)
+    # uvicorn types ASGI with typed events, Starlette with plain mappings: one interface.
+    return ProxyHeadersMiddleware(secured,  # type: ignore[arg-type,return-value]
+                                  trusted_hosts=settings.trusted_proxies)

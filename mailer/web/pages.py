@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -94,8 +94,9 @@ async def _urlencoded_form(request: Request) -> FormData:
         if len(body) > MAX_BODY:  # sent without a Content-Length, or with a false one
             raise PageError(*TOO_LONG)
     try:
-        return FormData(parse_qsl(body.decode("latin-1"), keep_blank_values=True,
-                                  max_num_fields=MAX_FIELDS))
+        fields: list[tuple[str, str | UploadFile]] = [
+            *parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FIELDS)]
+        return FormData(fields)
     except ValueError as exc:  # too many fields: what Starlette's parser answers too
         raise HTTPException(400) from exc
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, text
 from sqlmodel import Session, col
 
-from mailer.models import RateLimit, utcnow
+from mailer.models import RateLimit, table_of, utcnow
 
-_TIME = RateLimit.__table__.c.window_start.type  # type: ignore[attr-defined]
+_TIME = table_of(RateLimit).c.window_start.type
 _COUNT = text(
     "INSERT INTO rate_limit (key, window_start, count) VALUES (:key, :now, 1) "
     "ON CONFLICT (key) DO UPDATE SET "
@@ -47,4 +47,4 @@ class RateLimiter:
 def purge(session: Session, older_than: dt.timedelta) -> int:
     """Drop counters whose window ended long ago; returns how many."""
     cutoff = utcnow() - older_than
-    return session.execute(delete(RateLimit).where(col(RateLimit.window_start) < cutoff)).rowcount
+    return session.exec(delete(RateLimit).where(col(RateLimit.window_start) < cutoff)).rowcount

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response, Strea
 from mailer.builds.preview import SAMPLE_READER
 from mailer.check.gate import gate
 from mailer.db import session_scope
-from mailer.models import Subscriber
+from mailer.models import Subscriber, stored_id
 from mailer.send import approval
 from mailer.send.runner import send_test
 from mailer.subscribers.subscriptions import recipients
@@ -32,7 +32,7 @@ def _readers(here: Studio, region: str, audience: str) -> list[tuple[int, str]]:
         return []
     with session_scope(here.settings) as session:
         people = islice(recipients(session, here.live.manifest.topic, [region], [audience]), READERS)
-        return [(p.id, say(here, "reader", p)) for p in people]  # type: ignore[misc]
+        return [(stored_id(p), say(here, "reader", p)) for p in people]
 
 
 def _reader_name(here: Studio, value: str) -> str | None:

@@ -46,7 +46,7 @@ def confirmation_message(settings: Settings, env: Environment, email: str,
         "profile": profile, "url": url, "settings": settings, "topic_names": TOPICS,
         "regions": REGIONS, "audiences": AUDIENCES})
     message = EmailMessage(policy=QP_LINES)
-    message["Subject"] = mail.subject
+    message["Subject"] = mail.subject  # type: ignore[attr-defined]  # the template's {% set %}
     message["From"] = Address(settings.sender_name, addr_spec=settings.sender_email)
     message["To"] = Address(profile.name, addr_spec=email)
     message["Reply-To"] = settings.reply_to
