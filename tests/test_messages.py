@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import os
+import random
 import re
 import stat
 from dataclasses import replace
@@ -21,7 +22,7 @@ from mailer.config import Settings
 from mailer.message.assembly import MessageAssembler, MessageError, format_address
 from mailer.message.encoding import EncodedBody, encoded_size
 from mailer.message.identity import Reference, parse_bounce_address
-from mailer.message.signing import HEADER_LIST, relaxed_body
+from mailer.message.signing import HEADER_LIST, fold, relaxed_body
 from mailer.render.renderer import CompiledVariant, slot_value
 from tests.slots import stored
 
@@ -248,6 +249,26 @@ def test_the_size_check_counts_the_html_part_as_sent() -> None:
     b"a\r\n\r\n", b"=\r\n  lead\r\n", HTML.encode().replace(b"\n", b"\r\n")])
 def test_relaxed_body_canonicalisation_is_dkimpys(body: bytes) -> None:
     assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+def headers_to_fold(rng: random.Random) -> list[bytes]:
+    """Header values of every length around the 72-column edge: words of 1 to 90 characters
+    (some too long to break at a space) between single and double spaces or "; ", each value
+    also with a final CRLF and after a line folded before."""
+    values = []
+    for length in range(0, 300, 2):
+        words = b"".join(rng.choice((b" ", b"  ", b"; ")) + b"x" * rng.randint(1, 90) for _ in range(12))
+        values.append(words[:length])
+    return values + [v + b"\r\n" for v in values] + [b"v=1; a=b\r\n " + v for v in values]
+
+
+def test_fold_is_dkimpys_byte_for_byte() -> None:
+    headers = headers_to_fold(random.Random(19))
+    for namelen in (0, 1, 14, 16, 40, 70):
+        for header in headers:
+            assert fold(header, namelen=namelen) == dkim.fold(header, namelen=namelen), (header, namelen)
+    folded = [fold(h, namelen=14) for h in headers]
+    assert sum(f.count(b"\r\n ") > 1 for f in folded) > 100, "the inputs exercise the folding"
 
 
 def test_an_encoded_body_without_line_breaks_has_only_crlf_line_ends() -> None:
