@@ -13,6 +13,7 @@ from mailer.cli.main import main
 from mailer.config import Settings
 
 
+@pytest.mark.lowest
 def test_build_prints_a_summary(project: Settings) -> None:
     result = CliRunner().invoke(main, ["build", "stalking"])
     assert result.exit_code == 0, result.output

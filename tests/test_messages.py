@@ -213,6 +213,7 @@ def test_an_encoded_body_decodes_to_the_filled_variant() -> None:
         assert decoded.replace("\r\n", "\n") == expected + "\n"
 
 
+@pytest.mark.lowest
 def test_dkim_is_relaxed_over_signed_and_byte_identical_to_dkimpy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAILER_ROOT", str(tmp_path))
@@ -262,6 +263,7 @@ def headers_to_fold(rng: random.Random) -> list[bytes]:
     return values + [v + b"\r\n" for v in values] + [b"v=1; a=b\r\n " + v for v in values]
 
 
+@pytest.mark.lowest
 def test_fold_is_dkimpys_byte_for_byte() -> None:
     headers = headers_to_fold(random.Random(19))
     for namelen in (0, 1, 14, 16, 40, 70):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from mailer.config import Settings
 from tests.conftest import outbox
 
@@ -11,6 +13,7 @@ OUTBOX = "Written to the local outbox out/outbox/ (no SMTP host configured)"
 FORCE = ("--offline", "--force", "--reason", "example text accepted for this test", "--by", "tester")
 
 
+@pytest.mark.lowest
 def test_dry_run_test_send_and_send(run, send_settings: Settings) -> None:  # type: ignore[no-untyped-def]
     dry = run("send", "stalking", "--region", "limburg", "--dry-run")
     assert dry.exit_code == 0

@@ -67,6 +67,7 @@ def serve_command(tmp_path: Path, port: int) -> dict:
                      "2"], "env": env, "cwd": tmp_path}
 
 
+@pytest.mark.lowest
 def test_a_port_in_use_is_one_clear_line(tmp_path):
     """Even when the listener there shares its port (another `mailer serve --workers`)."""
     with socket.socket() as taken:
@@ -85,6 +86,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path):
     assert "Traceback" not in errors
 
 
+@pytest.mark.lowest
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
 def test_each_worker_has_its_own_socket_also_after_a_restart(tmp_path):
     port = free_port()

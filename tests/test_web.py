@@ -205,6 +205,7 @@ def unsubscribe_path(settings, engine, subscriber_id, topic=None):
     return url.removeprefix("http://testserver")
 
 
+@pytest.mark.lowest
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_one_click_unsubscribe(settings, engine, subscriber_id, encoding):
     app = create_app(settings)
