@@ -17,6 +17,7 @@ from mailer.db import engine_for, session_scope
 from mailer.models import Schedule, Send, utcnow
 from mailer.schedule.scheduler import (
     LEASE,
+    TICK_SECONDS,
     Request,
     ScheduleError,
     Scheduler,
@@ -127,27 +128,51 @@ def test_a_schedule_fires_at_its_time_and_once(site):
 
 def test_a_planned_send_survives_a_restart_of_the_scheduler(site):
     schedule_id = planned(site)
-    first = Scheduler(site, Starts(), clock=FakeClock(BEFORE))
-    first.aps.start(paused=True)
-    first.tick()
-    first.aps.shutdown()
+    early = Starts()
+    first = Scheduler(site, early, clock=FakeClock(BEFORE))
+    assert first.tick() == TICK_SECONDS  # due in three days: the next pass comes first
+    first.pool.shutdown(wait=True)
+    assert early.ids == []
     engine_for(site.resolved_database_url).dispose()  # as after a restart of the machine
 
     starts = Starts()
     second = Scheduler(site, starts, clock=FakeClock(DUE))
-    second.aps.start(paused=True)
-    [job] = second.aps.get_jobs()
-    assert job.id == f"schedule-{schedule_id}" and job.next_run_time == DUE
-    assert (job.func_ref, job.args) == ("mailer.schedule.scheduler:_run_job", (schedule_id,))
-    assert starts.ids == []  # loading the stored job starts nothing
-    assert second.fire(schedule_id) == "done" and starts.ids == [schedule_id]
     second.tick()
-    assert second.aps.get_jobs() == []  # the mirror follows the table
-    second.aps.shutdown()
+    second.pool.shutdown(wait=True)
+    assert starts.ids == [schedule_id] and stored(site, schedule_id).status == "done"
+
+
+class Stands(FakeClock):
+    """After its first wait, time stands still: the next wait lasts until `stop` is set."""
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        if self.waits:
+            return stop.wait(10)
+        return super().wait(seconds, stop)
+
+
+def test_a_send_due_between_two_passes_starts_on_its_second(site):
+    """The loop sleeps until the due time, not for the whole tick, and then starts the send."""
+    schedule_id = planned(site)
+    clock = Stands(DUE - dt.timedelta(seconds=5))
+    scheduler = Scheduler(site, Starts(), clock=clock)
+    seen: list[tuple[int | None, dt.datetime]] = []
+
+    def start(schedule: Schedule) -> None:
+        seen.append((schedule.id, clock.now()))
+        scheduler.stop.set()
+
+    scheduler.starter = start
+    runner = threading.Thread(target=scheduler.run)
+    runner.start()
+    runner.join(10)
+    assert not runner.is_alive()
+    assert clock.waits == [5.0]  # not TICK_SECONDS: it would have started 10 s late
+    assert seen == [(schedule_id, DUE)]
 
 
 def test_a_send_due_while_the_scheduler_was_down_starts_when_it_comes_back(site):
-    """The real APScheduler with the real clock: the job of a send 5 h overdue runs at once."""
+    """The real loop with the real clock: a send 5 h overdue starts on the first pass."""
     now = utcnow()
     [schedule] = plan(site, [Request("stalking", now - dt.timedelta(hours=5))], now)
     schedule_id = schedule.id
@@ -162,15 +187,6 @@ def test_a_send_due_while_the_scheduler_was_down_starts_when_it_comes_back(site)
         runner.join(10)
     assert not runner.is_alive()
     assert stored(site, schedule_id).status == "done"
-
-
-def test_a_job_removed_while_the_scheduler_stops_is_no_error(site):
-    """APScheduler's thread removes a date job after it ran; when a SIGTERM stopped the
-    scheduler in between, that removal found nothing and raised in the thread."""
-    scheduler = Scheduler(site, Starts())
-    scheduler.aps.start()
-    scheduler.aps.shutdown()
-    scheduler.aps.remove_job("schedule-1", "default")
 
 
 def test_a_send_later_than_the_grace_period_is_missed_not_sent(site):

@@ -1,15 +1,14 @@
 """Sends planned for a moment, and the long-running scheduler that starts them.
 
-The Schedule table is the source of truth. APScheduler's SQLAlchemy job store, in the same
-database, mirrors it as one date job per schedule so the scheduler wakes at the right moment.
-Every job only calls `fire`, which re-reads the row and claims it with a guarded UPDATE: a stale
-mirror, a restart or a second scheduler process can never start a send twice. All sending work
-stays in mailer.send.runner; a schedule only starts (or resumes) a send.
+The Schedule table is the only record of what is planned: the scheduler reads it on every
+pass and wakes at the next due time. Starting goes through `fire`, which re-reads the row and
+claims it with a guarded UPDATE: a restart or a second scheduler process can never start a
+send twice. All sending work stays in mailer.send.runner; a schedule only starts (or resumes)
+a send.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import logging
@@ -19,12 +18,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
@@ -36,9 +33,9 @@ from mailer.check.gate import SendChecks
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
-from mailer.db import get_engine, session_scope
+from mailer.db import session_scope
 from mailer.errors import DataError, MailerError
-from mailer.models import SCHEDULER_JOBS, Schedule, utcnow
+from mailer.models import Schedule, utcnow
 from mailer.send import approval
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
@@ -401,54 +398,14 @@ def wanted_jobs(settings: Settings, now: dt.datetime) -> dict[int, dt.datetime]:
                 if s.id is not None and (s.status == "planned" or _lease_expired(s, now))}
 
 
-class _SharedJobStore(SQLAlchemyJobStore):
-    """The job store every scheduler process on the database shares.
-
-    APScheduler 3 assumes it is a store's only user: when another process already ran and
-    removed a job, that must not stop this one (`fire` makes the double run harmless).
-    """
-
-    def remove_job(self, job_id: str) -> None:
-        with contextlib.suppress(JobLookupError):
-            super().remove_job(job_id)
-
-    def update_job(self, job: object) -> None:
-        with contextlib.suppress(JobLookupError):
-            super().update_job(job)
-
-
-class _SharedScheduler(BackgroundScheduler):
-    """APScheduler's scheduler on that store: a job to remove may be gone already.
-
-    After a date job ran, APScheduler's thread removes it. Another process may have done so,
-    or this scheduler may be stopping meanwhile: stopped, APScheduler looks only among the jobs
-    not yet stored, finds none and raised in its thread (a traceback at every SIGTERM that met
-    a starting job). Either way there is nothing left to remove.
-    """
-
-    def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
-        with contextlib.suppress(JobLookupError):
-            super().remove_job(job_id, jobstore)
-
-
-_active: Scheduler | None = None  # this process's scheduler, for the jobs read from the store
-
-
-def _run_job(schedule_id: int) -> None:
-    """The job function the store refers to by name; hands over to this process's scheduler."""
-    if _active is not None:
-        _active.fire(schedule_id)
-
-
-def _job_id(schedule_id: int) -> str:
-    return f"schedule-{schedule_id}"
-
-
 class Scheduler:
-    """APScheduler in this process: mirrors the Schedule table into the job store and fires.
+    """The scheduler of this process: reads the table on every pass and fires due schedules.
 
-    `checks` guard what the default starter sends: the checks of `mailer send` unless given.
-    A starter of one's own (a test's, say) sends nothing of ours and gets none unless given.
+    Each due schedule runs `fire` in a thread of the pool, so two sends due together run side
+    by side; one already running here is not handed over again. Between passes it sleeps until
+    the next planned send or `tick_seconds`, whichever comes first, so a send starts on its
+    second. `checks` guard what the default starter sends: the checks of `mailer send` unless
+    given. A starter of one's own (a test's, say) sends nothing of ours and gets none unless given.
     """
 
     def __init__(self, settings: Settings, start: Starter | None = None, *,
@@ -462,49 +419,50 @@ class Scheduler:
                                                   checks=self.checks)
         self.clock = clock
         self.tick_seconds = tick_seconds
-        store = _SharedJobStore(engine=get_engine(settings), tablename=SCHEDULER_JOBS.name)
-        self.aps = _SharedScheduler(
-            timezone=dt.UTC,
-            jobstores={"default": store},
-            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-        )
+        self.pool = ThreadPoolExecutor(thread_name_prefix="schedule")
+        self.running: set[int] = set()  # handed to the pool and not finished yet
+        self._lock = threading.Lock()
 
     def run(self) -> None:
-        """Fire due schedules until `stop` is set; then let running sends stop between batches.
-
-        The tick runs here, not as an APScheduler job: APScheduler's shutdown holds its job
-        store lock while it waits for running jobs, so a tick job caught in `get_jobs` at that
-        moment would wait for the lock forever and the process would never exit.
-        """
-        global _active
-        _active = self
-        self.aps.start()
+        """Fire due schedules until `stop` is set; then let running sends stop between batches."""
         try:
             while not self.stop.is_set():
                 try:
-                    self.tick()
-                except Exception:  # as APScheduler did for the tick job: log, try next time
+                    pause = self.tick()
+                except Exception:  # the database away a moment, say: log it, try next time
                     log.exception("scheduler tick failed; trying again")
-                self.clock.wait(self.tick_seconds, self.stop)
+                    pause = self.tick_seconds
+                self.clock.wait(pause, self.stop)
         finally:
-            self.aps.shutdown(wait=True)
-            _active = None
+            self.pool.shutdown(wait=True)
 
     def fire(self, schedule_id: int) -> str:
         return fire(self.settings, schedule_id, self.starter, now=self.clock.now(), worker=self.worker,
                     stop=self.stop, checks=self.checks)
 
-    def tick(self) -> None:
-        """Renew this worker's leases and bring the job store in line with the table."""
+    def tick(self) -> float:
+        """Renew this worker's leases, hand each due schedule to the pool, and return how many
+        seconds to wait: until the next planned one, at most `tick_seconds`."""
         now = self.clock.now()
         renew_leases(self.settings, self.worker, now)
-        wanted = wanted_jobs(self.settings, now)
-        stored = {job.id: job for job in self.aps.get_jobs(jobstore="default")}
-        for job_id in set(stored) - {_job_id(i) for i in wanted}:
-            self.aps.remove_job(job_id, jobstore="default")
-        for schedule_id, when in wanted.items():
-            job = stored.get(_job_id(schedule_id))
-            if job is None or job.next_run_time != when:
-                self.aps.add_job(_run_job, "date", run_date=when, args=[schedule_id],
-                                 id=_job_id(schedule_id), jobstore="default", replace_existing=True)
+        pause = self.tick_seconds
+        for schedule_id, when in wanted_jobs(self.settings, now).items():
+            if when > now:
+                pause = min(pause, (when - now).total_seconds())
+                continue
+            with self._lock:
+                if schedule_id in self.running:
+                    continue
+                self.running.add(schedule_id)
+            self.pool.submit(self._fire_once, schedule_id)
+        return pause
 
+    def _fire_once(self, schedule_id: int) -> None:
+        """Fire in a pool thread; the schedule may be handed over again once this returns."""
+        try:
+            self.fire(schedule_id)
+        except Exception:  # a lost connection, say: `fire` records what it can; retried next pass
+            log.exception("schedule %s: firing failed; trying again", schedule_id)
+        finally:
+            with self._lock:
+                self.running.discard(schedule_id)
