@@ -11,17 +11,7 @@ import json
 import secrets
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    Column,
-    Float,
-    Index,
-    LargeBinary,
-    Table,
-    Text,
-    Unicode,
-    UniqueConstraint,
-    inspect,
-)
+from sqlalchemy import Index, Table, Text, UniqueConstraint, inspect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -306,7 +296,7 @@ class PartnerFeed(SQLModel, table=True):
 
 
 class Schedule(Approval, table=True):
-    """A send planned for a moment: the source of truth that the scheduler's job store mirrors.
+    """A send planned for a moment: the only record of it, which the scheduler reads on every pass.
 
     `worker` and `heartbeat_at` are the lease of the scheduler process running the send, so a
     send whose process died is resumed by another and a live one is left alone.
@@ -327,14 +317,3 @@ class Schedule(Approval, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow)
     note: str = Field(default="", sa_type=Text)
     hold_reason: str = Field(default="", sa_type=Text)  # why a due send did not start (approval, send checks)
-
-
-# APScheduler's job store table, declared here (as APScheduler 3 defines it) so the migration
-# creates it: two scheduler processes starting at once would otherwise race to create it.
-SCHEDULER_JOBS = Table(
-    "apscheduler_jobs",
-    SQLModel.metadata,
-    Column("id", Unicode(191), primary_key=True),
-    Column("next_run_time", Float(25), index=True),
-    Column("job_state", LargeBinary, nullable=False),
-)

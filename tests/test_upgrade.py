@@ -12,7 +12,6 @@ from sqlmodel import select
 from mailer.db import _alembic_config, current_revision, engine_for, head_revision, migrate, session_scope
 from mailer.errors import DatabaseError
 from mailer.models import (
-    SCHEDULER_JOBS,
     Bounce,
     Delivery,
     PartnerFeed,
@@ -155,8 +154,6 @@ def fill_at_head(engine: sa.Engine) -> None:
                                        categories=["Huiselijk geweld", "Stalking, belaging"],
                                        themes=["stalking"], created_at=NOW, updated_at=NOW))
         session.add(PartnerFeed(url="https://www.om.nl/feed", organisation="OM", etag="e1"))
-        session.execute(SCHEDULER_JOBS.insert().values(id="schedule-1", next_run_time=1.5,
-                                                       job_state=b"state"))
 
 
 def table_rows(engine: sa.Engine) -> dict[str, list[dict]]:
@@ -186,7 +183,8 @@ def test_a_database_filled_at_head_goes_down_to_every_revision_and_back_with_its
     for revision in reversed(revisions()[:-1]):  # ends at the first revision
         migrate(engine, revision, down=True)
         kept = table_rows(engine)
-        assert {t: len(rows) for t, rows in kept.items()} == {t: len(before[t]) for t in kept}
+        # a table that head no longer has (apscheduler_jobs) comes back empty
+        assert {t: len(rows) for t, rows in kept.items()} == {t: len(before.get(t, [])) for t in kept}
         migrate(engine)
         assert only(table_rows(engine), kept) == only(before, kept), f"down to {revision} and back"
     assert set(kept) == {"subscriber", "subscription", "suppression", "topic"}

@@ -209,7 +209,6 @@ def scheduler_command(offline: bool) -> None:
     config = settings()
     database(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = Scheduler(config, checks=SendChecks(config, offline=offline))
 
     def stop(signum: int, _frame: object) -> None:
