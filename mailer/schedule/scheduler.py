@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(minutes=2)  # a started send whose scheduler was silent this long is resumed
 TICK_SECONDS = 15.0  # how often a scheduler re-reads the table and renews its leases
+SENDS_AT_ONCE = 10  # sends one scheduler runs side by side (APScheduler's pool had as many)
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 Starter = Callable[[Schedule], None]
@@ -419,7 +420,7 @@ class Scheduler:
                                                   checks=self.checks)
         self.clock = clock
         self.tick_seconds = tick_seconds
-        self.pool = ThreadPoolExecutor(thread_name_prefix="schedule")
+        self.pool = ThreadPoolExecutor(SENDS_AT_ONCE, thread_name_prefix="schedule")
         self.running: set[int] = set()  # handed to the pool and not finished yet
         self._lock = threading.Lock()
 
