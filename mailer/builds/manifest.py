@@ -8,6 +8,7 @@ the shape does, and a manifest of another version is not read but rebuilt. `sour
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,6 +35,12 @@ class Segment:
     bytes: int
     hash: str
     variant: str
+
+
+def variant_digest(html: bytes, text: bytes) -> str:
+    """A variant's hash over its HTML and text as written: the build records it, and a send
+    compares the files it reads against it."""
+    return hashlib.sha256(html + b"\0" + text).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ the compile cache when a variant's MJML source is unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 from mailer import urls
 from mailer.builds.archive import write_archive
 from mailer.builds.cache import CompileCache
-from mailer.builds.manifest import Article, Manifest, Segment, write_manifest
+from mailer.builds.manifest import Article, Manifest, Segment, variant_digest, write_manifest
 from mailer.builds.result import BuildError, BuildResult, Variant, size_check
 from mailer.config import Settings
 from mailer.content.loader import Mailing, load_mailing
@@ -136,7 +135,7 @@ def _build_into(tmp: Path, settings: Settings, mailing: Mailing, renderer: Rende
 
 def _store_variant(tmp: Path, settings: Settings, mailing: Mailing, renderer: Renderer,
                    compiled: CompiledVariant, ids: tuple[str, ...], warnings: list[str]) -> Variant:
-    digest = hashlib.sha256((compiled.html + "\0" + compiled.text).encode()).hexdigest()
+    digest = variant_digest(compiled.html.encode(), compiled.text.encode())
     size = encoded_size(compiled.html)  # as sent: Gmail counts the encoded part
     variant = Variant(digest[:12], ids, size, digest)
     if warning := size_check(mailing.theme, variant):

@@ -22,7 +22,6 @@ this are named in mailer.send.store.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,7 +36,7 @@ from sqlmodel import Session
 from mailer import taxonomy
 from mailer.bounces import classify as answers
 from mailer.builds.archive import publish
-from mailer.builds.manifest import Manifest
+from mailer.builds.manifest import Manifest, variant_digest
 from mailer.builds.writer import anonymous_links
 from mailer.clock import SYSTEM, Clock
 from mailer.config import Settings
@@ -121,7 +120,7 @@ def _read_variant(settings: Settings, theme: str, manifest: Manifest, name: str
     entry = manifest.variant(name)
     folder = settings.out / theme
     html, text = (folder / entry.html).read_bytes(), (folder / entry.text).read_bytes()
-    if hashlib.sha256(html + b"\0" + text).hexdigest() != entry.hash:
+    if variant_digest(html, text) != entry.hash:
         raise SendError(f"{theme} was rebuilt after its checks (variant {name} changed); "
                         "send again to check and send the new build")
     return html.decode("utf-8"), text.decode("utf-8"), entry.online_url
