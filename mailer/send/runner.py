@@ -364,7 +364,7 @@ class _Worker:
                 self.halt.clear()
                 try:
                     outcomes = list(pool.map(self.deliver, batch))
-                except ConfigError as exc:  # e.g. no STARTTLS: nothing was sent, none can be
+                except ConfigError as exc:  # a setting that cannot work: nothing was sent, none can be
                     pause_send(self.settings, stored_id(self.send), str(exc))
                     raise
                 finished += self.record(outcomes)
