@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailer.content.loader import load_mailing
+from mailer.errors import MailerError
 from mailer.partners.blocks import partner_block
 from mailer.partners.publications import suggest
-from mailer.web.studio_state import SHOWN_ERRORS, Studio, act, render, say, studio
+from mailer.web.studio_state import Studio, act, render, say, studio
 
 
 def _suggestions(here: Studio) -> list:
@@ -22,7 +23,7 @@ def _suggestions(here: Studio) -> list:
 async def partners_page(request: Request, message: str = "") -> Response:
     try:
         found, error = await run_in_threadpool(_suggestions, studio(request)), ""
-    except SHOWN_ERRORS as exc:
+    except MailerError as exc:
         found, error = [], str(exc)
     return render(request, "partners", suggestions=found, error=error, message=message)
 

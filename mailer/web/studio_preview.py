@@ -15,11 +15,12 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response, Strea
 from mailer.builds.preview import SAMPLE_READER
 from mailer.check.gate import gate
 from mailer.db import session_scope
+from mailer.errors import MailerError
 from mailer.models import Subscriber, stored_id
 from mailer.send import approval
 from mailer.send.runner import send_test
 from mailer.subscribers.subscriptions import recipients
-from mailer.web.studio_state import SHOWN_ERRORS, Studio, act, render, say, segment, studio
+from mailer.web.studio_state import Studio, act, render, say, segment, studio
 
 READERS = 20  # real subscribers offered as sample readers, per segment
 # The previewed mail loads nothing from other sites (a mail client may; the studio does not).
@@ -89,7 +90,7 @@ async def readiness(request: Request) -> Response:
     links = request.query_params.get("links") == "on"
     try:
         checked = await run_in_threadpool(gate, here.settings, here.theme, offline=not links)
-    except SHOWN_ERRORS as exc:
+    except MailerError as exc:
         return render(request, "readiness", readiness=None, error=str(exc))
     return render(request, "readiness", readiness=checked.readiness, error="")
 

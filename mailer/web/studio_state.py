@@ -23,8 +23,6 @@ from mailer.taxonomy import AUDIENCES, REGIONS
 
 KEEPALIVE = 15.0
 MESSAGES = "studio/messages.txt.j2"
-# Every failure a writer can fix is shown as text in the studio; anything else is a bug (500).
-SHOWN_ERRORS = MailerError
 
 
 class Hub:
@@ -96,11 +94,12 @@ def segment(request: Request) -> tuple[str, str]:
 
 
 async def act(request: Request, work: Callable[..., Any], *args: Any) -> Any:
-    """Run a library call for a POST whose token is right; library errors become text."""
+    """Run a library call for a POST whose token is right; every failure a writer can fix
+    (MailerError) comes back to be shown as text, anything else is a bug (500)."""
     form = await request.form(max_files=0, max_fields=20)
     if not hmac.compare_digest(str(form.get("token", "")), studio(request).token):
         raise HTTPException(403, say(studio(request), "wrong_token"))
     try:
         return await run_in_threadpool(work, form, *args)
-    except SHOWN_ERRORS as exc:
+    except MailerError as exc:
         return exc
