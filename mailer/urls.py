@@ -8,6 +8,7 @@ answering at its old address too.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 # Pages of `mailer serve`; {token} is a signed token (mailer.subscribers.tokens).
@@ -29,9 +30,19 @@ THEME_PAGE = "/{theme}/{page}"
 SAMPLE_TOKEN = "voorbeeld"
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~/-]*")  # needs no quoting, as signed tokens never do
+
+
+def _quoted(value: str) -> str:
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="/")
+
+
 def path(template: str, **values: str) -> str:
-    """A path with its {names} filled in, each value quoted for use in a path segment."""
-    return template.format(**{name: quote(value, safe="/") for name, value in values.items()})
+    """A path with its {names} filled in, each value quoted for use in a path segment.
+
+    Two links of every message are made here, so a value that needs no quoting (a token) is
+    only matched, not run through `quote`."""
+    return template.format(**{name: _quoted(value) for name, value in values.items()})
 
 
 def absolute(base_url: str, template: str, **values: str) -> str:
