@@ -71,6 +71,11 @@ class Settings:
     approval_mode: str = "none"  # none | required
     approval_staff: str = ""  # names allowed to create and approve, comma-separated; "" = anyone
 
+    # The team ([auth] in mailer.toml), once accounts exist (docs/team.md).
+    studio_url: str = "http://127.0.0.1:8025"  # where the studio is reached: one-time password links
+    auth_mfa: str = "none"  # none | admins: admins log in with a TOTP code as well
+    auth_idle_hours: float = 8.0  # a studio log-in ends after this long without a request
+
     # Sending: a batch is claimed, sent and recorded together, so after a crash at most one
     # batch per worker can go out twice.
     send_batch: int = 50

@@ -94,6 +94,9 @@ def secret(value: str) -> str | None:
 FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "database_url": (database_url,),
     "public_base_url": (public_url,),
+    "studio_url": (public_url,),
+    "auth_mfa": (choice("none", "admins"),),
+    "auth_idle_hours": (above(0),),
     "secret_key": (secret,),
     "timezone": (timezone,),
     "smtp_host": (host,),

@@ -317,3 +317,73 @@ class Schedule(Approval, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow)
     note: str = Field(default="", sa_type=Text)
     hold_reason: str = Field(default="", sa_type=Text)  # why a due send did not start (approval, send checks)
+
+
+# --- the team: accounts, their log-in sessions and locks, and the audit trail ---
+
+
+class Account(SQLModel, table=True):
+    """A person of the team. `name_key` (the name in lower case) is what log-ins match.
+
+    No password is stored, only its argon2id hash; a new or reset account has none until its
+    owner sets one through the one-time link (`setup_hash` is the SHA-256 of that link's token).
+    A disabled account cannot log in; its rows in the audit trail and on sends stay.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80)
+    name_key: str = Field(max_length=80, unique=True)
+    role: str = Field(max_length=12)  # writer | editor | admin
+    regions: list[str] = text_list()  # slugs; empty = every region
+    password_hash: str = Field(default="", sa_type=Text)
+    totp_secret: str = Field(default="", max_length=64)
+    setup_hash: str = Field(default="", max_length=64)
+    setup_expires_at: dt.datetime | None = Field(default=None)
+    disabled_at: dt.datetime | None = Field(default=None)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class LoginLock(SQLModel, table=True):
+    """Failed log-ins per name (whether or not it is an account's), in the database so that
+    every worker counts the same and a lock holds in all of them."""
+
+    __tablename__ = "login_lock"
+
+    name_key: str = Field(primary_key=True, max_length=80)
+    failures: int = Field(default=0)
+    window_start: dt.datetime = Field(default_factory=utcnow)
+    locked_until: dt.datetime | None = Field(default=None)
+
+
+class StaffSession(SQLModel, table=True):
+    """A logged-in browser. The cookie holds a random token; only its SHA-256 is kept here, so
+    reading this table does not let anyone log in."""
+
+    __tablename__ = "staff_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    account_id: int = Field(foreign_key="account.id", ondelete="CASCADE", index=True)
+    csrf: str = Field(max_length=64)
+    origin: str = Field(default="", max_length=TEXT_MAX)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    seen_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One line of the audit trail: appended, never updated or deleted by mailer. `hash` covers
+    the row and the previous row's hash, so a row edited or removed behind mailer's back breaks
+    the chain (see mailer.audit)."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(default="", max_length=TEXT_MAX)  # the account, or the typed name
+    origin: str = Field(default="", max_length=TEXT_MAX)  # "studio 192.0.2.7", "command line (os user x)"
+    action: str = Field(max_length=40)  # e.g. login, login.failed, send.approved
+    subject: str = Field(default="", max_length=TEXT_MAX)  # e.g. "send 12", "account anna"
+    outcome: str = Field(default="ok", sa_type=Text)  # ok, or why it was refused
+    detail: str = Field(default="{}", sa_type=Text)  # JSON
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(max_length=64)

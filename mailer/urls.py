@@ -21,6 +21,11 @@ MY_DATA = "/voorkeuren/{token}/gegevens"
 ERASE = "/voorkeuren/{token}/wissen"
 PRIVACY = "/privacy"
 
+# Pages of `mailer studio` (staff only; at settings.studio_url). {token}: a one-time link's.
+LOGIN = "/login"
+LOGOUT = "/logout"
+SET_PASSWORD = "/password/{token}"
+
 # The published site: out/ behind the web server at the same base URL.
 ARCHIVE = "/index.html"
 FEED = "/feed.xml"

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from sqlmodel import select
 
+from mailer.accounts.roles import Person
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.models import Schedule, Send
@@ -120,9 +121,9 @@ def test_a_schedule_fires_only_when_approved_once_and_not_after_an_edit(site: Se
     assert row.held and row.approval == "not approved yet (approval is required)"
 
     with pytest.raises(ApprovalError, match="someone else"):
-        approval.approve(site, "schedule", first.id, "anna")  # type: ignore[arg-type]
-    approval.approve(site, "schedule", first.id, "bert")  # type: ignore[arg-type]
-    approval.approve(site, "schedule", second.id, "bert")  # type: ignore[arg-type]
+        approval.approve(site, "schedule", first.id, Person("anna", "test"))
+    approval.approve(site, "schedule", first.id, Person("bert", "test"))
+    approval.approve(site, "schedule", second.id, Person("bert", "test"))
     assert fire_now(site, first.id) == "done"  # type: ignore[arg-type]
     assert fire_now(site, first.id, worker="w2") == "not due"  # type: ignore[arg-type]
     [send] = sends(site)
@@ -143,6 +144,6 @@ def test_the_approval_settings_read_a_toml_list_of_staff(tmp_path) -> None:  # t
     (tmp_path / "mailer.toml").write_text('[approval]\nmode = "required"\nstaff = ["anna", "bert"]\n')
     config = load_settings(tmp_path, environ={})
     assert approval.required(config) and approval.staff(config) == ["anna", "bert"]
-    assert approval.person(config, "Bert") == "Bert"
+    assert approval.person(config, "Bert").name == "Bert"
     with pytest.raises(ApprovalError, match="not on the staff list"):
         approval.person(config, "carl")

@@ -12,14 +12,18 @@ from sqlmodel import select
 from mailer.db import _alembic_config, current_revision, engine_for, head_revision, migrate, session_scope
 from mailer.errors import DatabaseError
 from mailer.models import (
+    Account,
+    AuditEvent,
     Bounce,
     Delivery,
+    LoginLock,
     PartnerFeed,
     PartnerPublication,
     RateLimit,
     Schedule,
     Send,
     SendVariant,
+    StaffSession,
     Subscriber,
     Subscription,
     Suppression,
@@ -154,6 +158,15 @@ def fill_at_head(engine: sa.Engine) -> None:
                                        categories=["Huiselijk geweld", "Stalking, belaging"],
                                        themes=["stalking"], created_at=NOW, updated_at=NOW))
         session.add(PartnerFeed(url="https://www.om.nl/feed", organisation="OM", etag="e1"))
+        account = Account(name="Bram", name_key="bram", role="editor", regions=["limburg"],
+                          password_hash="$argon2id$x", created_at=NOW, updated_at=NOW)
+        session.add(account)
+        session.flush()
+        session.add(StaffSession(token_hash="t" * 64, account_id=account.id, csrf="c",
+                                 created_at=NOW, seen_at=NOW))
+        session.add(LoginLock(name_key="anouk", failures=2, window_start=NOW))
+        session.add(AuditEvent(id=1, at=NOW, actor="Bram", origin="studio 192.0.2.1",
+                               action="login", hash="h" * 64))
 
 
 def table_rows(engine: sa.Engine) -> dict[str, list[dict]]:

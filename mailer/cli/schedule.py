@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mailer.check.gate import SendChecks
 from mailer.cli.common import database, database_session, settings
-from mailer.cli.send import by_option
+from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.content.loader import ContentError
 from mailer.errors import MailerError
 from mailer.models import Schedule, utcnow
@@ -72,8 +72,9 @@ def schedule() -> None:
               help="Audience slug; repeat for more. Default: all.")
 @click.option("--note", default="", help="A note shown by `mailer schedule list`.")
 @by_option
+@password_stdin_option
 def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...], note: str,
-        by: str | None) -> None:
+        by: str | None, password_stdin: bool) -> None:
     """Plan THEME to be sent at a moment to some regions and audiences.
 
     The theme must build now (it is built again when the send starts). A time in the past is
@@ -87,7 +88,7 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
     database(config)
     now = utcnow()
     request = Request(theme, parse_when(at, config.timezone), regions, audiences, note=note,
-                      created_by=approval.person(config, by))
+                      created_by=acting(config, by, password_stdin, "create", regions).name)
     [problems] = check_requests(config, [request], now)
     if problems:
         raise ScheduleError("nothing planned: " + "\n  ".join(problems))
@@ -139,7 +140,8 @@ def list_command() -> None:
 @schedule.command("approve")
 @click.argument("schedule_id", type=int)
 @by_option
-def approve_command(schedule_id: int, by: str | None) -> None:
+@password_stdin_option
+def approve_command(schedule_id: int, by: str | None, password_stdin: bool) -> None:
     """Approve schedule ID for the content as it is now (four eyes: not by its creator).
 
     Editing the content afterwards makes the approval stale: the send does not start then,
@@ -151,7 +153,8 @@ def approve_command(schedule_id: int, by: str | None) -> None:
     """
     config = settings()
     database(config)
-    approved = approval.approve(config, "schedule", schedule_id, by)
+    approver = acting(config, by, password_stdin, "approve")
+    approved = approval.approve(config, "schedule", schedule_id, approver)
     click.echo(f"Schedule {schedule_id} ({approved.theme}): {approval.describe(approved)}.")
 
 

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from mailer.check.gate import Checked, gate
 from mailer.cli.build import build_errors
 from mailer.cli.common import Term, database, database_session, settings
+from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.config import Settings
 from mailer.content.loader import shown_path
 from mailer.errors import user_file
@@ -33,7 +34,6 @@ region_option = click.option("--region", "regions", multiple=True, type=Term("re
 audience_option = click.option("--audience", "audiences", multiple=True,
                                type=Term("audience"),
                                help="Only this audience (repeatable; default: every audience).")
-by_option = click.option("--by", help="Your name, recorded as who did this (default: $USER).")
 rate_option = click.option("--rate", type=click.FloatRange(min=0),
                            help="At most this many messages per second (overrides smtp_rate).")
 PAUSED_EXIT = 3  # the send ended paused (too many errors, or a mail server that needs a person)
@@ -142,6 +142,7 @@ def _dry_run(config: Settings, checked: Checked, regions: tuple[str, ...],
               help="Snapshot the recipients and leave delivering to `mailer sends work`.")
 @rate_option
 @by_option
+@password_stdin_option
 @click.option("--force", is_flag=True,
               help="Send although readiness checks fail (needs --reason; both are recorded).")
 @click.option("--reason", help="Why the send must go out despite failing checks (with --force).")
@@ -149,7 +150,7 @@ def _dry_run(config: Settings, checked: Checked, regions: tuple[str, ...],
               help="Skip the link check of the readiness checks (also those of --dry-run).")
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
                  test_addresses: tuple[str, ...], queue: bool, rate: float | None, by: str | None,
-                 force: bool, reason: str | None, offline: bool) -> None:
+                 password_stdin: bool, force: bool, reason: str | None, offline: bool) -> None:
     """Send the built mailing THEME to every subscriber of its topic in the segment.
 
     Builds first when out/THEME is stale and checks DKIM, the smtp settings and the header
@@ -185,15 +186,15 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
             _say_where(config, console)
             return
         _warn_insecure(config, console)
-        creator = approval.person(config, by)
+        creator = acting(config, by, password_stdin, "force" if force else "create", regions)
         checked = gate(config, theme, offline=offline)
-        record = checked.release(creator, reason if force else None)
+        record = checked.release(creator.name, reason if force else None)
         send_id = sending.create_send(config, checked.manifest, regions, audiences, record=record)
-    console.print(f"Send {send_id} of {theme} created by {creator}.")
+    console.print(f"Send {send_id} of {theme} created by {creator.name}.")
     if "forced_by" in record:
         console.print(f"[yellow]Forced past failing checks[/yellow] (recorded): {reason}")
     if approval.required(config):
-        console.print(f"It waits for approval by someone other than {creator}: "
+        console.print(f"It waits for approval by someone other than {creator.name}: "
                       f"`mailer sends approve {send_id} --by NAME`, then `mailer sends resume {send_id}`.")
         return
     if queue:
@@ -283,7 +284,8 @@ def show_command(send_id: int, html_file: Path | None) -> None:
 @sends.command("approve")
 @click.argument("send_id", type=int)
 @by_option
-def approve_command(send_id: int, by: str | None) -> None:
+@password_stdin_option
+def approve_command(send_id: int, by: str | None, password_stdin: bool) -> None:
     """Approve send ID for the content as it is now (four eyes: not by its creator).
 
     Editing the content afterwards makes the approval stale; the send then does not start.
@@ -292,7 +294,9 @@ def approve_command(send_id: int, by: str | None) -> None:
     Example:
       mailer sends approve 3 --by bert && mailer sends resume 3
     """
-    approved = approval.approve(_settings(None), "send", send_id, by)
+    config = _settings(None)
+    approver = acting(config, by, password_stdin, "approve")
+    approved = approval.approve(config, "send", send_id, approver)
     click.echo(f"Send {send_id} ({approved.theme}): {approval.describe(approved)}. "
                f"Start it with `mailer sends resume {send_id}`.")
 

@@ -44,7 +44,8 @@ def _approve(form: Any, here: Studio) -> str:
     kind, row_id = str(form.get("kind")), str(form.get("id", ""))
     if kind not in ("send", "schedule") or not row_id.isdigit():
         raise HTTPException(400, say(here, "approve_needs"))
-    row = approval.approve(here.settings, kind, int(row_id), str(form.get("by", "")))
+    approver = approval.person(here.settings, str(form.get("by", "")))
+    row = approval.approve(here.settings, kind, int(row_id), approver)
     return say(here, "approved", kind, row_id, approval.describe(row))
 
 
