@@ -70,7 +70,8 @@ def test_no_route_of_the_studio_or_the_subscription_pages_fails(run, send_settin
     send_id = found.group(1)
 
     studio = crawl(create_studio(send_settings, "stalking", TOKEN),
-                   {"/sends/{send_id:int}": {"send_id": send_id}},
+                   {"/sends/{send_id:int}": {"send_id": send_id},
+                    urls.SET_PASSWORD: {"token": "no-such-link"}},
                    ["/site/stalking/index.html"])
     serve_app = create_app(send_settings)
     pages = crawl(serve_app, {path: {"token": token}

@@ -71,9 +71,13 @@ def test_the_overview_shows_schedules_per_region_and_approves_them(client, site:
     [planned] = plan(site, [Request("stalking", due, ("limburg",), created_by="anna")],
                      dt.datetime.now(dt.UTC))
     page = client.get("/sends").text
-    limburg = page.split('id="region-limburg"')[1].split("</section>")[0]
-    assert "not approved yet" in limburg and ">1</td>" in limburg  # one recipient now
-    assert "Nothing planned." in page.split('id="region-oost-nederland"')[1].split("</section>")[0]
+    limburg = page.split('id="region-limburg"')[1].split("</tr>")[0]
+    assert f"Schedule {planned.id}: stalking" in limburg and "not approved yet" in limburg
+    assert "Can approve: anyone but the creator" in limburg
+    assert "Nothing planned" in page.split('id="region-oost-nederland"')[1].split("</tr>")[0]
+    assert page.index('id="region-limburg"') < page.index('id="region-noord-nederland"')
+    schedule = page.split(f'id="schedule-{planned.id}"')[1].split("</tr>")[0]
+    assert "not approved yet" in schedule and ">1</td>" in schedule  # one recipient now
 
     own = client.post("/sends/approve", data={"token": TOKEN, "kind": "schedule",
                                               "id": str(planned.id), "by": "anna"})

@@ -8,9 +8,18 @@ studio_partners) and share one `Studio` (web.studio_state) on `app.state`; this 
 assembles them behind the access rules below.
 
 Access: on a loopback address only this machine can connect; the Host header must name it
-(no DNS rebinding). Bound anywhere else, every request needs the access token printed at the
-start (once given in the URL it is kept in a cookie). Every POST carries the token, so another
-site open in the same browser cannot make the studio act.
+(no DNS rebinding).
+
+- Without accounts (one writer on a laptop): bound anywhere but loopback, every request needs
+  the access token printed at the start (once given in the URL it is kept in a cookie). Every
+  POST carries the token, so another site open in the same browser cannot make the studio act.
+- Once any account exists, on loopback too: every page but the log-in and the one-time
+  password link needs a log-in (web.studio_login); every POST carries the session's CSRF token
+  instead of the studio's. Each page offers only what the person's role allows, and each
+  action is checked again on the server, which answers 403 with the reason.
+
+With `trusted_proxies` set, the client address (for the audit trail) and the scheme (for a
+Secure cookie) are taken from that proxy's X-Forwarded-For and X-Forwarded-Proto.
 """
 
 from __future__ import annotations
@@ -26,14 +35,16 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from mailer import urls
 from mailer.builds.live import SITE_PREFIX, LiveBuild
 from mailer.config import Settings
-from mailer.web import studio_partners, studio_preview, studio_sends
+from mailer.web import studio_audit, studio_login, studio_partners, studio_preview, studio_sends
 from mailer.web.state import template_environment
 from mailer.web.studio_state import Studio, say
 
@@ -67,12 +78,9 @@ class Guard:
             return
         request = Request(scope)
         given = request.query_params.get("token", "")
-        if self.loopback and not is_loopback(request.url.hostname or ""):
-            await PlainTextResponse(say(self.studio, "unknown_host"), 400)(scope, receive, send)
-            return
-        if not self.loopback and not (self.valid(given) or
-                                      self.valid(request.cookies.get(TOKEN_COOKIE, ""))):
-            await PlainTextResponse(say(self.studio, "token_needed"), 403)(scope, receive, send)
+        refused = await self.refusal(request, given)
+        if refused is not None:
+            await refused(scope, receive, send)
             return
 
         async def with_headers(message: Message) -> None:
@@ -80,12 +88,28 @@ class Guard:
                 headers = MutableHeaders(scope=message)
                 for key, value in PAGE_HEADERS.items():
                     headers.setdefault(key, value)
-                if self.valid(given):
+                if self.valid(given) and not self.studio.accounts:
                     headers.append("Set-Cookie", f"{TOKEN_COOKIE}={self.token}; HttpOnly; "
                                                  "SameSite=Strict; Path=/")
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+    async def refusal(self, request: Request, given: str) -> Response | None:
+        """The answer to a request that may not go on, else None; who is asking is put on
+        `request.state.access` for the handlers."""
+        if self.loopback and not is_loopback(request.url.hostname or ""):
+            return PlainTextResponse(say(self.studio, "unknown_host"), 400)
+        who = await studio_login.who_is_asking(self.studio, request)
+        request.state.access = who
+        if not who.accounts:
+            if self.loopback or self.valid(given) or \
+                    self.valid(request.cookies.get(TOKEN_COOKIE, "")):
+                return None
+            return PlainTextResponse(say(self.studio, "token_needed"), 403)
+        if who.person is None and not studio_login.is_public(request.url.path):
+            return studio_login.log_in_first(self.studio, request)
+        return None
 
     def valid(self, value: str) -> bool:
         return bool(value) and hmac.compare_digest(value, self.token)
@@ -126,6 +150,12 @@ ROUTES = [
     Route("/sends/{send_id:int}", studio_sends.report),
     Route("/partners", studio_partners.partners_page),
     Route("/partners/block", studio_partners.make_block, methods=["POST"]),
+    Route("/audit", studio_audit.audit_page),
+    Route(urls.LOGIN, studio_login.login_page),
+    Route(urls.LOGIN, studio_login.login, methods=["POST"]),
+    Route(urls.LOGOUT, studio_login.logout, methods=["POST"]),
+    Route(urls.SET_PASSWORD, studio_login.password_page),
+    Route(urls.SET_PASSWORD, studio_login.set_password_form, methods=["POST"]),
 ]
 
 
@@ -136,7 +166,12 @@ def create_studio(settings: Settings, theme: str, token: str, loopback: bool = T
         *ROUTES, Mount(SITE_PREFIX, StaticFiles(directory=live.folder, check_dir=False)),
     ], lifespan=lifespan)
     app.state.studio = Studio(settings, theme, token, live, template_environment(settings))
-    return Guard(app, app.state.studio, loopback)
+    guarded = Guard(app, app.state.studio, loopback)
+    if not settings.trusted_proxies:
+        return guarded
+    # uvicorn types ASGI with typed events, Starlette with plain mappings: one interface.
+    return ProxyHeadersMiddleware(guarded,  # type: ignore[arg-type,return-value]
+                                  trusted_hosts=settings.trusted_proxies)
 
 
 def serve_studio(settings: Settings, theme: str, host: str, port: int, token: str,

@@ -13,7 +13,7 @@ from mailer.content.loader import load_mailing
 from mailer.errors import MailerError
 from mailer.partners.blocks import partner_block
 from mailer.partners.publications import suggest
-from mailer.web.studio_state import Studio, act, render, say, studio
+from mailer.web.studio_state import Studio, act, forbid, render, say, studio
 
 
 def _suggestions(here: Studio) -> list:
@@ -35,6 +35,7 @@ def _write_block(form: Any, here: Studio) -> str:
 
 async def make_block(request: Request) -> Response:
     here = studio(request)
+    forbid(request, "create")
     done = await act(request, _write_block, here)
     return await partners_page(request, say(here, "not_written", done)
                                if isinstance(done, Exception) else done)

@@ -20,7 +20,7 @@ from mailer.models import Subscriber, stored_id
 from mailer.send import approval
 from mailer.send.runner import send_test
 from mailer.subscribers.subscriptions import recipients
-from mailer.web.studio_state import Studio, act, render, say, segment, studio
+from mailer.web.studio_state import Studio, act, forbid, render, say, segment, studio
 
 READERS = 20  # real subscribers offered as sample readers, per segment
 # The previewed mail loads nothing from other sites (a mail client may; the studio does not).
@@ -102,6 +102,7 @@ def _send_test(form: Any, here: Studio) -> list[tuple[str, str]]:
 
 async def test_send(request: Request) -> Response:
     here = studio(request)
+    forbid(request, "test-send")
     done = await act(request, _send_test, here)
     if isinstance(done, Exception):
         return PlainTextResponse(say(here, "not_sent", done), 400)
