@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,106 @@ def test_the_studio_pages_have_no_axe_violations(studio: str, browser) -> None: 
         for path in ("sends", "partners"):
             page.goto(studio + path)
             found[path] = axe_violations(page, source)
+        print("axe without accounts:", found)
         assert found == {"/": [], "sends": [], "partners": []}
     finally:
         page.close()
+
+
+PASSWORD = "kwartel-vijzel-orgel 4812"
+
+
+@pytest.fixture
+def team_studio(project: Settings) -> Iterator[tuple[str, Settings, str]]:
+    """The studio with accounts (an admin, a writer and an editor for Limburg), approval
+    required and a Limburg send by the writer waiting for it; yields its address, the settings
+    and a one-time link's path for a person who has no password yet."""
+    from mailer.accounts import users
+    from mailer.audit import command_line
+    from mailer.send.runner import create_send
+    from mailer.web.studio import create_studio
+    from tests.browser import serve
+
+    site = replace(project, approval_mode="required", public_base_url="https://testserver")
+    for name, role in (("ada", "admin"), ("wim", "writer"), ("lotte", "editor")):
+        users.add(site, command_line("test"), name, role, () if role == "admin" else ("limburg",),
+                  password=PASSWORD)
+    _, link, _ = users.add(site, command_line("ada"), "pia", "writer", ("limburg",))
+    create_send(site, "stalking", ["limburg"], record={"created_by": "wim"})
+    with serve(create_studio(site, "stalking", "unused-token")) as url:
+        yield url + "/", site, link.removeprefix(site.studio_url)
+
+
+def log_in(page, base: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Log in through the form, from a page that needs it and back to that page."""
+    page.goto(base + "sends")
+    assert "/login?next=%2Fsends" in page.url
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Log in')")
+    page.wait_for_url(base + "sends")
+
+
+def test_a_writer_and_an_editor_see_the_buttons_their_role_allows(team_studio, browser) -> None:  # type: ignore[no-untyped-def]
+    base, _, _ = team_studio
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        log_in(page, base, "wim")
+        assert page.inner_text("#who") == "Logged in as wim, writer for Limburg"
+        assert page.locator("button:has-text('Approve')").count() == 0
+        assert page.locator("a[href='/audit']").count() == 0
+        assert "Can approve: ada, lotte" in page.inner_text("#region-limburg")  # not wim, who made it
+        page.goto(base)
+        assert page.locator("#test-form button").is_visible()  # a writer sends tests
+        page.click("button:has-text('Log out')")
+        page.wait_for_url(re.compile(r"/login$"))
+        page.goto(base + "sends")
+        assert "/login" in page.url  # the session is over
+
+        log_in(page, base, "lotte")
+        assert page.inner_text("#who") == "Logged in as lotte, editor for Limburg"
+        button = page.locator("#region-limburg button:has-text('Approve send 1')")
+        assert button.is_visible()
+        button.click()
+        page.wait_for_selector("text=approved by lotte")
+        assert page.locator("#region-limburg button").count() == 0
+    finally:
+        context.close()
+
+
+def test_the_studio_pages_with_accounts_have_no_axe_violations(team_studio, browser) -> None:  # type: ignore[no-untyped-def]
+    base, _, link = team_studio
+    source = axe_source()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        found = {}
+        page.goto(base + link.lstrip("/"))
+        found["password"] = axe_violations(page, source)
+        page.fill("#password", "wachtwoord")
+        page.fill("#again", "wachtwoord")
+        page.evaluate("document.querySelector('form').noValidate = true")
+        page.click("button:has-text('Set my password')")
+        page.wait_for_selector("#password-error")
+        found["password, refused"] = axe_violations(page, source)
+        page.goto(base + "login")
+        found["login"] = axe_violations(page, source)
+        page.fill("#name", "ada")
+        page.fill("#password", "not the password")
+        page.click("button:has-text('Log in')")
+        page.wait_for_selector("#login-error")
+        found["login, refused"] = axe_violations(page, source)
+        log_in(page, base, "ada")
+        found["sends"] = axe_violations(page, source)
+        for path in ("audit", "partners"):
+            page.goto(base + path)
+            found[path] = axe_violations(page, source)
+        page.goto(base + "?region=limburg&audience=werkveld")
+        page.frame_locator("#mail").locator("text=Beste Jan Jansen,").wait_for()
+        found["/"] = axe_violations(page, source)
+        print("axe with accounts:", found)
+        assert {name: v for name, v in found.items() if v} == {}
+        assert len(found) == 8
+    finally:
+        context.close()

@@ -158,6 +158,11 @@ def test_sessions_csrf_cookie_and_logout(site: Settings, studio: str) -> None:
                                                    "password": PASSWORD})
     assert no_form_cookie.status_code == 403
 
+    token = form_token(stranger.get("/login").text)
+    away = stranger.post("/login", data={"token": token, "name": "ada", "password": PASSWORD,
+                                         "next": "//evil.example/"})
+    assert away.status_code == 303 and away.headers["location"] == "/"  # never another site
+
     wim, answer = log_in(studio, "wim")
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith("mailer_session=") and "HttpOnly" in cookie
