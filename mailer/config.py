@@ -17,7 +17,7 @@ from typing import Any
 from mailer.config_checks import check_settings, warn_unknown
 from mailer.errors import ConfigError
 
-ENVIRONMENT_ONLY = ("MAILER_ROOT", "MAILER_CONFIG")
+ENVIRONMENT_ONLY = ("MAILER_ROOT", "MAILER_CONFIG", "MAILER_LOG_FORMAT")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ class Settings:
     # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed ("*" = any, for a
     # proxy on a socket only it can reach); empty = none. See docs/production.md.
     trusted_proxies: str = ""
+    # [metrics] token: a Bearer token that lets a scraper off this machine read /metrics;
+    # empty: /metrics answers loopback only.
+    metrics_token: str = ""
     feed_timeout: float = 10.0  # seconds per partner feed read (connecting, each chunk)
     feed_deadline: float = 20.0  # seconds for a whole partner feed request, however it trickles
     link_timeout: float = 10.0  # seconds per link asked by `mailer check`

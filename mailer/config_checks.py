@@ -98,6 +98,8 @@ FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "auth_mfa": (choice("none", "admins"),),
     "auth_idle_hours": (above(0),),
     "secret_key": (secret,),
+    "metrics_token": (lambda v: None if not v or len(v) >= SECRET_MIN else
+                      f"must be at least {SECRET_MIN} characters (or empty: loopback only)",),
     "timezone": (timezone,),
     "smtp_host": (host,),
     "smtp_port": (between(1, 65535),),

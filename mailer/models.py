@@ -125,6 +125,9 @@ class Subscription(SQLModel, table=True):
     consent_at: dt.datetime | None = Field(default=None)
     consent_source: str = Field(default="", max_length=TEXT_MAX)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+    # How the person left, for the figures (/metrics): one-click, page, mail, staff; "" before 0015
+    unsubscribed_via: str = Field(default="", max_length=12,
+                                  sa_column_kwargs={"server_default": ""})
 
 
 class Suppression(SQLModel, table=True):

@@ -21,6 +21,11 @@ MY_DATA = "/voorkeuren/{token}/gegevens"
 ERASE = "/voorkeuren/{token}/wissen"
 PRIVACY = "/privacy"
 
+# What operators and their monitoring ask `mailer serve` (not linked from any mail).
+HEALTH = "/healthz"
+READY = "/readyz"
+METRICS = "/metrics"
+
 # Pages of `mailer studio` (staff only; at settings.studio_url). {token}: a one-time link's.
 LOGIN = "/login"
 LOGOUT = "/logout"

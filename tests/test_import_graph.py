@@ -66,7 +66,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("db",),
     ("config",),
     ("config_checks", "schema", "addresses"),
-    ("models", "taxonomy", "clock", "errors", "fingerprint", "urls"),
+    ("models", "taxonomy", "clock", "errors", "fingerprint", "urls", "logs"),
     ("mailer",),
 )
 

@@ -34,7 +34,8 @@ def unsubscribe_by_mail(settings: Settings, session: Session, topic: str, token:
     if not token or topic not in taxonomy.TOPICS:
         return "unsubscribe mail without a valid topic and token: nothing changed"
     try:
-        public_id = unsubscribe(session, read_token(settings, token, "unsubscribe"), topic)
+        public_id = unsubscribe(session, read_token(settings, token, "unsubscribe"), topic,
+                                via="mail")
     except (TokenError, NotFound):
         return "unsubscribe mail with an unknown or forged token: nothing changed"
     return f"subscriber {public_id} unsubscribed from {topic}"

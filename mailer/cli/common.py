@@ -6,6 +6,7 @@ build` starts without SQLAlchemy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,22 @@ class Term(click.Choice):
         if problem:
             self.fail(problem, param, ctx)
         return value
+
+
+def _configure_logs(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from mailer import logs
+
+    logs.configure(value)
+    return value
+
+
+def log_format_option(expose: bool = False) -> Callable[[Any], Any]:
+    """--log-format text|json (or MAILER_LOG_FORMAT) for the commands that run unattended."""
+    return click.option(
+        "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        envvar="MAILER_LOG_FORMAT", show_envvar=True, expose_value=expose,
+        callback=_configure_logs,
+        help="Log lines as readable text, or one JSON object per line (for a log collector).")
 
 
 def settings() -> Settings:

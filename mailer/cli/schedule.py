@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 
 import click
@@ -11,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mailer.check.gate import SendChecks
-from mailer.cli.common import database, database_session, settings
+from mailer.cli.common import database, database_session, log_format_option, settings
 from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.content.loader import ContentError
 from mailer.errors import MailerError
@@ -196,6 +195,7 @@ def move_command(schedule_id: int, at: str) -> None:
 @click.command("scheduler")
 @click.option("--offline", is_flag=True,
               help="Skip the link check of the readiness checks (as `mailer send --offline`).")
+@log_format_option()
 def scheduler_command(offline: bool) -> None:
     """Run the scheduler: start each planned send at its time and resume interrupted ones.
 
@@ -208,10 +208,10 @@ def scheduler_command(offline: bool) -> None:
     \b
     Example:
       mailer scheduler
+      mailer scheduler --log-format json
     """
     config = settings()
     database(config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     scheduler = Scheduler(config, checks=SendChecks(config, offline=offline))
 
     def stop(signum: int, _frame: object) -> None:

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from mailer.check.gate import Checked, gate
 from mailer.cli.build import build_errors
-from mailer.cli.common import Term, database, database_session, settings
+from mailer.cli.common import Term, database, database_session, log_format_option, settings
 from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.config import Settings
 from mailer.content.loader import shown_path
@@ -148,6 +148,7 @@ def _dry_run(config: Settings, checked: Checked, regions: tuple[str, ...],
 @click.option("--reason", help="Why the send must go out despite failing checks (with --force).")
 @click.option("--offline", is_flag=True,
               help="Skip the link check of the readiness checks (also those of --dry-run).")
+@log_format_option()
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
                  test_addresses: tuple[str, ...], queue: bool, rate: float | None, by: str | None,
                  password_stdin: bool, force: bool, reason: str | None, offline: bool) -> None:
@@ -350,6 +351,7 @@ def cancel_command(send_id: int) -> None:
 @sends.command("work")
 @click.argument("send_id", type=int, required=False)
 @rate_option
+@log_format_option()
 def work_command(send_id: int | None, rate: float | None) -> None:
     """Deliver pending messages of running sends (or of one), beside other workers.
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mailer.cli.common import database, settings
+from mailer.cli.common import database, log_format_option, settings
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker processes sharing the port; they share state only through the "
                    "database (use PostgreSQL for more than one, see docs/production.md).")
-def serve(host: str, port: int, workers: int) -> None:
+@log_format_option(expose=True)
+def serve(host: str, port: int, workers: int, log_format: str) -> None:
     """Serve the subscription pages (/aanmelden, /bevestig, /afmelden, /voorkeuren, /privacy).
 
     Links in mails point at public_base_url; put this behind the web server that answers there.
@@ -28,9 +29,13 @@ def serve(host: str, port: int, workers: int) -> None:
     \b
     Examples:
       mailer serve --host 0.0.0.0 --port 8080
-      mailer serve --workers 4
+      mailer serve --workers 4 --log-format json
+
+    Also answers /healthz, /readyz and /metrics (Prometheus; loopback or [metrics] token).
     """
     import uvicorn
+
+    from mailer.logs import uvicorn_config
 
     # Made here once even with workers, so a bad schema or brand file is one clear line here
     # and not a traceback in every worker.
@@ -38,7 +43,8 @@ def serve(host: str, port: int, workers: int) -> None:
     # No access log: the paths hold the tokens that open a person's preferences and data.
     # X-Forwarded-* are believed only from the trusted_proxies setting, inside the app.
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info",
-                               "access_log": False, "proxy_headers": False}
+                               "access_log": False, "proxy_headers": False,
+                               "log_config": uvicorn_config(log_format)}
     if workers == 1:
         uvicorn.run(app, **options)
     else:

@@ -84,7 +84,7 @@ def remove(email: str, erase_all: bool) -> None:
         if erase_all:
             erase(session, subscriber_id)
         else:
-            unsubscribe(session, subscriber_id, None)
+            unsubscribe(session, subscriber_id, None, via="staff")
     click.echo(f"{email}: {'erased' if erase_all else 'unsubscribed from every topic'}")
 
 

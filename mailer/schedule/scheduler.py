@@ -307,6 +307,7 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
     action = schedule and _due_action(schedule, now, grace)
     if schedule is None or action is None:
         return "not due"
+    ids = {"schedule": schedule_id, "send": schedule.send_id, "theme": schedule.theme}
     # Outside any transaction: the checks take seconds. The claim below fails if the row
     # changed meanwhile.
     held = _hold(settings, schedule, now, checks) if action == "start" else ""
@@ -318,7 +319,8 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
             return "missed" if _transition(session, schedule, now, status="missed", note=note) else "taken"
         if held:
             if schedule.hold_reason != held:  # said once, not every tick
-                log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held)
+                log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held,
+                            extra=ids)
                 _transition(session, schedule, now, hold_reason=held)
             return "held"
         started: dict[str, object] = {"status": "started", "worker": worker, "heartbeat_at": now,
@@ -327,20 +329,20 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
             return "taken"
         schedule.sqlmodel_update(started)
     log.info("schedule %s (%s): %s", schedule_id, schedule.theme,
-             "starting" if action == "start" else f"resuming send {schedule.send_id}")
+             "starting" if action == "start" else f"resuming send {schedule.send_id}", extra=ids)
     try:
         start(schedule)
     except Exception as exc:
-        log.exception("schedule %s (%s) failed", schedule_id, schedule.theme)
+        log.exception("schedule %s (%s) failed", schedule_id, schedule.theme, extra=ids)
         _finish(settings, schedule_id, worker, status="failed", note=f"{type(exc).__name__}: {exc}")
         return "failed"
     if stop.is_set():
         _finish(settings, schedule_id, worker)
         log.info("schedule %s (%s): stopped between batches; resumes on the next start", schedule_id,
-                 schedule.theme)
+                 schedule.theme, extra=ids)
         return "interrupted"
     _finish(settings, schedule_id, worker, status="done")
-    log.info("schedule %s (%s): done", schedule_id, schedule.theme)
+    log.info("schedule %s (%s): done", schedule_id, schedule.theme, extra=ids)
     return "done"
 
 
@@ -463,7 +465,8 @@ class Scheduler:
         try:
             self.fire(schedule_id)
         except Exception:  # a lost connection, say: `fire` records what it can; retried next pass
-            log.exception("schedule %s: firing failed; trying again", schedule_id)
+            log.exception("schedule %s: firing failed; trying again", schedule_id,
+                          extra={"schedule": schedule_id})
         finally:
             with self._lock:
                 self.running.discard(schedule_id)

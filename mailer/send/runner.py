@@ -22,6 +22,7 @@ this are named in mailer.send.store.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -69,6 +70,9 @@ LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this of
 _T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
 ToSend = str | Manifest  # a theme, or the manifest the gate checked (mailer.check.gate)
+
+
+log = logging.getLogger(__name__)  # ids only, never an address (mailer.logs)
 
 
 class SendError(DataError):
@@ -367,7 +371,11 @@ class _Worker:
                 except ConfigError as exc:  # a setting that cannot work: nothing was sent, none can be
                     pause_send(self.settings, stored_id(self.send), str(exc))
                     raise
-                finished += self.record(outcomes)
+                done = self.record(outcomes)
+                finished += done
+                log.info("batch delivered", extra={
+                    "send": self.send.id, "worker": self.name, "batch": len(batch),
+                    "sent": sum(o.verdict is Verdict.SENT for o in outcomes), "count": finished})
                 if progress:
                     progress(finished, total)
                 backoff, reason = connection.after_batch(
@@ -376,6 +384,7 @@ class _Worker:
                      and o.verdict is Verdict.CONNECTION])
                 reason = reason or next(filter(None, map(breaker.feed, outcomes)), "")
                 if reason:
+                    log.warning("send paused: %s", reason, extra={"send": self.send.id})
                     pause_send(self.settings, stored_id(self.send), reason)
                     return
                 if backoff:
@@ -393,13 +402,18 @@ def _deliver(settings: Settings, send: Send, transport: Transport | None,
              ) -> SendSummary:
     own = transport is None
     transport = transport or transport_from_settings(settings)
+    log.info("worker started", extra={"send": send.id, "worker": name, "theme": send.theme})
     try:
         _Worker(settings, _store(settings), send, transport, name, clock).run(
             progress, stop or threading.Event())
     finally:
         if own:
             transport.close()
-    return summary(settings, stored_id(send))
+    result = summary(settings, stored_id(send))
+    log.info("worker stopped", extra={"send": send.id, "worker": name, "status": result.status,
+                                      **{k: v for k, v in result.counts.items() if k in (
+                                          "sent", "failed", "pending")}})
+    return result
 
 
 @contextmanager

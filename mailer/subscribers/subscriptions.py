@@ -121,7 +121,8 @@ def _timed(sql: str) -> TextClause:
 
 
 _FIND_PUBLIC = text("SELECT id FROM subscriber WHERE public_id = :public_id")
-_TOPICS_OFF = ("UPDATE subscription SET status = 'unsubscribed', updated_at = :now "
+_TOPICS_OFF = ("UPDATE subscription SET status = 'unsubscribed', updated_at = :now, "
+               "unsubscribed_via = :via "
                "WHERE subscriber_id = {person} AND status <> 'unsubscribed'")
 _PERSON_OFF = ("UPDATE subscriber SET status = 'unsubscribed', pending_request = NULL, "
                "updated_at = :now WHERE {where} RETURNING {returning}")
@@ -313,7 +314,7 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
                 row.status, row.consent_at, row.consent_source = "active", now, source
                 row.updated_at = now
         elif row is not None and row.status == "active" and not only_add:
-            row.status, row.updated_at = "unsubscribed", now
+            row.status, row.updated_at, row.unsubscribed_via = "unsubscribed", now, "page"
 
 
 def update_preferences(session: Session, ref: SubscriberRef, profile: Profile) -> Subscriber:
@@ -328,10 +329,11 @@ def update_preferences(session: Session, ref: SubscriberRef, profile: Profile) -
 
 
 def unsubscribe(
-    session: Session, ref: SubscriberRef, topic: str | None = None, reason: str = "unsubscribed"
+    session: Session, ref: SubscriberRef, topic: str | None = None, reason: str = "unsubscribed",
+    via: str = "page",
 ) -> str:
     """Leave one topic, or (topic None) everything, which also suppresses the address; returns
-    the person's public id.
+    the person's public id. `via` (one-click, page, mail, staff) is kept for the figures.
 
     This is the one-click path, so it stays lean: on PostgreSQL one statement that finds the
     person by the unique public id and writes by key (their subscriptions, their row, the
@@ -339,7 +341,7 @@ def unsubscribe(
     """
     if isinstance(ref, Claim) and ref.public_id is not None:
         if session.get_bind().dialect.name == "postgresql":
-            if session.execute(*unsubscribe_in_one_statement(ref.public_id, topic, reason)
+            if session.execute(*unsubscribe_in_one_statement(ref.public_id, topic, reason, via)
                                ).scalar() is None:
                 raise NotFound("no such subscriber")
             _forget_loaded(session)
@@ -351,7 +353,7 @@ def unsubscribe(
     else:
         person = get_subscriber(session, ref)
         person_id, public_id = person.id, person.public_id
-    params = {"id": person_id, "now": utcnow(), "topic": topic}
+    params = {"id": person_id, "now": utcnow(), "topic": topic, "via": via}
     session.execute(_LEAVE_EVERY_TOPIC if topic is None else _LEAVE_TOPIC, params)
     if topic is None:
         address_hash = session.execute(_LEAVE, params).scalar_one()
@@ -360,13 +362,14 @@ def unsubscribe(
     return public_id
 
 
-def unsubscribe_in_one_statement(public_id: str, topic: str | None,
-                                 reason: str = "unsubscribed") -> tuple[TextClause, dict]:
+def unsubscribe_in_one_statement(public_id: str, topic: str | None, reason: str = "unsubscribed",
+                                 via: str = "page") -> tuple[TextClause, dict]:
     """`unsubscribe` on PostgreSQL for a person named by public id, as one statement (so one
     round trip, and on an autocommit connection a transaction of its own) and its parameters.
     The statement returns the person's row id, or no row when nobody has that public id."""
     statement = _ONE_STATEMENT_EVERY_TOPIC if topic is None else _ONE_STATEMENT_TOPIC
-    return statement, {"public_id": public_id, "now": utcnow(), "topic": topic, "reason": reason}
+    return statement, {"public_id": public_id, "now": utcnow(), "topic": topic, "reason": reason,
+                       "via": via}
 
 
 def _forget_loaded(session: Session) -> None:

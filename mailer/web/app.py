@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette_exporter import PrometheusMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailer import urls
@@ -39,7 +40,7 @@ from mailer.db import AsyncStatements, get_engine
 from mailer.message.signing import DkimSigner
 from mailer.subscribers import subscriptions as subs
 from mailer.transport.transports import Transport, transport_from_settings
-from mailer.web import one_click, ratelimit, subscription_pages
+from mailer.web import health, metrics, one_click, ratelimit, subscription_pages
 from mailer.web.pages import PageError, not_found, origin, page_error, unknown_subscriber
 from mailer.web.state import Site, template_environment
 
@@ -54,6 +55,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 ROUTES = [
+    Route(urls.HEALTH, health.healthz, methods=["GET"]),
+    Route(urls.READY, health.readyz, methods=["GET"]),
+    Route(urls.METRICS, metrics.metrics, methods=["GET"]),
     Route(urls.SIGNUP, subscription_pages.signup, methods=["GET", "POST"]),
     Route(urls.CONFIRM, subscription_pages.confirm, methods=["GET", "POST"]),
     Route(urls.UNSUBSCRIBE_HELP, subscription_pages.unsubscribe_help, methods=["GET"]),
@@ -132,10 +136,15 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
         },
         lifespan=lifespan,
     )
-    app.state.site = Site(settings, get_engine(settings), env,
+    app.state.site = site = Site(settings, get_engine(settings), env,
                           transport or transport_from_settings(settings),
                           DkimSigner.from_settings(settings), {origin(settings.public_base_url)})
-    secured = SecurityHeaders(app)
+    app.state.figures = metrics.figures_registry(site.engine)
+    # Request counts and latency per route template (never a path: paths hold tokens).
+    measured = PrometheusMiddleware(app, app_name="mailer", prefix="mailer_http",
+                                    group_paths=True, filter_unhandled_paths=True,
+                                    skip_paths=[urls.HEALTH, urls.READY, urls.METRICS])
+    secured = SecurityHeaders(measured)
     if not settings.trusted_proxies:
         return secured
     # Believe X-Forwarded-For/-Proto only from the configured proxies: the client address the

@@ -43,7 +43,7 @@ async def unsubscribe(request: Request) -> Response:
     one_click = form.get("List-Unsubscribe") == "One-Click"
     if not one_click:  # RFC 8058: the token is the secret
         check_csrf(request, form)
-    public_id = await _unsubscribe(request, token, topic)
+    public_id = await _unsubscribe(request, token, topic, "one-click" if one_click else "page")
     if one_click:  # a mail provider's server, not a person: a short answer, no cookie
         return PlainTextResponse(site(request).env.get_template(
             "web/subscriptions/one-click.txt.j2").render(topic=topic, topic_names=TOPICS))
@@ -51,13 +51,15 @@ async def unsubscribe(request: Request) -> Response:
         site(request).settings, public_id))
 
 
-async def _unsubscribe(request: Request, token: Claim, topic: str | None) -> str:
+async def _unsubscribe(request: Request, token: Claim, topic: str | None, via: str) -> str:
     """Unsubscribe the token's person; returns their public id."""
     on_loop = site(request).on_loop
     if on_loop is not None and token.public_id is not None:
-        found = await on_loop.scalar(*subs.unsubscribe_in_one_statement(token.public_id, topic))
+        found = await on_loop.scalar(*subs.unsubscribe_in_one_statement(token.public_id, topic,
+                                                                        via=via))
         if found is None:
             raise subs.NotFound("no such subscriber")
         return token.public_id
-    public_id: str = await site(request).db(subs.unsubscribe, token, topic, write=True)
+    public_id: str = await site(request).db(subs.unsubscribe, token, topic, "unsubscribed", via,
+                                            write=True)
     return public_id
