@@ -117,6 +117,7 @@ class _Handler:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
+        await self.server.while_held()
         if address.lower() in self.server.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if address.lower() in self.server.block:
@@ -150,7 +151,8 @@ class SMTPTestServer:
     `greetings` are answered, one per new connection, instead of the 220 greeting (then the
     server hangs up); then `greeting` to every connection, unless it is "" (set it to refuse
     all, clear it to heal). `login` (user, password) requires that login; `starttls` requires
-    TLS first.
+    TLS first. `hold_after` N: once N messages were accepted, every next recipient is kept
+    waiting (no answer) until `release()`, as a server that hangs does; `held` counts them.
     """
 
     def __init__(self, temporary: float = 0.0, temporary_code: int | tuple[int, ...] = 451,
@@ -174,6 +176,8 @@ class SMTPTestServer:
         self.refused_greetings = 0
         self._opened = 0
         self._open: set[_ScriptedSMTP] = set()
+        self.hold_after: int | None = None
+        self._held = 0
         options: dict[str, Any] = {}
         if login:
             options.update(auth_required=True, auth_require_tls=False,
@@ -251,6 +255,29 @@ class SMTPTestServer:
             if fault:
                 self.faults.append(fault)
             return fault
+
+    async def while_held(self) -> None:
+        """Wait (on the server's loop) while `hold_after` messages or more were accepted."""
+        with self._lock:
+            if self.hold_after is None or len(self._messages) < self.hold_after:
+                return
+            self._held += 1
+        try:
+            while self.hold_after is not None:
+                await asyncio.sleep(0.01)
+        finally:
+            with self._lock:
+                self._held -= 1
+
+    @property
+    def held(self) -> int:
+        """How many clients wait for an answer to a recipient, held by `hold_after`."""
+        with self._lock:
+            return self._held
+
+    def release(self) -> None:
+        """Answer the held clients (those still connected) and hold nobody any more."""
+        self.hold_after = None
 
     def accept(self, message: Received) -> None:
         with self._lock:

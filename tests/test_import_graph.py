@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("message",),
     ("render", "partners"),
     ("transport", "subscribers", "content", "accounts"),
-    ("audit",),
+    ("audit", "backup"),
     ("db",),
     ("config",),
     ("config_checks", "schema", "addresses"),
