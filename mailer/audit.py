@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from mailer.config import Settings
 from mailer.db import session_scope
+from mailer.errors import DataError
 from mailer.models import AuditEvent, utcnow
 
 ADVISORY_LOCK = 0x6D61696C  # "mail": the PostgreSQL advisory lock that orders appends
@@ -63,7 +64,9 @@ def _digest(row: AuditEvent) -> str:
 
 def record(session: Session, actor: Actor, action: str, subject: str = "", outcome: str = "ok",
            **detail: Any) -> AuditEvent:
-    """Append one row in `session`'s transaction (which must be a writing one)."""
+    """Append one row in `session`'s transaction (which must be a writing one). Call it last
+    in the transaction: on PostgreSQL it holds the trail's lock until the commit, and a writer
+    holding it must not then wait for a row that another writer, waiting for it, holds."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
@@ -108,9 +111,19 @@ def _rows(settings: Settings, batch: int = 5000) -> Iterator[AuditEvent]:
         after = rows[-1].id or after
 
 
+def _missing(previous: AuditEvent | None, row: AuditEvent) -> str:
+    """The rows taken out before `row`, named by id (mailer numbers rows without gaps)."""
+    first, last = (previous.id or 0) + 1 if previous else 1, (row.id or 0) - 1
+    if first > last:
+        return ""
+    ids = f"row {first} is" if first == last else f"rows {first} to {last} are"
+    return f"{ids} missing before row {row.id}: removed outside mailer"
+
+
 def verify(settings: Settings) -> tuple[int, list[str]]:
     """How many rows were read, and what is wrong with the chain: each row whose hash does not
-    match its fields, and each break where a row's predecessor is not the row before it."""
+    match its fields, each gap in the ids, and each break where a row's predecessor is not the
+    row before it."""
     problems: list[str] = []
     previous: AuditEvent | None = None
     count = 0
@@ -119,6 +132,8 @@ def verify(settings: Settings) -> tuple[int, list[str]]:
         if row.hash != _digest(row):
             problems.append(f"row {row.id} ({row.action}, {row.at:%Y-%m-%d %H:%M:%S} UTC) does "
                             "not match its hash: it was changed outside mailer")
+        if missing := _missing(previous, row):
+            problems.append(missing)
         expected = previous.hash if previous else ""
         if row.prev_hash != expected:
             gap = f"after row {previous.id}" if previous else "at the start"
@@ -126,6 +141,20 @@ def verify(settings: Settings) -> tuple[int, list[str]]:
                             "was removed or changed there")
         previous = row
     return count, problems
+
+
+class ChainBroken(DataError):
+    """The audit trail was changed behind mailer's back; the message names each row."""
+
+
+def verified(settings: Settings) -> int:
+    """How many rows the trail has, all chained as mailer wrote them; else ChainBroken naming
+    every row that was changed and every place a row was taken out."""
+    count, problems = verify(settings)
+    if problems:
+        raise ChainBroken(f"the audit trail was changed outside mailer ({len(problems)} "
+                          f"problem(s) in {count} rows):\n  " + "\n  ".join(problems))
+    return count
 
 
 def as_dict(row: AuditEvent) -> dict[str, Any]:

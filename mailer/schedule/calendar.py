@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from sqlmodel import col, select
 
+from mailer.audit import SYSTEM, Actor
 from mailer.config import Settings
 from mailer.content.loader import ContentError, Problem, shown_path, yaml_problem
 from mailer.db import session_scope
@@ -132,8 +133,10 @@ def check(settings: Settings, entries: Sequence[Entry], now: dt.datetime) -> lis
     return _located(settings, [e for e in entries if e.request.due_at > now], now)
 
 
-def apply(settings: Settings, entries: Sequence[Entry], now: dt.datetime) -> Applied:
-    """Plan every upcoming entry not planned before; all of them, or none when one has a problem."""
+def apply(settings: Settings, entries: Sequence[Entry], now: dt.datetime,
+          actor: Actor = SYSTEM) -> Applied:
+    """Plan every upcoming entry not planned before; all of them, or none when one has a problem.
+    `actor` (who applies the calendar) is recorded with each new schedule."""
     with session_scope(settings) as session:
         keys = [e.key for e in entries]
         known = {s.calendar_key: s for s in session.exec(
@@ -142,7 +145,7 @@ def apply(settings: Settings, entries: Sequence[Entry], now: dt.datetime) -> App
     problems = _located(settings, todo, now)
     if problems:
         raise ContentError(problems)
-    schedules = plan(settings, [e.request for e in todo], now)
+    schedules = plan(settings, [e.request for e in todo], now, actor)
     return Applied(planned=list(zip(todo, schedules, strict=True)),
                    known=[(e, known[e.key]) for e in entries if e.key in known],
                    past=[e for e in entries if e.key not in known and e.request.due_at <= now])

@@ -26,6 +26,8 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailer import taxonomy
+from mailer.audit import SYSTEM as SCHEDULER
+from mailer.audit import Actor, record
 from mailer.builds.builder import build
 from mailer.builds.manifest import Manifest
 from mailer.builds.sources import source_hash
@@ -145,8 +147,10 @@ def check_requests(settings: Settings, requests: Sequence[Request], now: dt.date
     return found
 
 
-def plan(settings: Settings, requests: Sequence[Request], now: dt.datetime) -> list[Schedule]:
-    """Store checked requests as planned schedules, all or none."""
+def plan(settings: Settings, requests: Sequence[Request], now: dt.datetime,
+         actor: Actor = SCHEDULER) -> list[Schedule]:
+    """Store checked requests as planned schedules, all or none; each is `schedule.created`
+    by `actor` in the audit trail."""
     with session_scope(settings, write=True) as session:
         schedules = [
             Schedule(theme=r.theme, due_at=r.due_at, regions=list(dict.fromkeys(r.regions)),
@@ -156,6 +160,10 @@ def plan(settings: Settings, requests: Sequence[Request], now: dt.datetime) -> l
         ]
         session.add_all(schedules)
         session.flush()
+        for schedule in schedules:
+            record(session, actor, "schedule.created", f"schedule {schedule.id}",
+                   theme=schedule.theme, due_at=schedule.due_at, regions=schedule.regions,
+                   audiences=schedule.audiences, calendar_key=schedule.calendar_key)
     return schedules
 
 
@@ -200,7 +208,8 @@ def overview(settings: Settings, now: dt.datetime, reach: bool = True) -> list[O
         return rows
 
 
-def _get(settings: Settings, schedule_id: int) -> Schedule:
+def get_schedule(settings: Settings, schedule_id: int) -> Schedule:
+    """Schedule `schedule_id` as it is now (to see whom it reaches before someone acts on it)."""
     with session_scope(settings) as session:
         schedule = session.get(Schedule, schedule_id)
     if schedule is None:
@@ -225,50 +234,59 @@ def _transition(session: Session, seen: Schedule, now: dt.datetime, strict: bool
     return result.rowcount == 1
 
 
-def _cancel_send(settings: Settings, schedule_id: int, send_id: int) -> None:
+def _cancel_send(settings: Settings, schedule_id: int, send_id: int, actor: Actor) -> None:
     """Call off a schedule's send through mailer.send.runner, which refuses once a message left."""
     if summary(settings, send_id).status == "cancelled":
         return
     try:
-        cancel_send(settings, send_id)
+        cancel_send(settings, send_id, actor)
     except SendError as exc:
         raise ScheduleError(f"schedule {schedule_id} cannot be changed: {exc}") from exc
 
 
-def _withdraw(settings: Settings, schedule_id: int, now: dt.datetime, **values: object) -> Schedule:
-    """Take a schedule back (to cancel or move it) while no message has left.
+def _withdraw(settings: Settings, schedule_id: int, now: dt.datetime, actor: Actor, action: str,
+              **values: object) -> Schedule:
+    """Take a schedule back (to cancel or move it) while no message has left; the audit trail
+    gets `action` by `actor` in the same transaction.
 
     A send that already started is cancelled through mailer.send.runner, which refuses once a
     message left; only then does the schedule change.
     """
-    schedule = _get(settings, schedule_id)
+    schedule = get_schedule(settings, schedule_id)
     if schedule.status in ("cancelled", "done"):
         raise ScheduleError(f"schedule {schedule_id} is {schedule.status}: nothing to change")
     if schedule.status == "started" and schedule.send_id is None:
         raise ScheduleError(f"schedule {schedule_id} is being started right now (building its "
                             "send); try again in a minute")
     if schedule.send_id is not None:
-        _cancel_send(settings, schedule_id, schedule.send_id)
+        _cancel_send(settings, schedule_id, schedule.send_id, actor)
     with session_scope(settings, write=True) as session:
         # Once its send is cancelled, the schedule changes even if its worker recorded the end.
         if not _transition(session, schedule, now, strict=schedule.send_id is None, **values):
             raise ScheduleError(f"schedule {schedule_id} changed meanwhile; look at "
                                 "`mailer schedule list` and try again")
-    return _get(settings, schedule_id)
+        record(session, actor, action, f"schedule {schedule_id}", theme=schedule.theme,
+               was=schedule.status, was_due_at=schedule.due_at,
+               due_at=values.get("due_at", schedule.due_at), send=schedule.send_id)
+    return get_schedule(settings, schedule_id)
 
 
-def cancel(settings: Settings, schedule_id: int, now: dt.datetime) -> Schedule:
-    """Cancel a schedule until its first message leaves."""
-    return _withdraw(settings, schedule_id, now, status="cancelled", worker="", heartbeat_at=None)
+def cancel(settings: Settings, schedule_id: int, now: dt.datetime,
+           actor: Actor = SCHEDULER) -> Schedule:
+    """Cancel a schedule until its first message leaves (`schedule.cancelled` by `actor`)."""
+    return _withdraw(settings, schedule_id, now, actor, "schedule.cancelled", status="cancelled",
+                     worker="", heartbeat_at=None)
 
 
-def move(settings: Settings, schedule_id: int, due_at: dt.datetime, now: dt.datetime) -> Schedule:
-    """Plan a schedule for another time, until its first message leaves (a missed one too)."""
+def move(settings: Settings, schedule_id: int, due_at: dt.datetime, now: dt.datetime,
+         actor: Actor = SCHEDULER) -> Schedule:
+    """Plan a schedule for another time, until its first message leaves (a missed one too);
+    `schedule.moved` by `actor`."""
     if due_at <= now:
         raise ScheduleError(f"{local_time(due_at, settings.timezone)} is in the past "
                             f"(now: {local_time(now, settings.timezone)})")
-    return _withdraw(settings, schedule_id, now, status="planned", due_at=due_at, send_id=None,
-                     worker="", heartbeat_at=None, hold_reason="")
+    return _withdraw(settings, schedule_id, now, actor, "schedule.moved", status="planned",
+                     due_at=due_at, send_id=None, worker="", heartbeat_at=None, hold_reason="")
 
 
 def _due_action(schedule: Schedule, now: dt.datetime, grace: dt.timedelta) -> str | None:
@@ -289,6 +307,37 @@ def _hold(settings: Settings, schedule: Schedule, now: dt.datetime, checks: Send
     return held or (checks.problem(schedule.theme, current, now) if checks else "")
 
 
+def _claim(settings: Settings, schedule: Schedule, action: str, held: str, now: dt.datetime,
+           worker: str) -> str:
+    """Mark a due schedule missed, held or started in one transaction, with its audit row (by
+    the scheduler); returns what happened: "started" when this worker now runs it."""
+    subject = f"schedule {schedule.id}"
+    with session_scope(settings, write=True) as session:
+        if action == "miss":
+            hours = (now - schedule.due_at).total_seconds() / 3600
+            note = (f"missed: due {local_time(schedule.due_at, settings.timezone)}, the scheduler "
+                    f"came {hours:.1f} h late (grace {settings.grace_period_hours:g} h)")
+            if not _transition(session, schedule, now, status="missed", note=note):
+                return "taken"
+            record(session, SCHEDULER, "schedule.missed", subject, outcome=note)
+            return "missed"
+        if held:
+            if schedule.hold_reason != held:  # said once, not every tick
+                log.warning("schedule %s (%s) does not start: %s", schedule.id, schedule.theme, held,
+                            extra={"schedule": schedule.id, "theme": schedule.theme})
+                if _transition(session, schedule, now, hold_reason=held):
+                    record(session, SCHEDULER, "schedule.held", subject, outcome=held)
+            return "held"
+        started: dict[str, object] = {"status": "started", "worker": worker, "heartbeat_at": now,
+                                      "hold_reason": ""}
+        if not _transition(session, schedule, now, True, **started):
+            return "taken"
+        record(session, SCHEDULER, "schedule.started", subject, theme=schedule.theme,
+               send=schedule.send_id, resumed=action == "resume", worker=worker)
+        schedule.sqlmodel_update(started)
+    return "started"
+
+
 def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.datetime, worker: str,
          stop: threading.Event, checks: SendChecks | None = None) -> str:
     """Start, resume or mark missed one schedule if it is due; return what happened.
@@ -297,37 +346,23 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
     a valid approval or, with `checks`, fails the checks of `mailer send`. Of two schedulers
     firing one schedule, one claims the row and starts; the other finds it changed and does
     nothing. A send stopped by `stop` keeps status started, without a worker, so the next
-    scheduler resumes it at once.
+    scheduler resumes it at once. What the scheduler does is in the audit trail, by "mailer".
     """
     if stop.is_set():
         return "stopping"
     grace = dt.timedelta(hours=settings.grace_period_hours)
     with session_scope(settings) as session:
         schedule = session.get(Schedule, schedule_id)
-    action = schedule and _due_action(schedule, now, grace)
+    action = _due_action(schedule, now, grace) if schedule is not None else None
     if schedule is None or action is None:
         return "not due"
     ids = {"schedule": schedule_id, "send": schedule.send_id, "theme": schedule.theme}
-    # Outside any transaction: the checks take seconds. The claim below fails if the row
-    # changed meanwhile.
+    # Outside any transaction: the checks take seconds. The claim fails if the row changed
+    # meanwhile.
     held = _hold(settings, schedule, now, checks) if action == "start" else ""
-    with session_scope(settings, write=True) as session:
-        if action == "miss":
-            hours = (now - schedule.due_at).total_seconds() / 3600
-            note = (f"missed: due {local_time(schedule.due_at, settings.timezone)}, the scheduler "
-                    f"came {hours:.1f} h late (grace {settings.grace_period_hours:g} h)")
-            return "missed" if _transition(session, schedule, now, status="missed", note=note) else "taken"
-        if held:
-            if schedule.hold_reason != held:  # said once, not every tick
-                log.warning("schedule %s (%s) does not start: %s", schedule_id, schedule.theme, held,
-                            extra=ids)
-                _transition(session, schedule, now, hold_reason=held)
-            return "held"
-        started: dict[str, object] = {"status": "started", "worker": worker, "heartbeat_at": now,
-                                      "hold_reason": ""}
-        if not _transition(session, schedule, now, True, **started):
-            return "taken"
-        schedule.sqlmodel_update(started)
+    claimed = _claim(settings, schedule, action, held, now, worker)
+    if claimed != "started":
+        return claimed
     log.info("schedule %s (%s): %s", schedule_id, schedule.theme,
              "starting" if action == "start" else f"resuming send {schedule.send_id}", extra=ids)
     try:
@@ -347,12 +382,17 @@ def fire(settings: Settings, schedule_id: int, start: Starter, *, now: dt.dateti
 
 
 def _finish(settings: Settings, schedule_id: int, owner: str, **values: object) -> None:
-    """Record how a run ended and give up its lease, unless the schedule was taken meanwhile."""
+    """Record how a run ended and give up its lease, unless the schedule was taken meanwhile;
+    an end (done, failed) is in the audit trail."""
     with session_scope(settings, write=True) as session:
-        session.exec(update(Schedule)
-                     .where(col(Schedule.id) == schedule_id, col(Schedule.status) == "started",
-                            col(Schedule.worker) == owner)
-                     .values(updated_at=utcnow(), worker="", heartbeat_at=None, **values))
+        result = session.exec(update(Schedule)
+                              .where(col(Schedule.id) == schedule_id,
+                                     col(Schedule.status) == "started",
+                                     col(Schedule.worker) == owner)
+                              .values(updated_at=utcnow(), worker="", heartbeat_at=None, **values))
+        if result.rowcount == 1 and "status" in values:
+            record(session, SCHEDULER, f"schedule.{values['status']}", f"schedule {schedule_id}",
+                   outcome=str(values.get("note") or "ok"))
 
 
 def create_scheduled_send(settings: Settings, schedule: Schedule,
@@ -367,7 +407,7 @@ def create_scheduled_send(settings: Settings, schedule: Schedule,
 
     return create_send(settings, manifest or schedule.theme, schedule.regions or None,
                        schedule.audiences or None, planned_for=schedule.due_at, then=link,
-                       record=approval.approval_of(schedule))
+                       record=approval.approval_of(schedule), actor=SCHEDULER)
 
 
 def send_schedule(settings: Settings, stop: threading.Event, schedule: Schedule, *,

@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from mailer import taxonomy
+from mailer import audit, taxonomy
 from mailer.bounces import classify as answers
 from mailer.builds.archive import publish
 from mailer.builds.manifest import Manifest, variant_digest
@@ -66,6 +66,7 @@ BLOCK_WINDOW = 200
 BLOCK_SHARE = 0.05
 PAUSABLE = ("planned", "running", "paused")
 LEASE_WAIT = 30.0  # seconds: a waiting worker renews its lease at least this often
+WORKER = audit.Actor("mailer", "send worker")  # who pauses a send that goes wrong, in the audit trail
 
 _T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (finished recipients, all recipients)
@@ -137,22 +138,38 @@ def create_send(settings: Settings, mailing: ToSend, regions: Iterable[str] | No
                 audiences: Iterable[str] | None = None, *,
                 planned_for: dt.datetime | None = None,
                 then: Callable[[Session, int], object] | None = None,
-                record: Mapping[str, object] | None = None) -> int:
+                record: Mapping[str, object] | None = None,
+                actor: audit.Actor = audit.SYSTEM) -> int:
     """Plan a send of the manifest the gate checked (or of a theme, after its preflight; built
     first if stale) to the segment (default: everyone). `then` runs in the same transaction
     (the scheduler links its schedule there, so no send is ever left without it).
 
     Nobody is chosen yet: the recipients are snapshotted when the send starts. `record` sets
-    the columns that say who asked for it (created_by, approval, forced_*).
+    the columns that say who asked for it (created_by, approval, forced_*). The audit trail
+    gets `send.created` by `actor`, and `send.forced` with the reason when it was forced, in
+    the send's own transaction.
     """
     chosen_regions, chosen_audiences = _segment(regions, audiences)
     manifest = _checked(settings, mailing)
-    return _store(settings).create(
-        dict(theme=manifest.theme, topic=manifest.topic, subject=manifest.subject,
-             regions=chosen_regions, audiences=chosen_audiences, planned_for=planned_for,
-             source_hash=manifest.source_hash, greeting=manifest.greeting,
-             greeting_named=manifest.greeting_named, **(record or {})),
-        then)
+    values = dict(theme=manifest.theme, topic=manifest.topic, subject=manifest.subject,
+                  regions=chosen_regions, audiences=chosen_audiences, planned_for=planned_for,
+                  source_hash=manifest.source_hash, greeting=manifest.greeting,
+                  greeting_named=manifest.greeting_named, **(record or {}))
+
+    def created(session: Session, send_id: int) -> None:
+        if then is not None:
+            then(session, send_id)
+        # Last in the transaction, as every audit row: its lock is then never held while
+        # waiting for a row another writer holds.
+        subject = f"send {send_id}"
+        audit.record(session, actor, "send.created", subject, theme=manifest.theme,
+                     regions=chosen_regions, audiences=chosen_audiences,
+                     created_by=values.get("created_by", ""), planned_for=planned_for)
+        if values.get("forced_by"):
+            audit.record(session, actor, "send.forced", subject, reason=values["forced_reason"],
+                         checks=values.get("forced_checks", ""))
+
+    return _store(settings).create(values, created)
 
 
 def _store(settings: Settings) -> SendStore:
@@ -166,13 +183,32 @@ def _found(found: _T | None, send_id: int) -> _T:
     return found
 
 
-def snapshot_send(settings: Settings, send_id: int, manifest: Manifest | None = None) -> Send:
+def get_send(settings: Settings, send_id: int) -> Send:
+    """Send `send_id` as it is now (to see whom it reaches before someone acts on it)."""
+    return _found(_store(settings).send(send_id), send_id)
+
+
+def _resumed(actor: audit.Actor | None) -> Callable[[Session, Send, str], object] | None:
+    """The audit row of a person's start or resume, in the transaction that marks it running."""
+    if actor is None:
+        return None
+
+    def note(session: Session, send: Send, status: str) -> None:
+        audit.record(session, actor, "send.resumed", f"send {send.id}", was=status,
+                     regions=send.regions)
+
+    return note
+
+
+def snapshot_send(settings: Settings, send_id: int, manifest: Manifest | None = None, *,
+                  actor: audit.Actor | None = None) -> Send:
     """Snapshot the recipients (once) and mark the send running; a paused send runs again,
     a finished one is left as it is.
 
     The variants are frozen with the snapshot from `manifest`, the one the gate checked when the
     send was created in this process (else the current build, built first when stale), so a
-    resume sends what the send started with.
+    resume sends what the send started with. With `actor` (a person resuming it), the audit
+    trail gets `send.resumed`.
     """
     store = _store(settings)
     send = _found(store.send(send_id), send_id)
@@ -187,7 +223,7 @@ def snapshot_send(settings: Settings, send_id: int, manifest: Manifest | None = 
     if manifest is not None and (held := approval.problem(settings, send, manifest.source_hash)):
         raise SendError(f"send {send_id} does not start: {held}")
     snapshot = _snapshot(settings, send, manifest) if manifest is not None else None
-    send = _found(store.start(send_id, snapshot), send_id)
+    send = _found(store.start(send_id, snapshot, _resumed(actor)), send_id)
     if manifest is not None:  # it has gone out: the archive and the feed may show it now
         publish(settings, send.theme, f"send {send_id} started")
     return send
@@ -369,7 +405,7 @@ class _Worker:
                 try:
                     outcomes = list(pool.map(self.deliver, batch))
                 except ConfigError as exc:  # a setting that cannot work: nothing was sent, none can be
-                    pause_send(self.settings, stored_id(self.send), str(exc))
+                    pause_send(self.settings, stored_id(self.send), str(exc), WORKER)
                     raise
                 done = self.record(outcomes)
                 finished += done
@@ -385,7 +421,7 @@ class _Worker:
                 reason = reason or next(filter(None, map(breaker.feed, outcomes)), "")
                 if reason:
                     log.warning("send paused: %s", reason, extra={"send": self.send.id})
-                    pause_send(self.settings, stored_id(self.send), reason)
+                    pause_send(self.settings, stored_id(self.send), reason, WORKER)
                     return
                 if backoff:
                     self.wait(backoff, stop)
@@ -429,7 +465,8 @@ def _holding(settings: Settings, send_id: int) -> Iterator[str]:
 
 def run_send(settings: Settings, send_id: int, *, transport: Transport | None = None,
              progress: Progress | None = None, stop: threading.Event | None = None,
-             clock: Clock = SYSTEM, manifest: Manifest | None = None) -> SendSummary:
+             clock: Clock = SYSTEM, manifest: Manifest | None = None,
+             actor: audit.Actor | None = None) -> SendSummary:
     """Start or resume a send and deliver every pending recipient.
 
     Snapshots the recipients if not done yet, runs a paused send again, and re-queues rows left
@@ -437,10 +474,11 @@ def run_send(settings: Settings, send_id: int, *, transport: Transport | None = 
     PostgreSQL, workers that ended on this machine or fell silent for `send_claim_timeout`,
     so the batches of workers still sending are left to them (to add workers to a running
     send, `work` does the same without starting it). `stop` is checked between batches;
-    `manifest` is the one the gate checked (see `snapshot_send`).
+    `manifest` is the one the gate checked (see `snapshot_send`); `actor`, the person who
+    resumes it (the audit trail's `send.resumed`).
     """
     with _holding(settings, send_id) as name:
-        send = snapshot_send(settings, send_id, manifest)
+        send = snapshot_send(settings, send_id, manifest, actor=actor)
         if send.status == "done":
             return summary(settings, send_id)
         _store(settings).release_claims(
@@ -474,17 +512,29 @@ def work(settings: Settings, send_id: int | None = None, *, transport: Transport
 # --- changing a send's course --------------------------------------------------------------
 
 
-def pause_send(settings: Settings, send_id: int, reason: str = "paused by hand") -> None:
-    """Stop handing out batches; the batches in flight finish. `resume` carries on."""
-    status = _found(_store(settings).pause(send_id, reason, PAUSABLE), send_id)
+def _changed(actor: audit.Actor, action: str, **detail: str
+             ) -> Callable[[Session, Send, str], object]:
+    def note(session: Session, send: Send, status: str) -> None:
+        audit.record(session, actor, action, f"send {send.id}", was=status, **detail)
+
+    return note
+
+
+def pause_send(settings: Settings, send_id: int, reason: str = "paused by hand",
+               actor: audit.Actor = audit.SYSTEM) -> None:
+    """Stop handing out batches; the batches in flight finish. `resume` carries on. The audit
+    trail gets `send.paused` by `actor` with the reason."""
+    status = _found(_store(settings).pause(send_id, reason, PAUSABLE,
+                                           _changed(actor, "send.paused", reason=reason)), send_id)
     if status not in PAUSABLE:
         raise SendError(f"send {send_id} is {status}; only a planned or running send "
                         "can be paused")
 
 
-def cancel_send(settings: Settings, send_id: int) -> None:
-    """Call a send off; refused once any message has left (pause it instead)."""
-    status, left = _store(settings).cancel(send_id)
+def cancel_send(settings: Settings, send_id: int, actor: audit.Actor = audit.SYSTEM) -> None:
+    """Call a send off; refused once any message has left (pause it instead). The audit trail
+    gets `send.cancelled` by `actor`."""
+    status, left = _store(settings).cancel(send_id, _changed(actor, "send.cancelled"))
     if _found(status, send_id) in FINISHED:
         raise SendError(f"send {send_id} is already {status}")
     if left:

@@ -34,6 +34,8 @@ from mailer.models import (
 from mailer.subscribers.subscriptions import recipients, recipients_query
 
 FINISHED = ("done", "cancelled")
+# What runs in a send's changing transaction with the send and its status before (the audit row)
+Then = Callable[[Session, Send, str], object]
 LEFT = ("sending", "sent", "bounced")  # a message in these rows has left (or may have)
 
 
@@ -130,8 +132,10 @@ class SendStore:
         with session_scope(self.engine) as session:
             return list(session.exec(query if send_id is None else query.where(Send.id == send_id)))
 
-    def start(self, send_id: int, snapshot: Snapshot | None) -> Send | None:
-        """Take the snapshot unless one was taken, and mark a planned or paused send running.
+    def start(self, send_id: int, snapshot: Snapshot | None, then: Then | None = None
+              ) -> Send | None:
+        """Take the snapshot unless one was taken, and mark a planned or paused send running;
+        `then(session, send, status before)` runs in the same transaction.
 
         The send's row is locked first, so on PostgreSQL one snapshot is taken however many
         workers start at once."""
@@ -139,27 +143,34 @@ class SendStore:
             send = _send(session, send_id, lock=True)
             if send is None:
                 return None
+            status = send.status
             if send.snapshot_at is None and snapshot is not None:
                 _snapshot(session, send, snapshot)
             if send.status in ("planned", "paused"):
                 send.status, send.pause_reason = "running", ""
             session.add(send)
+            if then is not None:
+                then(session, send, status)
             return send
 
-    def pause(self, send_id: int, reason: str, allowed: Collection[str]) -> str | None:
+    def pause(self, send_id: int, reason: str, allowed: Collection[str],
+              then: Then | None = None) -> str | None:
         """Pause the send when its status is one of `allowed`; returns the status it had
-        (None: there is no such send)."""
+        (None: there is no such send). `then` runs in the same transaction when it paused."""
         with session_scope(self.engine, write=True) as session:
             send = _send(session, send_id, lock=True)
             if send is None or send.status not in allowed:
                 return send.status if send else None
             status, send.status, send.pause_reason = send.status, "paused", reason
             session.add(send)
+            if then is not None:
+                then(session, send, status)
             return status
 
-    def cancel(self, send_id: int) -> tuple[str | None, int]:
+    def cancel(self, send_id: int, then: Then | None = None) -> tuple[str | None, int]:
         """Call the send off (its pending rows skipped) unless it is finished or a message has
-        left; returns its status before and how many messages have left."""
+        left; returns its status before and how many messages have left. `then` runs in the
+        same transaction when it was called off."""
         with session_scope(self.engine, write=True) as session:
             send = _send(session, send_id, lock=True)
             if send is None or send.status in FINISHED:
@@ -174,6 +185,8 @@ class SendStore:
             ).values(status="skipped", error="send cancelled"))
             send.status, send.finished_at = "cancelled", utcnow()
             session.add(send)
+            if then is not None:
+                then(session, send, status)
             return status, 0
 
     def variants(self, send_id: int) -> list[SendVariant]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 from sqlmodel import Session, col, select
 
 from mailer import addresses, taxonomy
+from mailer.audit import Actor, command_line, os_user, record
 from mailer.errors import DataError, user_file
 from mailer.models import TEXT_MAX, Subscriber, Subscription, utcnow
 from mailer.subscribers.staging import Staged, Staging
@@ -252,9 +253,13 @@ def _read_ahead(batches: Iterator[list[Staged]], depth: int = 2) -> Iterator[lis
 def import_list(
     session: Session, path: Path, region: str | None = None, audience: str | None = None,
     topic: str = "updates", dry_run: bool = False, skip_invalid: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, actor: Actor | None = None,
 ) -> ImportReport:
-    """Import one contact list in the session's transaction, all-or-nothing unless `skip_invalid`."""
+    """Import one contact list in the session's transaction, all-or-nothing unless `skip_invalid`.
+
+    An import (not a dry run) is `list.imported` in the audit trail, in the same transaction,
+    by `actor` (default: the command line's OS user), with the file's name and the counts.
+    """
     _check_options(region, audience, topic)
     bad: list[tuple[int, str]] = []
     expected_rows = _expected_rows(path)
@@ -281,6 +286,11 @@ def import_list(
     counts = staging.counts
     report.added, report.left_alone = counts.get(1, 0), counts.get(2, 0)
     report.updated, report.unchanged = counts.get(3, 0), counts.get(4, 0)
+    if not dry_run:
+        record(session, actor or command_line(os_user()), "list.imported", f"list {path.name}",
+               file=path.name, topic=topic, region=region, audience=audience, rows=report.rows,
+               added=report.added, updated=report.updated, unchanged=report.unchanged,
+               left_alone=report.left_alone, rejected=len(report.rejected))
     return report
 
 

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from mailer import addresses, taxonomy
+from mailer.audit import Actor, record
 from mailer.errors import AccessError, DataError
 from mailer.models import (
     TEXT_MAX,
@@ -37,6 +38,7 @@ from mailer.models import (
 from mailer.subscribers.tokens import Claim
 
 CONFIRM_RESEND_AFTER = dt.timedelta(minutes=15)
+RECIPIENT = Actor("recipient", "subscription page")  # a person acting on their own pages
 # Fixed, so suppressions survive a change of secret_key (a keyed hash would silently forget every
 # erased address on key rotation). Nobody can read an address back from the table.
 HASH_SALT = b"mailer.suppression.v1:"
@@ -414,16 +416,21 @@ def personal_data(session: Session, ref: SubscriberRef) -> dict:
     }
 
 
-def erase(session: Session, ref: SubscriberRef) -> None:
+def erase(session: Session, ref: SubscriberRef, by: Actor = RECIPIENT) -> None:
     """Delete everything about a person; only the hashed suppression entry stays. Their public
-    id goes with the row, so every link they were sent stops working."""
+    id goes with the row, so every link they were sent stops working.
+
+    `subscriber.erased` by `by` (default: the person on their own erase page) goes into the
+    audit trail in the same transaction, naming only that public id: never the address."""
     subscriber = get_subscriber(session, ref)
+    subject = f"subscriber {subscriber.public_id}"
     suppress(session, subscriber.email, "erased")
     for row in subscriptions_of(session, stored_id(subscriber)).values():
         session.delete(row)
     session.flush()
     session.delete(subscriber)
     session.flush()
+    record(session, by, "subscriber.erased", subject)
 
 
 def find_subscribers(session: Session, text: str, limit: int = 50) -> list[Subscriber]:
