@@ -152,6 +152,19 @@ def _coerce(where: str, raw: Any, kind: type) -> Any:
 
 def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Read `mailer.toml` (or $MAILER_CONFIG) and MAILER_* environment overrides, and check them."""
+    settings, origin = _read(root, environ)
+    check_settings({f.name: getattr(settings, f.name) for f in fields(settings)}, origin)
+    return settings
+
+
+def unchecked_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """The settings as they are, without their checks: only to find the database in which to
+    record that the checks failed."""
+    return _read(root, environ)[0]
+
+
+def _read(root: Path | None, environ: dict[str, str] | None) -> tuple[Settings, dict[str, str]]:
+    """The settings and where each came from (the file's key or the variable)."""
     env = dict(os.environ if environ is None else environ)
     root = Path(env.get("MAILER_ROOT", root or Path.cwd())).resolve()
     config_file = Path(env.get("MAILER_CONFIG", root / "mailer.toml"))
@@ -190,9 +203,7 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         values["smtp_security"] = str(values["smtp_security"]).strip().lower()
     if "secret_key" not in values:
         values["secret_key"] = _local_secret(root)
-    settings = replace(Settings(root=root), **values)
-    check_settings({f.name: getattr(settings, f.name) for f in fields(settings)}, origin)
-    return settings
+    return replace(Settings(root=root), **values), origin
 
 
 def _local_secret(root: Path) -> str:

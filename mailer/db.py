@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, TextClause, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from mailer.config import Settings
@@ -236,6 +236,22 @@ def get_engine(settings: Settings) -> Engine:
     check_revision(found)
     _current.add(id(engine))
     return engine
+
+
+def reachable(settings: Settings) -> bool:
+    """Whether the configured database exists and is at the schema this code needs, found
+    without creating anything (a missing SQLite file stays missing): for recording a failure
+    where the settings themselves may be what is wrong."""
+    url = settings.resolved_database_url
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and not (
+                parsed.database and parsed.database != ":memory:"
+                and os.path.isfile(parsed.database)):
+            return False
+        return current_revision(engine_for(url)) == head_revision()
+    except (SQLAlchemyError, ArgumentError, ImportError, ValueError):
+        return False
 
 
 def upgrade(settings: Settings) -> str:

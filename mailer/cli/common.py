@@ -6,14 +6,17 @@ build` starts without SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from mailer import taxonomy
-from mailer.config import Settings, load_settings
+from mailer.config import Settings, load_settings, unchecked_settings
+from mailer.errors import MailerError, SettingsError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -67,3 +70,34 @@ def database_session(write: bool = False) -> AbstractContextManager[Session]:
     from mailer.db import session_scope
 
     return session_scope(database(settings()), write=write)
+
+
+@contextlib.contextmanager
+def recording_failed_start(command: str) -> Iterator[None]:
+    """A settings check that fails while a long-running command starts (`mailer serve`,
+    `scheduler`, `studio`): the settings file and variables, a DKIM key, the smtp settings.
+    Besides the error, it goes into the audit trail as `settings.failed` when the configured
+    database exists at the current schema; nothing is created to record it."""
+    try:
+        yield
+    except SettingsError as exc:
+        _record_failed_start(command, exc)
+        raise
+
+
+def _record_failed_start(command: str, failure: SettingsError) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mailer.audit import command_line, os_user, record_now
+    from mailer.db import reachable
+
+    try:
+        with warnings.catch_warnings():  # said once already, by the checked read
+            warnings.simplefilter("ignore")
+            config = unchecked_settings()
+    except MailerError:  # a file that cannot be read at all names no database
+        return
+    if reachable(config):
+        with contextlib.suppress(MailerError, SQLAlchemyError):  # the error itself matters more
+            record_now(config, command_line(os_user()), "settings.failed", f"mailer {command}",
+                       outcome=str(failure))

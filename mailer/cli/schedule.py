@@ -10,7 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from mailer.check.gate import SendChecks
-from mailer.cli.common import database, database_session, log_format_option, settings
+from mailer.cli.common import (
+    database,
+    database_session,
+    log_format_option,
+    recording_failed_start,
+    settings,
+)
 from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.content.loader import ContentError
 from mailer.errors import MailerError
@@ -210,9 +216,10 @@ def scheduler_command(offline: bool) -> None:
       mailer scheduler
       mailer scheduler --log-format json
     """
-    config = settings()
-    database(config)
-    scheduler = Scheduler(config, checks=SendChecks(config, offline=offline))
+    with recording_failed_start("scheduler"):
+        config = settings()
+        database(config)
+        scheduler = Scheduler(config, checks=SendChecks(config, offline=offline))
 
     def stop(signum: int, _frame: object) -> None:
         click.echo(f"{signal.Signals(signum).name}: stopping after the running batch …")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mailer.cli.common import database, log_format_option, settings
+from mailer.cli.common import database, log_format_option, recording_failed_start, settings
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -39,7 +39,8 @@ def serve(host: str, port: int, workers: int, log_format: str) -> None:
 
     # Made here once even with workers, so a bad schema or brand file is one clear line here
     # and not a traceback in every worker.
-    app = worker_app()
+    with recording_failed_start("serve"):
+        app = worker_app()
     # No access log: the paths hold the tokens that open a person's preferences and data.
     # X-Forwarded-* are believed only from the trusted_proxies setting, inside the app.
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info",

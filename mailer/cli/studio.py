@@ -6,7 +6,7 @@ import secrets
 
 import click
 
-from mailer.cli.common import database, settings
+from mailer.cli.common import database, recording_failed_start, settings
 from mailer.content.loader import ContentError, load_mailing
 
 
@@ -29,14 +29,15 @@ def studio_command(theme: str, host: str, port: int, open_browser: bool) -> None
     """
     from mailer.web.studio import serve_studio
 
-    config = settings()
+    with recording_failed_start("studio"):
+        config = settings()
+        database(config)
     try:
         load_mailing(config.content, theme, config.root)
     except ContentError:
         # A theme that exists but does not build opens anyway: the page shows its problems.
         if not (config.content / theme / "mailing.yaml").is_file():
             raise
-    database(config)
     token = secrets.token_urlsafe(18)
 
     def started(url: str) -> None:
