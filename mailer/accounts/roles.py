@@ -2,8 +2,8 @@
 
 A writer previews, test-sends and creates sends and schedules; an editor also approves them
 and may force a send past failing checks; an admin also manages accounts and reads the audit
-trail. Every role acts only within its regions (none given: every region); a send to every
-region needs a person who holds every region.
+trail. Every role acts on sends and schedules only within its regions (none given: every
+region); a send to every region needs a person who holds every region.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ ACTIONS = {
     "preview": "writer", "test-send": "writer", "create": "writer", "steer": "writer",
     "approve": "editor", "force": "editor", "users": "admin", "audit": "admin",
 }
+# Not about a send or a schedule: no region to hold (an admin with regions still manages accounts).
+UNREGIONED = ("users", "audit")
 WORDS = {
     "preview": "preview", "test-send": "send a test", "create": "create sends and schedules",
     "steer": "pause, resume or cancel", "approve": "approve", "force": "force a send past "
@@ -46,6 +48,11 @@ def may(person: Person, action: str) -> bool:
     return ROLES.index(person.role) >= ROLES.index(ACTIONS[action])
 
 
+def a(role: str) -> str:
+    """The role with its article: "a writer", "an editor", "an admin"."""
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
+
+
 def region_names(regions: Sequence[str]) -> str:
     return ", ".join(REGIONS.get(slug, slug) for slug in regions) if regions else "every region"
 
@@ -56,9 +63,9 @@ def refusal(person: Person, action: str, regions: Sequence[str] = ()) -> str:
     if not may(person, action):
         needed = ACTIONS[action]
         also = "" if needed == "admin" else " or an admin"
-        return (f"{person.name} is a {person.role}: a {person.role} may not {WORDS[action]} "
-                f"(that needs an {needed}{also})")
-    if not person.accounted or not person.regions:
+        return (f"{person.name} is {a(person.role)}: {a(person.role)} may not {WORDS[action]} "
+                f"(that needs {a(needed)}{also})")
+    if not person.accounted or not person.regions or action in UNREGIONED:
         return ""
     outside = [slug for slug in (regions or REGIONS) if slug not in person.regions]
     if outside:

@@ -127,12 +127,36 @@ def accounts(settings: Settings) -> list[Account]:
         return list(session.exec(select(Account).order_by(col(Account.name_key))))
 
 
+def listing(settings: Settings) -> list[tuple[Account, dt.datetime | None]]:
+    """Every account by name, with the moment its log-in lock ends (None: not locked)."""
+    now = utcnow()
+    with session_scope(settings) as session:
+        locks = {lock.name_key: lock.locked_until for lock in session.exec(select(LoginLock))
+                 if lock.locked_until and lock.locked_until > now}
+        return [(account, locks.get(account.name_key))
+                for account in session.exec(select(Account).order_by(col(Account.name_key)))]
+
+
+def _keep_an_admin(session: Session, account: Account, what: str) -> None:
+    """Refuse to take away the last enabled admin: nobody could manage the accounts then."""
+    if account.role != "admin" or account.disabled_at is not None:
+        return
+    others = session.exec(select(Account.id).where(
+        Account.role == "admin", col(Account.disabled_at).is_(None),
+        Account.id != account.id).limit(1)).first()
+    if others is None:
+        raise AccountError(f"{account.name} is the only admin: {what} would leave nobody to "
+                           "manage the accounts (make someone else an admin first)")
+
+
 def set_role(settings: Settings, actor: Actor, name: str, role: str,
              regions: Sequence[str] | None = None) -> Account:
     """Change NAME's role, and their regions when `regions` is given (empty: every region)."""
     with session_scope(settings, write=True) as session:
         account = _get(session, name)
         held = _checked_role(role, account.regions if regions is None else regions)
+        if role != "admin":
+            _keep_an_admin(session, account, f"making them a {role}")
         before = (account.role, list(account.regions))
         account.role, account.regions, account.updated_at = role, held, utcnow()
         session.add(account)
@@ -149,6 +173,7 @@ def disable(settings: Settings, actor: Actor, name: str) -> Account:
     """NAME can no longer log in and their studio sessions end; their history stays."""
     with session_scope(settings, write=True) as session:
         account = _get(session, name)
+        _keep_an_admin(session, account, "disabling them")
         if account.disabled_at is None:
             account.disabled_at = account.updated_at = utcnow()
             session.add(account)

@@ -7,6 +7,8 @@ equal to the commands' own help.
 """
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("audit", "The audit trail: who did what, when, from where, and how it ended, oldest "
+                       "first."),
     "bounces": ("bounces", "Bounce handling."),
     "build": ("build", "Build every region × audience variant of THEME into out/THEME/."),
     "check": ("check", "Is THEME ready to send? Placeholder blocks, links, images, alt text, Gmail "
@@ -32,4 +34,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "/privacy)."),
     "studio": ("studio", "Preview THEME as each reader gets it, live while you edit its files."),
     "subscribers": ("subscribers", "Show, find and remove subscribers."),
+    "users": ("users", "The team's accounts: add, list, set-role, disable, reset, totp."),
 }

@@ -1,7 +1,8 @@
 """Who runs a command that acts as a person (send, schedule, approve, pause, resume, cancel,
-users, audit).
+move, users, audit).
 
-Without accounts: the name given with --by (default: the login name), as before accounts.
+Without accounts: the name given with --by (default: the login name), as before accounts
+(checked against `approval_staff`, when set, for creating, forcing and approving only).
 Once accounts exist: that account, proven by its password (asked on the terminal, or read from
 standard input with --password-stdin) and, when it has one, its TOTP code; then its role and
 regions must allow the act. Without the password nothing is created or changed; a refusal is in
@@ -51,17 +52,23 @@ def _secrets(config: Settings, name: str, from_stdin: bool) -> tuple[str, str | 
     return password, click.prompt("TOTP code", err=True) if wants_code else None
 
 
+STAFF_ACTIONS = ("create", "force", "approve")  # without accounts: names on approval_staff only
+
+
 def acting(config: Settings, by: str | None, password_stdin: bool, action: str,
-           regions: Sequence[str] = (), *, enrolling: bool = False) -> Person:
+           regions: Sequence[str] = (), *, subject: str = "", enrolling: bool = False) -> Person:
     """The person running this command, allowed to do `action` (mailer.accounts.roles) for
-    `regions` (empty: every region)."""
+    `regions` (empty: every region) on `subject` (e.g. "send 3", for the audit trail)."""
     if not users.any_accounts(config):
-        return approval.person(config, by)
+        if action in STAFF_ACTIONS:
+            return approval.person(config, by)
+        return Person((by or os_user()).strip(), command_line().origin)
     name = (by or os_user()).strip()
     password, code = _secrets(config, name, password_stdin)
     who = logins.log_in(config, name, password, code, command_line().origin, enrolling=enrolling)
     why = refusal(who, action, regions)
     if why:
-        record_now(config, who, "refused", outcome=why, wanted=action, regions=list(regions))
+        record_now(config, who, "refused", subject, outcome=why, wanted=action,
+                   regions=list(regions))
         raise AccessError(why)
     return who

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mailer.accounts.roles import Person
+from mailer.audit import command_line, os_user
 from mailer.check.gate import SendChecks
 from mailer.cli.common import (
     database,
@@ -18,6 +20,7 @@ from mailer.cli.common import (
     settings,
 )
 from mailer.cli.identity import acting, by_option, password_stdin_option
+from mailer.config import Settings
 from mailer.content.loader import ContentError
 from mailer.errors import MailerError
 from mailer.models import Schedule, utcnow
@@ -29,6 +32,7 @@ from mailer.schedule.scheduler import (
     cancel,
     check_requests,
     count_recipients,
+    get_schedule,
     local_time,
     move,
     overview,
@@ -92,12 +96,13 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
     config = settings()
     database(config)
     now = utcnow()
+    creator = acting(config, by, password_stdin, "create", regions)
     request = Request(theme, parse_when(at, config.timezone), regions, audiences, note=note,
-                      created_by=acting(config, by, password_stdin, "create", regions).name)
+                      created_by=creator.name)
     [problems] = check_requests(config, [request], now)
     if problems:
         raise ScheduleError("nothing planned: " + "\n  ".join(problems))
-    [planned] = plan(config, [request], now)
+    [planned] = plan(config, [request], now, creator)
     with database_session() as session:
         reach = count_recipients(session, config, planned)
     click.echo(f"Planned schedule {planned.id}: {theme} for {_segments(planned)} at "
@@ -105,6 +110,13 @@ def add(theme: str, at: str, regions: tuple[str, ...], audiences: tuple[str, ...
     if approval.required(config):
         click.echo(f"It goes out only once someone other than {planned.created_by} approves it: "
                    f"`mailer schedule approve {planned.id} --by NAME`.")
+
+
+def _acting_on(config: Settings, schedule_id: int, by: str | None, password_stdin: bool,
+               action: str) -> Person:
+    """Who acts on schedule ID, once accounts exist allowed to for every region it reaches."""
+    regions = get_schedule(config, schedule_id).regions
+    return acting(config, by, password_stdin, action, regions, subject=f"schedule {schedule_id}")
 
 
 @schedule.command("list")
@@ -158,23 +170,29 @@ def approve_command(schedule_id: int, by: str | None, password_stdin: bool) -> N
     """
     config = settings()
     database(config)
-    approver = acting(config, by, password_stdin, "approve")
+    approver = _acting_on(config, schedule_id, by, password_stdin, "approve")
     approved = approval.approve(config, "schedule", schedule_id, approver)
     click.echo(f"Schedule {schedule_id} ({approved.theme}): {approval.describe(approved)}.")
 
 
 @schedule.command("cancel")
 @click.argument("schedule_id", type=int)
-def cancel_command(schedule_id: int) -> None:
+@by_option
+@password_stdin_option
+def cancel_command(schedule_id: int, by: str | None, password_stdin: bool) -> None:
     """Cancel schedule ID; refused once its first message has left.
+
+    Once accounts exist, --by NAME and that account's password are needed, and NAME must hold
+    every region the schedule reaches.
 
     \b
     Example:
-      mailer schedule cancel 3
+      mailer schedule cancel 3 --by anna
     """
     config = settings()
     database(config)
-    cancelled = cancel(config, schedule_id, utcnow())
+    who = _acting_on(config, schedule_id, by, password_stdin, "steer")
+    cancelled = cancel(config, schedule_id, utcnow(), who)
     click.echo(f"Cancelled schedule {schedule_id} ({cancelled.theme} for {_segments(cancelled)}).")
 
 
@@ -182,18 +200,23 @@ def cancel_command(schedule_id: int) -> None:
 @click.argument("schedule_id", type=int)
 @click.option("--at", "at", required=True,
               help='The new time, e.g. "2026-12-08 09:00" (Europe/Amsterdam unless an offset is given).')
-def move_command(schedule_id: int, at: str) -> None:
+@by_option
+@password_stdin_option
+def move_command(schedule_id: int, at: str, by: str | None, password_stdin: bool) -> None:
     """Move schedule ID to another time; refused once its first message has left.
 
-    A missed send can be moved too, to send it after all.
+    A missed send can be moved too, to send it after all. Once accounts exist, --by NAME and
+    that account's password are needed.
 
     \b
     Example:
-      mailer schedule move 3 --at "2026-12-15 09:00"
+      mailer schedule move 3 --at "2026-12-15 09:00" --by anna
     """
     config = settings()
     database(config)
-    moved = move(config, schedule_id, parse_when(at, config.timezone), utcnow())
+    when = parse_when(at, config.timezone)
+    who = _acting_on(config, schedule_id, by, password_stdin, "steer")
+    moved = move(config, schedule_id, when, utcnow(), who)
     click.echo(f"Moved schedule {schedule_id} ({moved.theme}) to "
                f"{local_time(moved.due_at, config.timezone)}.")
 
@@ -296,7 +319,7 @@ def apply_command() -> None:
     database(config)
     entries = load_calendar(config)
     try:
-        applied = apply(config, entries, utcnow())
+        applied = apply(config, entries, utcnow(), command_line(os_user()))
     except ContentError as exc:
         raise MailerError(f"{exc}\nnothing planned") from exc
     for entry, planned in applied.planned:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import col, select
 
+from mailer.accounts.roles import Person
 from mailer.check.gate import Checked, gate
 from mailer.cli.build import build_errors
 from mailer.cli.common import Term, database, database_session, log_format_option, settings
@@ -58,6 +59,13 @@ def _settings(rate: float | None) -> Settings:
     config = settings()
     database(config)  # a clean message when the database is missing or outdated
     return config if rate is None else replace(config, smtp_rate=rate)
+
+
+def _acting_on(config: Settings, send_id: int, by: str | None, password_stdin: bool,
+               action: str) -> Person:
+    """Who acts on send SEND_ID, once accounts exist allowed to for every region it reaches."""
+    send = sending.get_send(config, send_id)
+    return acting(config, by, password_stdin, action, send.regions, subject=f"send {send_id}")
 
 
 @contextmanager
@@ -190,7 +198,8 @@ def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...
         creator = acting(config, by, password_stdin, "force" if force else "create", regions)
         checked = gate(config, theme, offline=offline)
         record = checked.release(creator.name, reason if force else None)
-        send_id = sending.create_send(config, checked.manifest, regions, audiences, record=record)
+        send_id = sending.create_send(config, checked.manifest, regions, audiences, record=record,
+                                      actor=creator)
     console.print(f"Send {send_id} of {theme} created by {creator.name}.")
     if "forced_by" in record:
         console.print(f"[yellow]Forced past failing checks[/yellow] (recorded): {reason}")
@@ -296,7 +305,7 @@ def approve_command(send_id: int, by: str | None, password_stdin: bool) -> None:
       mailer sends approve 3 --by bert && mailer sends resume 3
     """
     config = _settings(None)
-    approver = acting(config, by, password_stdin, "approve")
+    approver = _acting_on(config, send_id, by, password_stdin, "approve")
     approved = approval.approve(config, "send", send_id, approver)
     click.echo(f"Send {send_id} ({approved.theme}): {approval.describe(approved)}. "
                f"Start it with `mailer sends resume {send_id}`.")
@@ -304,47 +313,65 @@ def approve_command(send_id: int, by: str | None, password_stdin: bool) -> None:
 
 @sends.command("pause")
 @click.argument("send_id", type=int)
-def pause_command(send_id: int) -> None:
+@by_option
+@password_stdin_option
+def pause_command(send_id: int, by: str | None, password_stdin: bool) -> None:
     """Pause a send; the batch in flight finishes.
+
+    Once accounts exist, --by NAME and that account's password are needed, and NAME must hold
+    every region the send reaches.
 
     \b
     Example:
-      mailer sends pause 3
+      mailer sends pause 3 --by anna
     """
-    sending.pause_send(_settings(None), send_id)
+    config = _settings(None)
+    who = _acting_on(config, send_id, by, password_stdin, "steer")
+    sending.pause_send(config, send_id, actor=who)
     click.echo(f"Send {send_id} paused; `mailer sends resume {send_id}` carries on.")
 
 
 @sends.command("resume")
 @click.argument("send_id", type=int)
 @rate_option
-def resume_command(send_id: int, rate: float | None) -> None:
+@by_option
+@password_stdin_option
+def resume_command(send_id: int, rate: float | None, by: str | None,
+                   password_stdin: bool) -> None:
     """Start, resume or finish a send after a pause, a crash or a kill.
 
     Messages that were in flight when the previous process died are sent again; nobody else
     is. On SQLite a send has one worker: while another live process holds it, this refuses
-    and names it. Exits with 3 when the send paused itself.
+    and names it. Exits with 3 when the send paused itself. Once accounts exist, --by NAME and
+    that account's password are needed.
 
     \b
     Example:
-      mailer sends resume 3
+      mailer sends resume 3 --by anna
     """
     config = _settings(rate)
+    who = _acting_on(config, send_id, by, password_stdin, "steer")
     console = Console()
     _warn_insecure(config, console)
-    _deliver(config, lambda **kw: sending.run_send(config, send_id, **kw), console)
+    _deliver(config, lambda **kw: sending.run_send(config, send_id, actor=who, **kw), console)
 
 
 @sends.command("cancel")
 @click.argument("send_id", type=int)
-def cancel_command(send_id: int) -> None:
+@by_option
+@password_stdin_option
+def cancel_command(send_id: int, by: str | None, password_stdin: bool) -> None:
     """Call off a send before any message has left (afterwards: pause).
+
+    Once accounts exist, --by NAME and that account's password are needed.
 
     \b
     Example:
-      mailer sends cancel 3
+      mailer sends cancel 3 --by anna
     """
-    sending.cancel_send(_settings(None), send_id)
+    config = _settings(None)
+    who = _acting_on(config, send_id, by, password_stdin, "steer")
+    sending.cancel_send(config, send_id, actor=who)
     click.echo(f"Send {send_id} cancelled.")
 
 

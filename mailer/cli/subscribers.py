@@ -7,6 +7,7 @@ import json
 
 import click
 
+from mailer.audit import command_line, os_user
 from mailer.cli.common import database_session, settings
 from mailer.models import stored_id
 from mailer.subscribers.subscriptions import (
@@ -72,7 +73,8 @@ def remove(email: str, erase_all: bool) -> None:
     """Unsubscribe an address from everything, e.g. after a request by phone or mail.
 
     The address is suppressed: no import will add it again; only the person's own sign-up
-    (double opt-in) can.
+    (double opt-in) can. An erasure is in the audit trail (`mailer audit`) by the person's
+    opaque public id, never by the address.
 
     \b
     Examples:
@@ -82,7 +84,7 @@ def remove(email: str, erase_all: bool) -> None:
     with database_session(write=True) as session:
         subscriber_id = stored_id(find_by_email(session, email))
         if erase_all:
-            erase(session, subscriber_id)
+            erase(session, subscriber_id, command_line(os_user()))
         else:
             unsubscribe(session, subscriber_id, None, via="staff")
     click.echo(f"{email}: {'erased' if erase_all else 'unsubscribed from every topic'}")
