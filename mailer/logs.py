@@ -21,6 +21,7 @@ FORMATS = ("text", "json")
 IDS = ("send", "schedule", "batch", "worker", "sent", "failed", "pending", "status", "count",
        "seconds", "theme")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+OURS = ("mailer", "uvicorn", "uvicorn.error", "uvicorn.access")  # logged from INFO up
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 MASK = "[address]"
 
@@ -70,18 +71,21 @@ def handler(fmt: str) -> logging.Handler:
 
 
 def configure(fmt: str = "text", level: int = logging.INFO) -> None:
-    """Send every log record (mailer's, uvicorn's, the libraries') through one handler."""
+    """Send every log record through one handler: mailer's and uvicorn's from `level` up, the
+    libraries' (Alembic, httpx …) from WARNING, so that their chatter stays out."""
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler(fmt))
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    root.setLevel(logging.WARNING)
+    for name in OURS:
         logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
+        logger.setLevel(level)
+        if name.startswith("uvicorn"):
+            logger.handlers.clear()
+            logger.propagate = True
 
 
 def uvicorn_config(fmt: str) -> dict[str, Any]:
@@ -95,7 +99,6 @@ def uvicorn_config(fmt: str) -> dict[str, Any]:
                        else {"format": TEXT_FORMAT}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                                 "formatter": "mailer", "filters": ["no_addresses"]}},
-        "root": {"handlers": ["stderr"], "level": "INFO"},
-        "loggers": {name: {"handlers": [], "propagate": True}
-                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
+        "loggers": {name: {"handlers": [], "propagate": True, "level": "INFO"} for name in OURS},
     }

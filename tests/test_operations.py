@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,8 +22,8 @@ from mailer.subscribers.subscriptions import find_by_email
 from mailer.subscribers.tokens import make_token
 from mailer.web.app import create_app
 from tests.browser import serve
-from tests.test_upgrade import revisions
 from tests.test_send_cli import FORCE
+from tests.test_upgrade import revisions
 
 METRICS_TOKEN = "scrape-token-0123456789"
 
