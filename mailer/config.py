@@ -90,6 +90,13 @@ class Settings:
     send_connection_retry_seconds: float = 15.0
     send_connection_patience: float = 3600.0
     bounce_soft_limit: int = 3  # soft bounces after which an address is suppressed
+    # The bounce mailbox on a mail server ([bounce] in mailer.toml): `mailer bounces fetch` and
+    # the scheduler read it. imaps://user@host/INBOX (TLS), imap+starttls://… (STARTTLS), or
+    # imap://… in plain text to this machine only; empty = no mailbox to fetch.
+    bounce_imap_url: str = ""
+    bounce_imap_password: str = ""  # best from MAILER_BOUNCE_IMAP_PASSWORD
+    bounce_imap_done_folder: str = "Verwerkt"  # handled mail is moved here (created when missing)
+    bounce_poll_seconds: float = 300.0  # how often `mailer scheduler` fetches the mailbox
 
     def path(self, name: str) -> Path:
         """Resolve a path setting (the *_dir ones, dkim_key_file) against the project root."""

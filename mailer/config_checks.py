@@ -12,11 +12,13 @@ parser. Checks that relate settings to each other are in `_together`.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailer.errors import ConfigError, ConfigWarning
@@ -75,6 +77,75 @@ def host(value: str) -> str | None:
     return None if _HOST.fullmatch(value) else "must be a host name or address, such as smtp.example.nl"
 
 
+@dataclass(frozen=True)
+class MailboxAddress:
+    """Where the bounce mailbox is: `[bounce] imap_url` read."""
+
+    security: str  # tls | starttls | none
+    host: str
+    port: int
+    user: str
+    folder: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+IMAP_SCHEMES = {"imaps": ("tls", 993), "imap+starttls": ("starttls", 143), "imap": ("none", 143)}
+
+
+def read_imap_url(value: str) -> MailboxAddress:
+    """`imaps://user@host[:port]/FOLDER` (TLS), `imap+starttls://…` (STARTTLS on the plain
+    port) or `imap://…` (no encryption: only to this machine). The user is percent-encoded
+    (`bounces%40example.org@mail.example.org`); the folder defaults to INBOX. Raises
+    ValueError saying what is wrong."""
+    parts = urlsplit(value.strip())
+    example = "such as imaps://bounces@mail.example.org/INBOX"
+    scheme = parts.scheme.lower()
+    if scheme not in IMAP_SCHEMES or not parts.hostname:
+        raise ValueError(f"must be an imaps://, imap+starttls:// or imap:// address, {example}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"has a port that is not a number from 1 to 65535, {example}") from None
+    if not parts.username:
+        raise ValueError(f"must name the mailbox's user before the host, {example}")
+    if parts.password is not None:
+        raise ValueError("must not hold the password: set [bounce] imap_password or "
+                         "MAILER_BOUNCE_IMAP_PASSWORD")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a ?query or #fragment (for STARTTLS write imap+starttls://)")
+    security, default_port = IMAP_SCHEMES[scheme]
+    if security == "none" and not _loopback(parts.hostname):
+        raise ValueError("must use imaps:// (TLS) or imap+starttls:// (STARTTLS): with imap:// "
+                         "the log-in and the bounces would cross the network unencrypted "
+                         "(plain imap:// only to this machine, e.g. 127.0.0.1)")
+    return MailboxAddress(security, parts.hostname, port or default_port, unquote(parts.username),
+                          unquote(parts.path.strip("/")) or "INBOX")
+
+
+def _loopback(hostname: str) -> bool:
+    try:
+        return hostname == "localhost" or ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def imap_url(value: str) -> str | None:
+    """Empty: no bounce mailbox to fetch."""
+    if not value:
+        return None
+    try:
+        read_imap_url(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def folder_name(value: str) -> str | None:
+    return None if value.strip() else "must name a folder, such as Verwerkt"
+
+
 def timezone(value: str) -> str | None:
     try:
         ZoneInfo(value)
@@ -118,6 +189,9 @@ FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "send_retry_seconds": (at_least(0),),
     "send_claim_timeout": (above(0),),
     "bounce_soft_limit": (at_least(1),),
+    "bounce_imap_url": (imap_url,),
+    "bounce_imap_done_folder": (folder_name,),
+    "bounce_poll_seconds": (above(0),),
 }
 
 DKIM = ("dkim_selector", "dkim_domain", "dkim_key_file")
@@ -132,6 +206,11 @@ def _together(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
                         "go out unsigned")
     if values["smtp_password"] and not values["smtp_user"]:
         yield "smtp_password", "is set without smtp_user; set both, or neither"
+    if values["bounce_imap_url"] and imap_url(values["bounce_imap_url"]) is None and (
+            read_imap_url(values["bounce_imap_url"]).folder == values["bounce_imap_done_folder"]):
+        yield "bounce_imap_url", (f"reads the folder bounce_imap_done_folder names "
+                                  f"({values['bounce_imap_done_folder']}): handled mail must move "
+                                  "out of the folder read, so name two different folders")
 
 
 def check_settings(values: Mapping[str, Any], origin: Mapping[str, str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailer.bounces.classify import classify
-from mailer.bounces.processing import findings_in, read_messages
+from mailer.bounces.processing import findings_in, parse_message, read_messages
 
 DATA = Path(__file__).parent / "data" / "bounces"
 
@@ -111,3 +111,12 @@ def test_rfc_3463_classes(answer: str, kind: str, enhanced: str) -> None:
 
 def test_a_dsn_status_field_wins_over_its_text() -> None:
     assert classify("smtp; 550 user unknown", "5.7.1").kind == "blocked"
+
+
+def test_a_bounce_in_a_charset_python_does_not_know_is_still_read() -> None:
+    qmail = (DATA / "qmail-plain-text.eml").read_bytes()
+    unknown = qmail.replace(b"Message-ID: <1795854664", b"MIME-Version: 1.0\nContent-Type: "
+                            b"text/plain; charset=x-mac-unknown\nMessage-ID: <1795854664", 1)
+    [finding], _ = findings_in(parse_message(unknown), "x")
+    assert (finding.address, finding.kind, finding.status, finding.message_id) == \
+        EXPECTED["qmail-plain-text.eml"]

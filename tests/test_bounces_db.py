@@ -70,6 +70,10 @@ class Sent:
 
 @pytest.fixture
 def sent(send_settings: Settings) -> Sent:
+    return send_twice(send_settings)
+
+
+def send_twice(send_settings: Settings) -> Sent:
     with session_scope(send_settings, write=True) as session:
         ids = {a: add_subscriber(session, a, topics=("verdiepingen",)) for a in PEOPLE}
     messages = {}

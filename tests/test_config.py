@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailer.config import ConfigError, Settings, load_settings
+from mailer.config_checks import MailboxAddress, read_imap_url
 from mailer.errors import ConfigWarning
 
 
@@ -110,3 +111,41 @@ def test_the_command_line_shows_warnings_and_errors_in_one_line_each(tmp_path: P
 def test_a_named_settings_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="MAILER_CONFIG: there is no settings file .*elders.toml"):
         load_settings(tmp_path, environ={"MAILER_CONFIG": str(tmp_path / "elders.toml")})
+
+
+def test_the_bounce_mailbox_settings_are_read_from_the_bounce_section(tmp_path: Path) -> None:
+    (tmp_path / "mailer.toml").write_text(
+        "[bounce]\nimap_url = 'imaps://bounces%40veiligheidvoorop.nl@mail.example.org/Bounces'\n"
+        "imap_done_folder = 'Bounces/Verwerkt'\npoll_seconds = 60\n", encoding="utf-8")
+    settings = load_settings(tmp_path, environ={"MAILER_BOUNCE_IMAP_PASSWORD": "uit-de-omgeving"})
+    assert (settings.bounce_imap_password, settings.bounce_imap_done_folder,
+            settings.bounce_poll_seconds) == ("uit-de-omgeving", "Bounces/Verwerkt", 60)
+    assert read_imap_url(settings.bounce_imap_url) == MailboxAddress(
+        "tls", "mail.example.org", 993, "bounces@veiligheidvoorop.nl", "Bounces")
+    assert read_imap_url("imap+starttls://b@mail.example.org:1143") == MailboxAddress(
+        "starttls", "mail.example.org", 1143, "b", "INBOX")
+    assert read_imap_url("IMAP://b@[::1]/INBOX").security == "none"
+    assert Settings().bounce_imap_done_folder == "Verwerkt"
+    assert Settings().bounce_poll_seconds == 300
+
+
+@pytest.mark.parametrize("value, message", [
+    ("imap://bounces@mail.example.org/INBOX", "must use imaps:// (TLS) or imap+starttls:// (STARTTLS)"),
+    ("pop3s://bounces@mail.example.org", "must be an imaps://, imap+starttls:// or imap:// address"),
+    ("imaps://mail.example.org/INBOX", "must name the mailbox's user before the host"),
+    ("imaps://b:geheim@mail.example.org/INBOX", "must not hold the password: set [bounce] imap_password"),
+    ("imaps://b@mail.example.org:99999/INBOX", "has a port that is not a number from 1 to 65535"),
+    ("imap://b@127.0.0.1/INBOX?starttls", "must not have a ?query or #fragment"),
+])
+def test_a_bounce_mailbox_without_encryption_or_user_is_refused(tmp_path: Path, value: str,
+                                                               message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"MAILER_BOUNCE_IMAP_URL: {message}")):
+        load_settings(tmp_path, environ={"MAILER_BOUNCE_IMAP_URL": value})
+
+
+def test_the_done_folder_must_differ_from_the_folder_read(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape(
+            "MAILER_BOUNCE_IMAP_URL: reads the folder bounce_imap_done_folder names (Verwerkt)")):
+        load_settings(tmp_path, environ={"MAILER_BOUNCE_IMAP_URL": "imap://b@localhost/Verwerkt"})
+    with pytest.raises(ConfigError, match="MAILER_BOUNCE_POLL_SECONDS: must be more than 0"):
+        load_settings(tmp_path, environ={"MAILER_BOUNCE_POLL_SECONDS": "0"})

@@ -1,6 +1,7 @@
 """Mail to the List-Unsubscribe mailto address: it unsubscribes exactly the person whose
 one-click token its subject carries (`unsubscribe <topic> <token>`, as the header asks), from
-that topic. The token is checked like the one-click's, so a forged mail changes nothing.
+that topic. The token is checked like the one-click's, so a forged mail changes nothing, and
+a mail read again (a copy, or a rerun after a crash) finds the topic left and changes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from sqlmodel import Session
 
 from mailer import taxonomy
 from mailer.config import Settings
-from mailer.subscribers.subscriptions import NotFound, unsubscribe
+from mailer.models import stored_id
+from mailer.subscribers.subscriptions import NotFound, active_topics, get_subscriber, unsubscribe
 from mailer.subscribers.tokens import TokenError, read_token
 
 _SUBJECT = re.compile(r"\bunsubscribe(?:\s+([a-z-]+)\s+([A-Za-z0-9_.-]+))?", re.IGNORECASE)
@@ -34,8 +36,11 @@ def unsubscribe_by_mail(settings: Settings, session: Session, topic: str, token:
     if not token or topic not in taxonomy.TOPICS:
         return "unsubscribe mail without a valid topic and token: nothing changed"
     try:
-        public_id = unsubscribe(session, read_token(settings, token, "unsubscribe"), topic,
-                                via="mail")
+        claim = read_token(settings, token, "unsubscribe")
+        person = get_subscriber(session, claim)
     except (TokenError, NotFound):
         return "unsubscribe mail with an unknown or forged token: nothing changed"
-    return f"subscriber {public_id} unsubscribed from {topic}"
+    if topic not in active_topics(session, stored_id(person)):  # this mail, or a copy, read again
+        return (f"already unsubscribed: subscriber {person.public_id} does not receive {topic}; "
+                "nothing changed")
+    return f"subscriber {unsubscribe(session, claim, topic, via='mail')} unsubscribed from {topic}"

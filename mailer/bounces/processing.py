@@ -75,12 +75,41 @@ class Finding:
 
 @dataclass(frozen=True)
 class Processed:
-    """One message: its findings with what was done, or why it was ignored."""
+    """One message: its findings with what was done, or why it was ignored.
+
+    An action that starts with "already" changed nothing: the message (or a copy of it) was
+    handled before."""
 
     source: str
     findings: tuple[Finding, ...]
     actions: tuple[str, ...]
     ignored: str = ""
+
+    def lines(self) -> list[str]:
+        """What the report says about this message, one line per finding."""
+        if self.ignored:
+            return [f"{self.source}: ignored ({self.ignored})"]
+        if not self.findings:
+            return [f"{self.source}: {'; '.join(self.actions)}"]
+        return [f"{self.source}: {f.address} {f.kind} {f.status} ({f.reason}) -> {action}"
+                for f, action in zip(self.findings, self.actions, strict=True)]
+
+
+def summary(results: list[Processed]) -> str:
+    """One line for a run: messages, findings by class, unsubscribe mails, ignored ones. What
+    was handled before (and so changed nothing now) counts only as "already handled"."""
+    done = [(f, a) for r in results if r.findings
+            for f, a in zip(r.findings, r.actions, strict=True)]
+    kinds = [f.kind for f, a in done if not a.startswith("already")]
+    unmatched = sum(a.startswith("unmatched") for _, a in done)
+    mails = [r.actions[0] for r in results if not r.findings and not r.ignored and r.actions]
+    repeats = sum(a.startswith("already") for _, a in done) + sum(
+        a.startswith("already") for a in mails)
+    return (f"{len(results)} messages: {kinds.count('hard')} hard, {kinds.count('soft')} soft,"
+            f" {kinds.count('blocked')} blocked ({unmatched} unmatched),"
+            f" {sum(not a.startswith('already') for a in mails)} unsubscribe mails,"
+            f" {sum(bool(r.ignored) for r in results)} ignored"
+            + (f", {repeats} already handled" if repeats else ""))
 
 
 class BounceHandler:
@@ -140,17 +169,17 @@ def read_messages(path: Path) -> Iterator[tuple[str, EmailMessage]]:
         folders = [path / sub for sub in ("new", "cur") if (path / sub).is_dir()] or [path]
         for folder in folders:
             for file in sorted(f for f in folder.iterdir() if f.is_file()):
-                yield file.name, _parse(file.read_bytes())
+                yield file.name, parse_message(file.read_bytes())
     else:
         box = mailbox.mbox(path, create=False)
         try:
             for n, key in enumerate(box.keys(), 1):
-                yield f"{path.name}#{n}", _parse(box.get_bytes(key))
+                yield f"{path.name}#{n}", parse_message(box.get_bytes(key))
         finally:
             box.close()
 
 
-def _parse(data: bytes) -> EmailMessage:
+def parse_message(data: bytes) -> EmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)
 
 
@@ -219,7 +248,17 @@ def _from_plain_text(message: EmailMessage, source: str, original: str | None,
 
 def _text(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
-    return body.get_content() if body is not None else ""
+    return _content(body) if body is not None else ""
+
+
+def _content(part: Message) -> str:
+    """A text part's text; one in a charset Python does not know is read as UTF-8 (mail
+    servers' notices are ASCII), rather than left unread."""
+    try:
+        return part.get_content()  # type: ignore[attr-defined]
+    except LookupError:
+        data = part.get_payload(decode=True)
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
 
 
 def _is_daemon_mail(message: EmailMessage) -> bool:
@@ -242,7 +281,7 @@ def _original_message_id(message: EmailMessage) -> str | None:
         if part.get_content_type() == "message/rfc822":
             found = str(_inner(part)[0].get("Message-ID", "")).strip()
         elif part.get_content_maintype() == "text":
-            match = _MESSAGE_ID.search(part.get_content())
+            match = _MESSAGE_ID.search(_content(part))
             found = match.group(1) if match else ""
         else:
             continue

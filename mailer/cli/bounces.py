@@ -1,5 +1,5 @@
-"""`mailer bounces process PATH`: who bounced (hard, soft, blocked), who unsubscribed by mail,
-and what was done about it."""
+"""`mailer bounces process PATH` and `mailer bounces fetch`: who bounced (hard, soft, blocked),
+who unsubscribed by mail, and what was done about it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mailer.bounces.processing import process
+from mailer.bounces.imap import fetch, report
+from mailer.bounces.processing import process, summary
 from mailer.cli.common import database, settings
 
 
@@ -18,6 +19,7 @@ def bounces() -> None:
     \b
     Example:
       mailer bounces process ~/Maildir/.Bounces --dry-run
+      mailer bounces fetch
     """
 
 
@@ -45,20 +47,34 @@ def process_command(path: Path, dry_run: bool, soft_limit: int | None) -> None:
     database(config)  # a clean message when the database is missing or outdated
     results = process(config, path, dry_run=dry_run, soft_limit=soft_limit)
     for result in results:
-        if result.ignored:
-            click.echo(f"{result.source}: ignored ({result.ignored})")
-        elif not result.findings:
-            click.echo(f"{result.source}: {'; '.join(result.actions)}")
-        for finding, action in zip(result.findings, result.actions, strict=True):
-            click.echo(f"{result.source}: {finding.address} {finding.kind} {finding.status}"
-                       f" ({finding.reason}) -> {action}")
-    kinds = [f.kind for r in results for f in r.findings]
-    unmatched = sum(a.startswith("unmatched") for r in results for a in r.actions)
-    mails = sum(not r.findings and not r.ignored for r in results)
-    click.echo(f"{len(results)} messages: {kinds.count('hard')} hard, {kinds.count('soft')} soft,"
-               f" {kinds.count('blocked')} blocked ({unmatched} unmatched),"
-               f" {mails} unsubscribe mails, {sum(bool(r.ignored) for r in results)} ignored"
-               + (" (dry run: nothing recorded)" if dry_run else ""))
+        for line in result.lines():
+            click.echo(line)
+    click.echo(summary(results) + (" (dry run: nothing recorded)" if dry_run else ""))
 
+
+@bounces.command("fetch")
+@click.option("--dry-run", is_flag=True, help="Report only; record nothing and move nothing.")
+@click.option("--soft-limit", type=int,
+              help="Soft bounces after which an address is suppressed (default: the "
+                   "bounce_soft_limit setting, 3).")
+def fetch_command(dry_run: bool, soft_limit: int | None) -> None:
+    """Read the bounce mailbox over IMAP once ([bounce] imap_url) and move what was handled.
+
+    Each message is handled as `mailer bounces process` handles a file: bounces by class,
+    unsubscribe mails by their token, anything else ignored. Then it is moved to the
+    [bounce] imap_done_folder (default Verwerkt, created when missing). A message read again
+    (after a crash before its move, or a copy) changes nothing. `mailer scheduler` does the
+    same every [bounce] poll_seconds.
+
+    \b
+    Example:
+      mailer bounces fetch --dry-run
+      mailer bounces fetch
+    """
+    config = settings()
+    database(config)
+    results = fetch(config, dry_run=dry_run, soft_limit=soft_limit,
+                    progress=lambda result: click.echo("\n".join(result.lines())))
+    click.echo(report(results, config.bounce_imap_done_folder, dry_run))
 
 COMMANDS = [bounces]

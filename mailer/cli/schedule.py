@@ -232,7 +232,8 @@ def scheduler_command(offline: bool) -> None:
     them is held, not sent, and `mailer schedule list` says why. It starts once they pass,
     within grace_period_hours. Keeps running until Ctrl-C or SIGTERM; a running send then
     finishes its batch and resumes when a scheduler runs again. Several schedulers may share
-    one PostgreSQL database: each send starts once.
+    one PostgreSQL database: each send starts once. With [bounce] imap_url set, it also reads
+    the bounce mailbox every [bounce] poll_seconds, as `mailer bounces fetch` does.
 
     \b
     Example:

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from mailer import taxonomy
 from mailer.audit import SYSTEM as SCHEDULER
 from mailer.audit import Actor, record
+from mailer.bounces.imap import fetch, report
 from mailer.builds.builder import build
 from mailer.builds.manifest import Manifest
 from mailer.builds.sources import source_hash
@@ -449,6 +450,10 @@ class Scheduler:
     the next planned send or `tick_seconds`, whichever comes first, so a send starts on its
     second. `checks` guard what the default starter sends: the checks of `mailer send` unless
     given. A starter of one's own (a test's, say) sends nothing of ours and gets none unless given.
+
+    With a bounce mailbox configured ([bounce] imap_url), it also fetches that every
+    bounce_poll_seconds, from the first pass on, in a thread of the pool: one fetch at a time,
+    and a failing one is logged in one line and tried again at the next turn.
     """
 
     def __init__(self, settings: Settings, start: Starter | None = None, *,
@@ -465,6 +470,8 @@ class Scheduler:
         self.pool = ThreadPoolExecutor(SENDS_AT_ONCE, thread_name_prefix="schedule")
         self.running: set[int] = set()  # handed to the pool and not finished yet
         self._lock = threading.Lock()
+        self.next_fetch = clock.now()  # of the bounce mailbox, when one is configured
+        self.fetching = False
 
     def run(self) -> None:
         """Fire due schedules until `stop` is set; then let running sends stop between batches."""
@@ -498,7 +505,38 @@ class Scheduler:
                     continue
                 self.running.add(schedule_id)
             self.pool.submit(self._fire_once, schedule_id)
+        if self.settings.bounce_imap_url:
+            pause = min(pause, self._bounces(now))
         return pause
+
+    def _bounces(self, now: dt.datetime) -> float:
+        """Hand a fetch of the bounce mailbox to the pool when one is due (and none runs);
+        return the seconds until the next."""
+        if now >= self.next_fetch:
+            with self._lock:
+                if self.fetching:
+                    return self.tick_seconds
+                self.fetching = True
+            self.next_fetch = now + dt.timedelta(seconds=self.settings.bounce_poll_seconds)
+            self.pool.submit(self.fetch_bounces)
+        return (self.next_fetch - now).total_seconds()
+
+    def fetch_bounces(self) -> None:
+        """One pass over the bounce mailbox; trouble is one line in the log, never the end."""
+        try:
+            results = fetch(self.settings)
+        except MailerError as exc:
+            log.warning("bounce mailbox not fetched: %s; trying again in %g s", exc,
+                        self.settings.bounce_poll_seconds)
+        except Exception:  # a bug, or the database away: the scheduler carries on
+            log.exception("bounce mailbox: fetching failed; trying again in %g s",
+                          self.settings.bounce_poll_seconds)
+        else:
+            if results:
+                log.info("bounce mailbox: %s", report(results, self.settings.bounce_imap_done_folder))
+        finally:
+            with self._lock:
+                self.fetching = False
 
     def _fire_once(self, schedule_id: int) -> None:
         """Fire in a pool thread; the schedule may be handed over again once this returns."""
