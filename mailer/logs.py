@@ -62,9 +62,23 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class Stderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of each record, not the stream it was
+    made with (a command run inside another program's captured output must not log into a
+    closed stream afterwards)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def handler(fmt: str) -> logging.Handler:
     """A handler to standard error in the given format, with the address filter."""
-    out = logging.StreamHandler(sys.stderr)
+    out = Stderr()
     out.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     out.addFilter(NoAddresses())
     return out

@@ -9,7 +9,7 @@ import click
 
 from mailer.bounces.imap import fetch, report
 from mailer.bounces.processing import process, summary
-from mailer.cli.common import database, settings
+from mailer.cli.common import database, log_format_option, settings
 
 
 @click.group()
@@ -57,6 +57,7 @@ def process_command(path: Path, dry_run: bool, soft_limit: int | None) -> None:
 @click.option("--soft-limit", type=int,
               help="Soft bounces after which an address is suppressed (default: the "
                    "bounce_soft_limit setting, 3).")
+@log_format_option()
 def fetch_command(dry_run: bool, soft_limit: int | None) -> None:
     """Read the bounce mailbox over IMAP once ([bounce] imap_url) and move what was handled.
 
