@@ -390,3 +390,25 @@ class AuditEvent(SQLModel, table=True):
     detail: str = Field(default="{}", sa_type=Text)  # JSON
     prev_hash: str = Field(default="", max_length=64)
     hash: str = Field(max_length=64)
+
+
+# --- the REST API ---
+
+
+class ApiToken(SQLModel, table=True):
+    """A token for the REST API (/api/v1), by name, with the scopes it carries.
+
+    Only the SHA-256 of the token is kept, so reading this table does not let anyone call the
+    API; the token itself is shown once, when it is made. A revoked token stays, for the record.
+    """
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    scopes: list[str] = text_list()
+    created_by: str = Field(default="", max_length=TEXT_MAX)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    revoked_at: dt.datetime | None = Field(default=None)
+    last_used_at: dt.datetime | None = Field(default=None)

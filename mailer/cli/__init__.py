@@ -34,5 +34,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "/privacy)."),
     "studio": ("studio", "Preview THEME as each reader gets it, live while you edit its files."),
     "subscribers": ("subscribers", "Show, find and remove subscribers."),
+    "tokens": ("tokens", "Tokens for the REST API under /api/v1: add, list, revoke."),
     "users": ("users", "The team's accounts: add, list, set-role, disable, reset, totp."),
 }
