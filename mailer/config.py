@@ -79,6 +79,12 @@ class Settings:
     auth_mfa: str = "none"  # none | admins: admins log in with a TOTP code as well
     auth_idle_hours: float = 8.0  # a studio log-in ends after this long without a request
 
+    # The REST API under /api/v1 ([api] in mailer.toml; docs/api.md).
+    # Sites whose forms may post to /api/v1/signup: https origins (http only for localhost),
+    # comma-separated or a TOML list; empty = none.
+    api_signup_origins: str = ""
+    api_requests_per_minute: int = 600  # per token; more is answered 429
+
     # Sending: a batch is claimed, sent and recorded together, so after a crash at most one
     # batch per worker can go out twice.
     send_batch: int = 50

@@ -154,6 +154,20 @@ def timezone(value: str) -> str | None:
     return None
 
 
+def origins(value: str) -> str | None:
+    """Sites allowed to post the sign-up form: each an origin (scheme://host[:port]), https
+    except on this machine, since the form carries a person's address."""
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        parts = urlsplit(item)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path.strip("/") \
+                or parts.query or parts.fragment or parts.username:
+            return (f"{item!r} is not an origin: write scheme://host[:port] without a path, "
+                    "such as https://www.veiligthuis.nl")
+        if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+            return f"{item!r} must start with https:// (http:// only for localhost)"
+    return None
+
+
 def secret(value: str) -> str | None:
     """Anyone who knows or guesses the key can forge every unsubscribe and erase link."""
     if value == KNOWN_DEFAULT_KEY or len(value) < SECRET_MIN:
@@ -168,6 +182,8 @@ FIELD_CHECKS: dict[str, tuple[Check, ...]] = {
     "studio_url": (public_url,),
     "auth_mfa": (choice("none", "admins"),),
     "auth_idle_hours": (above(0),),
+    "api_signup_origins": (origins,),
+    "api_requests_per_minute": (at_least(1),),
     "secret_key": (secret,),
     "metrics_token": (lambda v: None if not v or len(v) >= SECRET_MIN else
                       f"must be at least {SECRET_MIN} characters (or empty: loopback only)",),

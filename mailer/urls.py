@@ -26,6 +26,12 @@ HEALTH = "/healthz"
 READY = "/readyz"
 METRICS = "/metrics"
 
+# The REST API of `mailer serve` (mailer.api): its paths are relative to API.
+API = "/api/v1"
+API_SIGNUP = "/api/v1/signup"
+API_DOCS = "/api/v1/docs"
+API_OPENAPI = "/api/v1/openapi.json"
+
 # Pages of `mailer studio` (staff only; at settings.studio_url). {token}: a one-time link's.
 LOGIN = "/login"
 LOGOUT = "/logout"

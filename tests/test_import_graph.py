@@ -54,6 +54,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
     ("cli",),
     ("web",),
+    ("api",),
     ("schedule",),
     ("check",),
     ("send",),

@@ -319,6 +319,12 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
             row.status, row.updated_at, row.unsubscribed_via = "unsubscribed", now, "page"
 
 
+def set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str], source: str) -> None:
+    """Make exactly `topics` active for a subscriber, recording `source` as the consent of each
+    topic switched on (a partner's change through the API)."""
+    _set_topics(session, subscriber, topics, source)
+
+
 def update_preferences(session: Session, ref: SubscriberRef, profile: Profile) -> Subscriber:
     """The person's own changes. Someone who left everything must sign up again to come back."""
     subscriber = get_subscriber(session, ref)

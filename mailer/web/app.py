@@ -34,6 +34,7 @@ from starlette_exporter import PrometheusMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailer import urls
+from mailer.api.app import mount as api_mount
 from mailer.config import Settings
 from mailer.content.brand import load_brand
 from mailer.db import AsyncStatements, get_engine
@@ -41,6 +42,7 @@ from mailer.message.signing import DkimSigner
 from mailer.subscribers import subscriptions as subs
 from mailer.transport.transports import Transport, transport_from_settings
 from mailer.web import health, metrics, one_click, ratelimit, subscription_pages
+from mailer.web.api_host import api_host
 from mailer.web.pages import PageError, not_found, origin, page_error, unknown_subscriber
 from mailer.web.state import Site, template_environment
 
@@ -67,6 +69,9 @@ ROUTES = [
     Route(urls.MY_DATA, subscription_pages.my_data, methods=["GET"]),
     Route(urls.ERASE, subscription_pages.erase, methods=["GET", "POST"]),
 ]
+
+# The REST API (mailer.api) under /api/v1: create_app lends it the site as `app.state.api`.
+API_ROUTES = [api_mount()]
 
 
 class SecurityHeaders:
@@ -128,7 +133,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     env.globals["brand"] = load_brand(settings.content, settings.root)
     env.globals["paths"] = urls  # not "urls": the page layout means a theme's links by that name
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *API_ROUTES],
         exception_handlers={
             PageError: page_error,
             HTTPException: not_found,
@@ -139,6 +144,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ASGIAp
     app.state.site = site = Site(settings, get_engine(settings), env,
                           transport or transport_from_settings(settings),
                           DkimSigner.from_settings(settings), {origin(settings.public_base_url)})
+    app.state.api = api_host(app.state.site)
     app.state.figures = metrics.figures_registry(site.engine)
     # Request counts and latency per route template (never a path: paths hold tokens).
     measured = PrometheusMiddleware(app, app_name="mailer", prefix="mailer_http",

@@ -32,7 +32,7 @@ from mailer.transport.transports import DeliveryError, OutgoingMessage
 from mailer.web import ratelimit
 from mailer.web.pages import PageError, claim, message_page, page, read_form, safe
 from mailer.web.privacy import privacy_statement
-from mailer.web.state import site
+from mailer.web.state import Site, site
 
 HONEYPOT = "website"
 SIGNUPS_PER_IP = ratelimit.RateLimiter("signup-ip", 10, 600.0)  # 10 per address per 10 minutes
@@ -74,18 +74,26 @@ async def signup(request: Request) -> Response:
     if form.get(HONEYPOT):
         return message_page(request, "kijk-in-je-mail", email=email)
     client = request.client.host if request.client else "?"
-    if not await site(request).db(SIGNUPS_PER_IP.allow, client, write=True):
-        raise PageError(429, "even-geduld")
-    sign_up = await site(request).db(subs.request_subscription, email, profile,
-                                     "web /aanmelden", write=True)
-    if sign_up is not None:
-        await _send_confirmation(request, email, profile, sign_up)
+    await sign_up(site(request), client, email, profile, "web /aanmelden")
     return message_page(request, "kijk-in-je-mail", email=email)
 
 
-async def _send_confirmation(request: Request, email: str, profile: subs.Profile,
-                             sign_up: subs.SignUp) -> None:
-    here = site(request)
+async def sign_up(here: Site, client: str, email: str, profile: subs.Profile, source: str) -> None:
+    """A checked sign-up, from this page or a partner's form (the API): the per-IP limit, the
+    request awaiting double opt-in, and its confirmation mail (unless one went out lately).
+
+    Raises PageError 429 over the limit, 503 when the mail could not be handed over."""
+    if not await here.db(SIGNUPS_PER_IP.allow, client, write=True):
+        raise PageError(429, "even-geduld")
+    recorded = await here.db(subs.request_subscription, email, profile, source, write=True)
+    if recorded is not None:
+        await send_confirmation(here, email, profile, recorded)
+
+
+async def send_confirmation(here: Site, email: str, profile: subs.Profile,
+                            sign_up: subs.SignUp) -> None:
+    """Mail the confirmation link of a recorded sign-up; when it cannot go out, the person may
+    try again at once (PageError 503)."""
     message = OutgoingMessage.from_email(
         confirmation_message(here.settings, here.env, email, profile, confirm_url(
             here.settings, sign_up.subscriber.public_id, sign_up.nonce)),
