@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
@@ -205,10 +205,13 @@ class Api:
 async def _body(request: Request, op: Operation) -> Any:
     """The request's body as JSON (or, where the operation takes one, an urlencoded form)."""
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise Problem(413, f"the body is larger than {MAX_BODY // 1024} KiB")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                raise Problem(413, f"the body is larger than {MAX_BODY // 1024} KiB")
+    except ClientDisconnect:
+        raise Problem(400, "the client went away before its body arrived") from None
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if op.form and kind == FORM:
         return _form(raw, op.body or {})
