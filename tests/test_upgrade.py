@@ -13,6 +13,7 @@ from mailer.db import _alembic_config, current_revision, engine_for, head_revisi
 from mailer.errors import DatabaseError
 from mailer.models import (
     Account,
+    ApiToken,
     AuditEvent,
     Bounce,
     Delivery,
@@ -167,6 +168,8 @@ def fill_at_head(engine: sa.Engine) -> None:
         session.add(LoginLock(name_key="anouk", failures=2, window_start=NOW))
         session.add(AuditEvent(id=1, at=NOW, actor="Bram", origin="studio 192.0.2.1",
                                action="login", hash="h" * 64))
+        session.add(ApiToken(name="crm-noord", token_hash="a" * 64, scopes=["subscribers:read"],
+                             created_by="Bram", created_at=NOW, last_used_at=NOW))
 
 
 def table_rows(engine: sa.Engine) -> dict[str, list[dict]]:
