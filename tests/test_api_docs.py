@@ -19,6 +19,7 @@ from lxml import html as lxml_html
 from mailer import addresses
 from mailer.accounts import api_tokens, users
 from mailer.api.app import API
+from mailer.api.signup import snippet
 from mailer.api.validation import EMAIL_PATTERN
 from mailer.audit import command_line, events
 from mailer.cli.main import main
@@ -94,8 +95,6 @@ def test_the_docs_page_lists_every_endpoint_without_scripts(settings: Settings) 
 
 
 def snippet_form(settings: Settings) -> lxml_html.HtmlElement:
-    from mailer.api.signup import snippet
-
     [form] = lxml_html.fragments_fromstring(snippet(settings))
     return form
 
@@ -115,6 +114,12 @@ def test_the_partner_form_is_accessible_and_works_without_javascript(settings: S
     hidden = trap.getparent()
     assert trap.get("tabindex") == "-1" and trap.get("autocomplete") == "off"
     assert hidden.get("aria-hidden") == "true" and "left:-10000px" in hidden.get("style")
+
+
+def test_the_form_in_the_docs_is_the_one_the_docs_page_shows() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    shown = text.split("```html\n", 1)[1].split("```", 1)[0]
+    assert shown == snippet(Settings())
 
 
 def test_the_partner_form_as_a_browser_posts_it_signs_up(settings: Settings) -> None:
