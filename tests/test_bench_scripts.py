@@ -37,6 +37,8 @@ def no_spamassassin() -> bool:
 
 
 SCRIPTS = [
+    pytest.param("api_list.py", ["--subscribers", "300", "--limit", "100", "--runs", "1"],
+                 "per page over 3 pages", id="api_list"),
     pytest.param("build.py", ["--runs", "1"], "mailer build stalking, nothing changed", id="build"),
     pytest.param("import.py", ["--rows", "200", "--runs", "1", "--again"], "the same file again:",
                  id="import"),

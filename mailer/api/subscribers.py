@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Row
 from sqlmodel import Session
 from starlette.responses import Response
 
@@ -80,7 +81,8 @@ NEXT = tuple((operation, "public_id", "$response.body#/id") for operation in (
     "getSubscriber", "changeSubscriber", "unsubscribeSubscriber", "eraseSubscriber"))
 
 
-def person_json(person: Subscriber, topics: list[str]) -> dict[str, Any]:
+def person_json(person: Subscriber | Row, topics: list[str]) -> dict[str, Any]:
+    """A subscriber (or a row of directory.LISTED) as the API shows it."""
     return {"id": person.public_id, "email": person.email, "name": person.name,
             "organisation": person.organisation, "region": person.region,
             "audience": person.audience, "status": person.status, "topics": topics,
@@ -112,8 +114,8 @@ def _location(public_id: str) -> dict[str, str]:
 
 def _page(session: Session, filters: Filters, after: int | None, limit: int) -> tuple[list, bool]:
     people, more = directory.page(session, filters, after, limit)
-    topics = directory.active_topics(session, [stored_id(p) for p in people])
-    return [(stored_id(p), person_json(p, topics[stored_id(p)])) for p in people], more
+    topics = directory.active_topics(session, [p.id for p in people])
+    return [(p.id, person_json(p, topics[p.id])) for p in people], more
 
 
 async def list_subscribers(call: Call) -> Response:
