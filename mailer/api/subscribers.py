@@ -113,8 +113,7 @@ def _location(public_id: str) -> dict[str, str]:
 
 
 def _page(session: Session, filters: Filters, after: int | None, limit: int) -> tuple[list, bool]:
-    people, more = directory.page(session, filters, after, limit)
-    topics = directory.active_topics(session, [p.id for p in people])
+    people, topics, more = directory.page(session, filters, after, limit)
     return [(p.id, person_json(p, topics[p.id])) for p in people], more
 
 
