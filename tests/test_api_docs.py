@@ -176,7 +176,7 @@ def test_once_accounts_exist_only_an_admin_manages_tokens(invoke, send_settings:
     users.add(send_settings, command_line("setup"), "wim", "editor", password=password)
     code, output = run_cli("tokens", "add", "crm", "--scope", "sends:read", "--by", "wim",
                            "--password-stdin", stdin=password + "\n")
-    assert code == 1 and "wim is a editor" in output and "manage accounts" in output
+    assert code == 1 and "wim is an editor" in output and "manage accounts" in output
     code, output = run_cli("tokens", "add", "crm", "--scope", "sends:read", "--by", "anna",
                            "--password-stdin", stdin="wrong\n")
     assert code == 1 and api_tokens.tokens(send_settings) == []

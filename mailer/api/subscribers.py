@@ -208,8 +208,7 @@ async def unsubscribe_subscriber(call: Call) -> Response:
 
 
 def _erase(session: Session, actor: Actor, public_id: str) -> None:
-    subs.erase(session, stored_id(directory.by_public_id(session, public_id)))
-    record(session, actor, "subscriber.erased", f"subscriber {public_id}")
+    subs.erase(session, stored_id(directory.by_public_id(session, public_id)), by=actor)
 
 
 async def erase_subscriber(call: Call) -> Response:
