@@ -412,3 +412,47 @@ class ApiToken(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     revoked_at: dt.datetime | None = Field(default=None)
     last_used_at: dt.datetime | None = Field(default=None)
+# --- webhooks: receivers and the outbox of their events ---
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A receiver of events, signed by the Standard Webhooks specification.
+
+    `secret` is the signing secret (`whsec_…`) itself, not a hash of it: signing needs the key,
+    as an HMAC does. Whoever reads this table can sign as mailer, so it is kept like the DKIM key.
+    `include_address` lets subscriber.confirmed carry the email address (mailer.events).
+    """
+
+    __tablename__ = "webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True)
+    url: str = Field(max_length=2000)
+    events: list[str] = text_list()
+    secret: str = Field(max_length=80)
+    include_address: bool = Field(default=False)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    disabled_at: dt.datetime | None = Field(default=None)  # a disabled receiver gets no events
+
+
+class WebhookMessage(SQLModel, table=True):
+    """One event for one receiver: written in the transaction of its cause, posted later.
+
+    `next_attempt_at` is when a worker may take it; a worker that takes it moves it on by the
+    claim timeout, so a worker that dies leaves it to be taken again. It is None once the
+    message was delivered or given up, so the due ones are found through its index alone.
+    """
+
+    __tablename__ = "webhook_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="webhook_endpoint.id", ondelete="CASCADE", index=True)
+    event: str = Field(max_length=40)
+    msg_id: str = Field(max_length=40, unique=True)  # the webhook-id header, the same on each attempt
+    payload: str = Field(sa_type=Text)  # the body, exactly as signed and sent
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    attempts: int = Field(default=0)
+    next_attempt_at: dt.datetime | None = Field(default=None, index=True)
+    delivered_at: dt.datetime | None = Field(default=None)
+    last_error: str = Field(default="", sa_type=Text)
+    gave_up_at: dt.datetime | None = Field(default=None)

@@ -28,6 +28,8 @@ from mailer.models import (
     Subscriber,
     Subscription,
     Suppression,
+    WebhookEndpoint,
+    WebhookMessage,
 )
 
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
@@ -170,6 +172,13 @@ def fill_at_head(engine: sa.Engine) -> None:
                                action="login", hash="h" * 64))
         session.add(ApiToken(name="crm-noord", token_hash="a" * 64, scopes=["subscribers:read"],
                              created_by="Bram", created_at=NOW, last_used_at=NOW))
+        hook = WebhookEndpoint(name="crm", url="https://crm.example.org/h", events=["bounce.hard"],
+                               secret="whsec_c2VjcmV0", include_address=True, created_at=NOW)
+        session.add(hook)
+        session.flush()
+        session.add(WebhookMessage(endpoint_id=hook.id, event="bounce.hard", msg_id="msg_1",
+                                   payload='{"type":"bounce.hard"}', created_at=NOW, attempts=2,
+                                   next_attempt_at=NOW, last_error="HTTP 503"))
 
 
 def table_rows(engine: sa.Engine) -> dict[str, list[dict]]:

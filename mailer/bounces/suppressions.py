@@ -11,7 +11,8 @@ from __future__ import annotations
 from sqlmodel import Session, func, select
 
 from mailer.bounces.classify import Verdict
-from mailer.models import Bounce
+from mailer.events import emit
+from mailer.models import Bounce, Delivery, Subscriber
 from mailer.subscribers.subscriptions import hash_address, suppress
 
 
@@ -28,6 +29,7 @@ def record_bounce(session: Session, *, key: str, address: str, verdict: Verdict,
         return "blocked: nobody suppressed (a problem of our server or reputation)"
     if verdict.kind == "hard":
         suppress(session, address, "bounced")
+        _told(session, address, verdict, delivery_id)
         return "suppressed"
     count = session.exec(select(func.count()).where(
         Bounce.address_hash == hash_address(address), Bounce.kind == "soft")).one()
@@ -35,3 +37,14 @@ def record_bounce(session: Session, *, key: str, address: str, verdict: Verdict,
         suppress(session, address, "bounced")
         return f"suppressed after {count} soft bounces"
     return f"soft bounce {count} of {soft_limit}"
+
+
+def _told(session: Session, address: str, verdict: Verdict, delivery_id: int | None) -> None:
+    """bounce.hard for the webhook receivers: whose address (by public id) bounced, how, and on
+    which send."""
+    public_id = session.exec(select(Subscriber.public_id).where(
+        Subscriber.address_hash == hash_address(address))).first()
+    send_id = None if delivery_id is None else session.exec(
+        select(Delivery.send_id).where(Delivery.id == delivery_id)).first()
+    emit(session, "bounce.hard", {"public_id": public_id, "status": verdict.enhanced,
+                                  "send_id": send_id})

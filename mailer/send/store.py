@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from mailer.bounces.classify import Verdict as Answer
 from mailer.bounces.suppressions import record_bounce
 from mailer.db import session_scope
+from mailer.events import emit
 from mailer.models import (
     Delivery,
     Send,
@@ -147,7 +148,10 @@ class SendStore:
             if send.snapshot_at is None and snapshot is not None:
                 _snapshot(session, send, snapshot)
             if send.status in ("planned", "paused"):
+                resumed = send.status == "paused"
                 send.status, send.pause_reason = "running", ""
+                _tell(session, "send.started", send, resumed=resumed,
+                      recipients=sum(_counts(session, send_id).values()))
             session.add(send)
             if then is not None:
                 then(session, send, status)
@@ -163,6 +167,8 @@ class SendStore:
                 return send.status if send else None
             status, send.status, send.pause_reason = send.status, "paused", reason
             session.add(send)
+            if status != "paused":
+                _tell(session, "send.paused", send, reason=reason)
             if then is not None:
                 then(session, send, status)
             return status
@@ -281,12 +287,9 @@ class SendStore:
                        func.count().filter(col(Delivery.status) == "sending"),
                        func.min(Delivery.next_attempt_at).filter(col(Delivery.status) == "pending"))
                 .where(Delivery.send_id == send_id)).one()
-            if not (pending or sending):
-                session.execute(update(Send).where(
-                    col(Send.id) == send_id, col(Send.status) == "running",
-                    ~exists().where(col(Delivery.send_id) == send_id,
-                                    col(Delivery.status).in_(["pending", "sending"])),
-                ).values(status="done", finished_at=now))
+            if not (pending or sending) and _mark_done(session, send_id, now):
+                _tell(session, "send.finished", _send(session, send_id),
+                      counts=_counts(session, send_id))
             return pending, sending, soonest
 
     def release_claims(self, send_id: int, abandoned_before: dt.datetime,
@@ -304,9 +307,7 @@ class SendStore:
     def counts(self, send_id: int) -> dict[str, int]:
         """How many of the send's rows are in each delivery status."""
         with session_scope(self.engine) as session:
-            rows = session.exec(select(Delivery.status, func.count())
-                                .where(Delivery.send_id == send_id).group_by(Delivery.status))
-            return dict(rows.all())
+            return _counts(session, send_id)
 
     def figures(self, send_id: int, top_errors: int) -> Figures | None:
         """The send and its deliveries counted by segment and status, answer and class."""
@@ -380,6 +381,28 @@ class SendStore:
 def _send(session: Session, send_id: int, lock: bool = False) -> Send | None:
     query = select(Send).where(Send.id == send_id)
     return session.exec(query.with_for_update() if lock else query).first()
+
+
+def _counts(session: Session, send_id: int) -> dict[str, int]:
+    rows = session.exec(select(Delivery.status, func.count())
+                        .where(Delivery.send_id == send_id).group_by(Delivery.status))
+    return dict(rows.all())
+
+
+def _mark_done(session: Session, send_id: int, now: dt.datetime) -> bool:
+    """Mark a running send done if none of its rows is pending or claimed; whether it was."""
+    return session.exec(update(Send).where(
+        col(Send.id) == send_id, col(Send.status) == "running",
+        ~exists().where(col(Delivery.send_id) == send_id,
+                        col(Delivery.status).in_(["pending", "sending"])),
+    ).values(status="done", finished_at=now)).rowcount == 1
+
+
+def _tell(session: Session, event: str, send: Send | None, **data: Any) -> None:
+    """A send's event for the webhook receivers, in the transaction that changed the send."""
+    assert send is not None
+    emit(session, event, {"send_id": send.id, "theme": send.theme, "topic": send.topic,
+                          "regions": send.regions, "audiences": send.audiences, **data})
 
 
 def _snapshot(session: Session, send: Send, snapshot: Snapshot) -> None:

@@ -26,6 +26,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from mailer import addresses, taxonomy
 from mailer.audit import Actor, record
 from mailer.errors import AccessError, DataError
+from mailer.events import emit, forget, outbox_params, outbox_sql
 from mailer.models import (
     TEXT_MAX,
     Subscriber,
@@ -122,7 +123,7 @@ def _timed(sql: str) -> TextClause:
     return text(sql).bindparams(bindparam("now", type_=_TIME))
 
 
-_FIND_PUBLIC = text("SELECT id FROM subscriber WHERE public_id = :public_id")
+_FIND_PUBLIC = text("SELECT id, status FROM subscriber WHERE public_id = :public_id")
 _TOPICS_OFF = ("UPDATE subscription SET status = 'unsubscribed', updated_at = :now, "
                "unsubscribed_via = :via "
                "WHERE subscriber_id = {person} AND status <> 'unsubscribed'")
@@ -135,16 +136,23 @@ _LEAVE_TOPIC = _timed(_TOPICS_OFF.format(person=":id") + " AND topic = :topic")
 _LEAVE = _timed(_PERSON_OFF.format(where="id = :id", returning="address_hash"))
 _SUPPRESS = _timed(_SUPPRESS_SQL.format(values="VALUES (:hash, :reason, :now)"))
 # PostgreSQL does the same in one statement (data-modifying CTEs, which SQLite lacks): one
-# round trip to the server instead of four.
+# round trip to the server instead of four, the webhook outbox included. An event is written
+# only when something changed: a topic left, or a person who had not left everything yet
+# (`was` reads the row as it was before the statement).
 _PERSON = "(SELECT id FROM person)"
+_LEFT = "EXISTS (SELECT 1 FROM topics)"
+_OUTBOX = outbox_sql("postgresql")
 _ONE_STATEMENT_EVERY_TOPIC = _timed(
-    f"WITH person AS ({_PERSON_OFF.format(where='public_id = :public_id', returning='id, address_hash')}), "
-    f"topics AS ({_TOPICS_OFF.format(person=_PERSON)}), "
-    f"suppressed AS ({_SUPPRESS_SQL.format(values='SELECT address_hash, :reason, :now FROM person')}) "
+    f"WITH was AS ({_FIND_PUBLIC.text}), "
+    f"person AS ({_PERSON_OFF.format(where='public_id = :public_id', returning='id, address_hash')}), "
+    f"topics AS ({_TOPICS_OFF.format(person=_PERSON)} RETURNING id), "
+    f"suppressed AS ({_SUPPRESS_SQL.format(values='SELECT address_hash, :reason, :now FROM person')}), "
+    f"told AS ({_OUTBOX} AND ({_LEFT} OR EXISTS (SELECT 1 FROM was WHERE status <> 'unsubscribed'))) "
     "SELECT id FROM person")
 _ONE_STATEMENT_TOPIC = _timed(
     f"WITH person AS ({_FIND_PUBLIC.text}), "
-    f"topics AS ({_TOPICS_OFF.format(person=_PERSON)} AND topic = :topic) SELECT id FROM person")
+    f"topics AS ({_TOPICS_OFF.format(person=_PERSON)} AND topic = :topic RETURNING id), "
+    f"told AS ({_OUTBOX} AND {_LEFT}) SELECT id FROM person")
 
 
 def suppress(session: Session, email: str, reason: str) -> None:
@@ -290,6 +298,10 @@ def confirm(session: Session, ref: SubscriberRef, nonce: str) -> Subscriber:
     if suppression is not None:
         session.delete(suppression)
     session.flush()
+    emit(session, "subscriber.confirmed",
+         {"public_id": subscriber.public_id, "region": subscriber.region,
+          "audience": subscriber.audience, "topics": active_topics(session, stored_id(subscriber))},
+         address=subscriber.email)
     return subscriber
 
 
@@ -301,11 +313,13 @@ def _apply_profile(subscriber: Subscriber, profile: Profile) -> None:
 
 
 def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str], source: str,
-                only_add: bool = False) -> None:
-    """Make exactly `topics` active (or, with only_add, add them to the active ones)."""
+                only_add: bool = False) -> list[str]:
+    """Make exactly `topics` active (or, with only_add, add them to the active ones); returns
+    the topics left."""
     now = utcnow()
     wanted = set(topics)
     existing = subscriptions_of(session, stored_id(subscriber))
+    left = []
     for topic in taxonomy.TOPICS:
         row = existing.get(topic)
         if topic in wanted:
@@ -317,21 +331,27 @@ def _set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str],
                 row.updated_at = now
         elif row is not None and row.status == "active" and not only_add:
             row.status, row.updated_at, row.unsubscribed_via = "unsubscribed", now, "page"
+            left.append(topic)
+    return left
 
 
 def set_topics(session: Session, subscriber: Subscriber, topics: Iterable[str], source: str) -> None:
     """Make exactly `topics` active for a subscriber, recording `source` as the consent of each
-    topic switched on (a partner's change through the API)."""
-    _set_topics(session, subscriber, topics, source)
+    topic switched on (a partner's change through the API); each topic left is told to the
+    webhook receivers."""
+    for topic in _set_topics(session, subscriber, topics, source):
+        emit(session, "subscriber.unsubscribed", _left(subscriber.public_id, topic))
 
 
 def update_preferences(session: Session, ref: SubscriberRef, profile: Profile) -> Subscriber:
-    """The person's own changes. Someone who left everything must sign up again to come back."""
+    """The person's own changes. Someone who left everything must sign up again to come back.
+    Each topic left is told to the webhook receivers as an unsubscribe from it."""
     subscriber = get_subscriber(session, ref)
     _apply_profile(subscriber, profile)
     subscriber.updated_at = utcnow()
     if subscriber.status == "active":
-        _set_topics(session, subscriber, profile.topics, "preferences page")
+        for topic in _set_topics(session, subscriber, profile.topics, "preferences page"):
+            emit(session, "subscriber.unsubscribed", _left(subscriber.public_id, topic))
     session.flush()
     return subscriber
 
@@ -341,11 +361,12 @@ def unsubscribe(
     via: str = "page",
 ) -> str:
     """Leave one topic, or (topic None) everything, which also suppresses the address; returns
-    the person's public id. `via` (one-click, page, mail, staff) is kept for the figures.
+    the person's public id. `via` (one-click, page, mail, staff) is kept for the figures. When
+    that changed something, subscriber.unsubscribed is written for the webhook receivers.
 
     This is the one-click path, so it stays lean: on PostgreSQL one statement that finds the
     person by the unique public id and writes by key (their subscriptions, their row, the
-    suppression); on SQLite (no round trips to pay for) the same as four statements.
+    suppression, the event); on SQLite (no round trips to pay for) the same as a few statements.
     """
     if isinstance(ref, Claim) and ref.public_id is not None:
         if session.get_bind().dialect.name == "postgresql":
@@ -354,20 +375,28 @@ def unsubscribe(
                 raise NotFound("no such subscriber")
             _forget_loaded(session)
             return ref.public_id
-        person_id = session.execute(_FIND_PUBLIC, {"public_id": ref.public_id}).scalar()
-        public_id = ref.public_id
-        if person_id is None:
+        found = session.execute(_FIND_PUBLIC, {"public_id": ref.public_id}).first()
+        if found is None:
             raise NotFound("no such subscriber")
+        (person_id, status), public_id = found, ref.public_id
     else:
         person = get_subscriber(session, ref)
-        person_id, public_id = person.id, person.public_id
+        person_id, public_id, status = person.id, person.public_id, person.status
     params = {"id": person_id, "now": utcnow(), "topic": topic, "via": via}
-    session.execute(_LEAVE_EVERY_TOPIC if topic is None else _LEAVE_TOPIC, params)
+    left = session.connection().execute(_LEAVE_EVERY_TOPIC if topic is None else _LEAVE_TOPIC,
+                                        params).rowcount
     if topic is None:
         address_hash = session.execute(_LEAVE, params).scalar_one()
         session.execute(_SUPPRESS, {**params, "hash": address_hash, "reason": reason})
+    if left or (topic is None and status != "unsubscribed"):
+        emit(session, "subscriber.unsubscribed", _left(public_id, topic))
     _forget_loaded(session)
     return public_id
+
+
+def _left(public_id: str, topic: str | None) -> dict[str, str | None]:
+    """The data of subscriber.unsubscribed: who, and the topic (None: every topic)."""
+    return {"public_id": public_id, "topic": topic}
 
 
 def unsubscribe_in_one_statement(public_id: str, topic: str | None, reason: str = "unsubscribed",
@@ -376,7 +405,8 @@ def unsubscribe_in_one_statement(public_id: str, topic: str | None, reason: str 
     round trip, and on an autocommit connection a transaction of its own) and its parameters.
     The statement returns the person's row id, or no row when nobody has that public id."""
     statement = _ONE_STATEMENT_EVERY_TOPIC if topic is None else _ONE_STATEMENT_TOPIC
-    return statement, {"public_id": public_id, "now": utcnow(), "topic": topic, "reason": reason,
+    event = outbox_params("subscriber.unsubscribed", _left(public_id, topic))
+    return statement, {**event, "public_id": public_id, "topic": topic, "reason": reason,
                        "via": via}
 
 
@@ -423,20 +453,23 @@ def personal_data(session: Session, ref: SubscriberRef) -> dict:
 
 
 def erase(session: Session, ref: SubscriberRef, by: Actor = RECIPIENT) -> None:
-    """Delete everything about a person; only the hashed suppression entry stays. Their public
-    id goes with the row, so every link they were sent stops working.
+    """Delete everything about a person; only the hashed suppression entry stays (and the
+    webhook outbox loses what held their address). Their public id goes with the row, so every
+    link they were sent stops working; subscriber.erased tells the receivers.
 
     `subscriber.erased` by `by` (default: the person on their own erase page) goes into the
     audit trail in the same transaction, naming only that public id: never the address."""
     subscriber = get_subscriber(session, ref)
-    subject = f"subscriber {subscriber.public_id}"
+    public_id = subscriber.public_id
     suppress(session, subscriber.email, "erased")
     for row in subscriptions_of(session, stored_id(subscriber)).values():
         session.delete(row)
     session.flush()
     session.delete(subscriber)
     session.flush()
-    record(session, by, "subscriber.erased", subject)
+    forget(session, public_id)
+    emit(session, "subscriber.erased", {"public_id": public_id})
+    record(session, by, "subscriber.erased", f"subscriber {public_id}")
 
 
 def find_subscribers(session: Session, text: str, limit: int = 50) -> list[Subscriber]:
