@@ -36,4 +36,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "subscribers": ("subscribers", "Show, find and remove subscribers."),
     "tokens": ("tokens", "Tokens for the REST API under /api/v1: add, list, revoke."),
     "users": ("users", "The team's accounts: add, list, set-role, disable, reset, totp."),
+    "webhooks": ("webhooks", "Receivers of signed events: add, list, remove and test them."),
 }

@@ -42,6 +42,7 @@ from mailer.models import Schedule, utcnow
 from mailer.send import approval
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
+from mailer.webhooks.delivery import Deliverer
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +475,10 @@ class Scheduler:
         self.fetching = False
 
     def run(self) -> None:
-        """Fire due schedules until `stop` is set; then let running sends stop between batches."""
+        """Fire due schedules, and post webhook events in a thread, until `stop` is set; then
+        let running sends stop between batches."""
+        webhooks = Deliverer(self.settings, self.stop)
+        webhooks.start()
         try:
             while not self.stop.is_set():
                 try:
@@ -485,6 +489,7 @@ class Scheduler:
                 self.clock.wait(pause, self.stop)
         finally:
             self.pool.shutdown(wait=True)
+            webhooks.close()
 
     def fire(self, schedule_id: int) -> str:
         return fire(self.settings, schedule_id, self.starter, now=self.clock.now(), worker=self.worker,

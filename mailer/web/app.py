@@ -45,6 +45,7 @@ from mailer.web import health, metrics, one_click, ratelimit, subscription_pages
 from mailer.web.api_host import api_host
 from mailer.web.pages import PageError, not_found, origin, page_error, unknown_subscriber
 from mailer.web.state import Site, template_environment
+from mailer.webhooks.delivery import Deliverer
 
 HOUSEKEEPING_EVERY = 3600.0  # seconds between purges of old sign-ups and rate counters
 HSTS = "max-age=31536000"
@@ -107,7 +108,8 @@ def housekeeping(session: Session, settings: Settings) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Housekeeping every hour, and on PostgreSQL a connection for one-clicks without a thread."""
+    """Housekeeping every hour, the webhook worker in a thread, and on PostgreSQL a connection
+    for one-clicks without a thread."""
     site: Site = app.state.site
 
     async def every_hour() -> None:
@@ -116,12 +118,15 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await site.db(housekeeping, site.settings, write=True)
 
     task = asyncio.create_task(every_hour())
+    webhooks = Deliverer(site.engine)
+    webhooks.start()
     if site.engine.dialect.name == "postgresql":
         site.on_loop = AsyncStatements(site.engine)
     try:
         yield
     finally:
         task.cancel()
+        await asyncio.to_thread(webhooks.close)
         if site.on_loop is not None:
             await site.on_loop.close()
             site.on_loop = None
