@@ -32,11 +32,13 @@ EVENTS: dict[str, str] = {
 }
 TEST_EVENT = "webhook.test"  # `mailer webhooks test`: posted at once, never through the outbox
 
-# Who may see the email address: on these events, the receivers for which GETS_ADDRESS holds.
-# GETS_ADDRESS is SQL over the receiver's row `e`; the one line to change when receivers are
-# tied to API tokens (a token with subscribers:read).
+# Who may see the email address: on these events, the receivers for which GETS_ADDRESS holds,
+# SQL over the receiver's row `e`: it names an API token, not revoked, that may read subscribers
+# (the same right that would let it ask /api/v1/subscribers for the address).
 ADDRESS_EVENTS = frozenset({"subscriber.confirmed"})
-GETS_ADDRESS = "e.include_address"
+READ_SCOPE = "subscribers:read"
+GETS_ADDRESS = ("EXISTS (SELECT 1 FROM api_token t WHERE t.name = e.token AND t.revoked_at IS "
+                "NULL AND t.scopes LIKE :read_scope)")
 
 _OUTBOX = (
     "INSERT INTO webhook_message (endpoint_id, event, msg_id, payload, created_at, attempts, "
@@ -88,7 +90,7 @@ def outbox_params(event: str, data: dict[str, Any], address: str | None = None,
     at = now or utcnow()
     plain, with_address = payloads(event, data, address, at)
     return {"event": event, "pattern": f'%"{event}"%', "payload": plain,
-            "payload_with_address": with_address, "now": at}
+            "payload_with_address": with_address, "now": at, "read_scope": f'%"{READ_SCOPE}"%'}
 
 
 def emit(session: Session, event: str, data: dict[str, Any], address: str | None = None) -> None:

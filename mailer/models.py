@@ -420,7 +420,8 @@ class WebhookEndpoint(SQLModel, table=True):
 
     `secret` is the signing secret (`whsec_…`) itself, not a hash of it: signing needs the key,
     as an HMAC does. Whoever reads this table can sign as mailer, so it is kept like the DKIM key.
-    `include_address` lets subscriber.confirmed carry the email address (mailer.events).
+    `token` names the API token whose scopes say what the receiver may see: with
+    subscribers:read, subscriber.confirmed carries the email address (mailer.events).
     """
 
     __tablename__ = "webhook_endpoint"
@@ -430,7 +431,7 @@ class WebhookEndpoint(SQLModel, table=True):
     url: str = Field(max_length=2000)
     events: list[str] = text_list()
     secret: str = Field(max_length=80)
-    include_address: bool = Field(default=False)
+    token: str = Field(default="", max_length=80)  # an api_token's name, or ""
     created_at: dt.datetime = Field(default_factory=utcnow)
     disabled_at: dt.datetime | None = Field(default=None)  # a disabled receiver gets no events
 

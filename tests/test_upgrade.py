@@ -173,7 +173,7 @@ def fill_at_head(engine: sa.Engine) -> None:
         session.add(ApiToken(name="crm-noord", token_hash="a" * 64, scopes=["subscribers:read"],
                              created_by="Bram", created_at=NOW, last_used_at=NOW))
         hook = WebhookEndpoint(name="crm", url="https://crm.example.org/h", events=["bounce.hard"],
-                               secret="whsec_c2VjcmV0", include_address=True, created_at=NOW)
+                               secret="whsec_c2VjcmV0", token="crm-noord", created_at=NOW)
         session.add(hook)
         session.flush()
         session.add(WebhookMessage(endpoint_id=hook.id, event="bounce.hard", msg_id="msg_1",

@@ -27,11 +27,12 @@ def webhooks() -> None:
 @click.option("--event", "events", multiple=True, required=True, type=click.Choice(list(EVENTS)),
               help="An event to send (repeatable).")
 @click.option("--name", default="", help="The receiver's name [default: the URL's host].")
-@click.option("--with-address", is_flag=True,
-              help="Put the email address in subscriber.confirmed (other events never carry it).")
+@click.option("--token", default="",
+              help="The receiver's API token (`mailer tokens add`): with subscribers:read, "
+                   "subscriber.confirmed carries the email address; other events never do.")
 @by_option
 @password_stdin_option
-def add(url: str, events: tuple[str, ...], name: str, with_address: bool, by: str | None,
+def add(url: str, events: tuple[str, ...], name: str, token: str, by: str | None,
         password_stdin: bool) -> None:
     """Add a receiver at URL (https://, or http:// to a loopback address) for the events.
 
@@ -45,9 +46,9 @@ def add(url: str, events: tuple[str, ...], name: str, with_address: bool, by: st
     """
     config = settings()
     person = acting(config, by, password_stdin, "users")
-    endpoint = endpoints.add(config, person, url, events, name, with_address)
+    endpoint = endpoints.add(config, person, url, events, name, token)
     click.echo(f"Receiver {endpoint.name} added for {', '.join(endpoint.events)}"
-               + (" (with the address on subscriber.confirmed)" if with_address else "")
+               + (f" (as API token {token})" if token else "")
                + ". Its signing secret, shown only now:")
     click.echo(endpoint.secret)
 

@@ -25,7 +25,7 @@ from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.errors import DataError, DeliveryError
 from mailer.events import EVENTS, TEST_EVENT, body
-from mailer.models import WebhookEndpoint, WebhookMessage, stored_id, utcnow
+from mailer.models import ApiToken, WebhookEndpoint, WebhookMessage, stored_id, utcnow
 from mailer.webhooks.delivery import new_client, post
 
 _NAME = re.compile(r"[\w.@-]{1,80}")
@@ -46,7 +46,7 @@ class Listing:
     name: str
     url: str
     events: list[str]
-    with_address: bool
+    token: str
     created_at: dt.datetime
     disabled_at: dt.datetime | None
     pending: int  # waiting to be posted, retries included
@@ -55,7 +55,7 @@ class Listing:
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "url": self.url, "events": self.events,
-                "with_address": self.with_address, "created_at": self.created_at.isoformat(),
+                "token": self.token, "created_at": self.created_at.isoformat(),
                 "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None,
                 "pending": self.pending, "failed": self.failed, "last_error": self.last_error}
 
@@ -108,20 +108,25 @@ def _checked(url: str, events: Sequence[str], name: str) -> list[str]:
 
 
 def add(settings: Settings, actor: Actor, url: str, events: Sequence[str], name: str = "",
-        with_address: bool = False) -> WebhookEndpoint:
-    """Add a receiver of `events` (named after its host unless `name`); it carries its new secret."""
+        token: str = "") -> WebhookEndpoint:
+    """Add a receiver of `events` (named after its host unless `name`), acting as API token
+    `token` (its scopes decide whether it may see addresses); it carries its new secret."""
     name = name.strip() or (urlsplit(url).hostname or "")
     chosen = _checked(url, events, name)
     with session_scope(settings, write=True) as session:
         if session.exec(select(WebhookEndpoint.id).where(WebhookEndpoint.name == name)).first():
             raise WebhookError(f"there is already a receiver {name!r}; choose another with "
                                "--name, or remove that one first")
+        if token and not session.exec(select(ApiToken.id).where(
+                ApiToken.name == token, col(ApiToken.revoked_at).is_(None))).first():
+            raise WebhookError(f"there is no API token {token!r} (or it was revoked): see "
+                               "`mailer tokens list`")
         endpoint = WebhookEndpoint(name=name, url=url, events=chosen, secret=new_secret(),
-                                   include_address=with_address)
+                                   token=token)
         session.add(endpoint)
         session.flush()
         record(session, actor, "webhook.added", f"webhook {name}", url=url, events=chosen,
-               with_address=with_address)
+               token=token)
     return endpoint
 
 
@@ -162,7 +167,7 @@ def listing(settings: Settings) -> list[Listing]:
             ).order_by(col(WebhookMessage.id).desc()).limit(1)).first()
             pending, gave_up = counts.get(stored_id(endpoint), (0, 0))
             found.append(Listing(endpoint.name, endpoint.url, endpoint.events,
-                                 endpoint.include_address, endpoint.created_at,
+                                 endpoint.token, endpoint.created_at,
                                  endpoint.disabled_at, pending, gave_up, last or ""))
     return found
 
