@@ -6,6 +6,7 @@ import secrets
 
 import click
 
+from mailer.accounts.users import any_accounts
 from mailer.cli.common import database, recording_failed_start, settings
 from mailer.content.loader import ContentError, load_mailing
 
@@ -39,10 +40,15 @@ def studio_command(theme: str, host: str, port: int, open_browser: bool) -> None
         if not (config.content / theme / "mailing.yaml").is_file():
             raise
     token = secrets.token_urlsafe(18)
+    team = any_accounts(config)
 
     def started(url: str) -> None:
         click.echo(f"Studio for {theme}: {url}")
-        click.echo(f"Access token (needed for actions, and for every page off loopback): {token}")
+        if team:
+            click.echo("Log in with your account (mailer has accounts: see `mailer users list`).")
+        else:
+            click.echo("Access token (needed for actions, and for every page off loopback): "
+                       f"{token}")
         click.echo("Ctrl-C stops it.")
         if open_browser:
             click.launch(url)
