@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from mailer import audit
-from mailer.cli.common import database, settings
+from mailer.cli.common import database, print_json, settings
 from mailer.cli.identity import acting, by_option, password_stdin_option
 
 
@@ -74,7 +74,7 @@ def audit_command(since: str | None, as_json: bool, verify: bool, by: str | None
     moment = _since(since, config.timezone) if since else None
     events = [audit.as_dict(row) for row in audit.events(config, moment)]
     if as_json:
-        click.echo(json.dumps(events, ensure_ascii=False, indent=2))
+        print_json(events)
     elif events:
         click.echo("\n".join(_line(event) for event in events))
     else:

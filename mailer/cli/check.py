@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 import click
@@ -12,7 +11,7 @@ from rich.markup import escape
 from mailer.check.gate import gate
 from mailer.check.readiness import Readiness
 from mailer.cli.build import build_errors
-from mailer.cli.common import settings
+from mailer.cli.common import json_option, print_json, settings
 
 MARKS = {"pass": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]",
          "skip": "[dim]–[/dim]"}
@@ -31,7 +30,7 @@ def print_readiness(readiness: Readiness, console: Console) -> None:
 @click.command("check")
 @click.argument("theme")
 @click.option("--offline", is_flag=True, help="Do not ask the servers of the links.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("the results")
 def check_command(theme: str, offline: bool, as_json: bool) -> None:
     """Is THEME ready to send? Placeholder blocks, links, images, alt text, Gmail size,
     heading order, colour contrast and SpamAssassin (when installed).
@@ -47,8 +46,8 @@ def check_command(theme: str, offline: bool, as_json: bool) -> None:
     with build_errors(theme):
         readiness = gate(settings(), theme, offline=offline).readiness
     if as_json:
-        click.echo(json.dumps({"theme": theme, "ok": readiness.ok, "results": [
-            {**asdict(r), "status": r.status} for r in readiness.results]}, indent=2))
+        print_json({"theme": theme, "ok": readiness.ok, "results": [
+            {**asdict(r), "status": r.status} for r in readiness.results]})
     else:
         console = Console()
         print_readiness(readiness, console)

@@ -7,6 +7,7 @@ build` starts without SQLAlchemy.
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -52,6 +53,23 @@ def log_format_option(expose: bool = False) -> Callable[[Any], Any]:
         envvar="MAILER_LOG_FORMAT", show_envvar=True, expose_value=expose,
         callback=_configure_logs,
         help="Log lines as readable text, or one JSON object per line (for a log collector).")
+
+
+def json_option(what: str, always: bool = False) -> Callable[[Any], Any]:
+    """--json: print `what` as one JSON document instead of the text for people; the shapes
+    are in docs/json.md. `always`: the command prints JSON anyway, and takes --json so that
+    every command that lists or shows does."""
+    if always:
+        return click.option("--json", "as_json", is_flag=True, expose_value=False,
+                            help=f"Print {what} as one JSON document (shape: docs/json.md); "
+                                 "also without --json.")
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print {what} as one JSON document (shape: docs/json.md).")
+
+
+def print_json(document: object) -> None:
+    """One JSON document on standard output, and nothing else there: what a script reads."""
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
 
 def settings() -> Settings:
