@@ -43,6 +43,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def iso_utc(moment: dt.datetime | None) -> str | None:
+    """A stored time for a JSON document: ISO 8601 in UTC with its offset (None stays None)."""
+    return moment.astimezone(dt.UTC).isoformat() if moment else None
+
+
 class _Row(Protocol):
     @property
     def id(self) -> int | None: ...

@@ -13,6 +13,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 import pyotp
 from sqlmodel import Session, col, delete, select
@@ -24,7 +25,7 @@ from mailer.audit import Actor, record
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.errors import AccessError
-from mailer.models import Account, LoginLock, StaffSession, utcnow
+from mailer.models import Account, LoginLock, StaffSession, iso_utc, stored_id, utcnow
 from mailer.taxonomy import REGIONS
 
 SETUP_VALID = dt.timedelta(hours=24)
@@ -135,6 +136,15 @@ def listing(settings: Settings) -> list[tuple[Account, dt.datetime | None]]:
                  if lock.locked_until and lock.locked_until > now}
         return [(account, locks.get(account.name_key))
                 for account in session.exec(select(Account).order_by(col(Account.name_key)))]
+
+
+def account_document(account: Account, locked_until: dt.datetime | None) -> dict[str, Any]:
+    """One account of `listing` as JSON-ready data (`mailer users list --json`): never its
+    password hash, TOTP secret or set-up link, only whether it has them."""
+    return {"id": stored_id(account), "name": account.name, "role": account.role,
+            "regions": list(account.regions), "password_set": bool(account.password_hash),
+            "totp": bool(account.totp_secret), "disabled_at": iso_utc(account.disabled_at),
+            "locked_until": iso_utc(locked_until), "created_at": iso_utc(account.created_at)}
 
 
 def _keep_an_admin(session: Session, account: Account, what: str) -> None:

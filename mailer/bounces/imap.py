@@ -28,12 +28,12 @@ import re
 import ssl
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
-from mailer.bounces.processing import BounceHandler, Processed, parse_message, summary
+from mailer.bounces.processing import BounceHandler, Processed, parse_message, summary, tally
 from mailer.config import Settings
 from mailer.config_checks import MailboxAddress, read_imap_url
 from mailer.db import get_engine, session_scope
@@ -60,6 +60,10 @@ class Left:
 
     def lines(self) -> list[str]:
         return [f"{self.source}: left in the folder, cannot be read ({self.problem})"]
+
+    def document(self) -> dict[str, Any]:
+        return {"source": self.source, "outcome": "unreadable", "findings": [], "action": "",
+                "reason": self.problem}
 
 
 Progress = Callable[[Processed | Left], None]
@@ -112,6 +116,16 @@ def report(results: list[Processed | Left], done_folder: str, dry_run: bool = Fa
     return (summary(handled) + (f", {left} left in the folder (cannot be read)" if left else "")
             + (" (dry run: nothing recorded or moved)" if dry_run
                else f"; {len(handled)} moved to {done_folder}"))
+
+
+def fetch_document(results: list[Processed | Left], done_folder: str,
+                   dry_run: bool = False) -> dict[str, Any]:
+    """What `mailer bounces fetch --json` prints: the pass counted as `report` counts it (the
+    summary of the messages handled), what was moved where, and every message."""
+    handled = [r for r in results if isinstance(r, Processed)]
+    return {"dry_run": dry_run, "summary": asdict(tally(handled)),
+            "left": len(results) - len(handled), "moved": 0 if dry_run else len(handled),
+            "done_folder": done_folder, "messages": [r.document() for r in results]}
 
 
 def _handle(settings: Settings, engine: Engine, source: str, data: bytes, dry_run: bool,

@@ -19,9 +19,10 @@ import hashlib
 import mailbox
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from email.message import EmailMessage, Message
 from pathlib import Path
+from typing import Any
 
 from flufl.bounce import all_failures
 from sqlalchemy import Engine
@@ -94,22 +95,63 @@ class Processed:
         return [f"{self.source}: {f.address} {f.kind} {f.status} ({f.reason}) -> {action}"
                 for f, action in zip(self.findings, self.actions, strict=True)]
 
+    def document(self) -> dict[str, Any]:
+        """The message as JSON-ready data: a bounce with its findings (each with its address
+        and what was done), an unsubscribe mail with what was done, or why it was ignored."""
+        outcome = "ignored" if self.ignored else "bounce" if self.findings else "unsubscribe"
+        return {"source": self.source, "outcome": outcome,
+                "findings": [{"address": f.address, "kind": f.kind, "status": f.status,
+                              "reason": f.reason, "message_id": f.message_id, "action": action}
+                             for f, action in zip(self.findings,
+                                                  self.actions if self.findings else (),
+                                                  strict=True)],
+                "action": "; ".join(self.actions) if outcome == "unsubscribe" else "",
+                "reason": self.ignored}
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A run counted: findings by class (those handled before only as `already_handled`),
+    bounces of no message of ours, unsubscribe mails, ignored messages."""
+
+    messages: int
+    hard: int
+    soft: int
+    blocked: int
+    unmatched: int
+    unsubscribe_mails: int
+    ignored: int
+    already_handled: int
+
+
+def tally(results: list[Processed]) -> Tally:
+    done = [(f, a) for r in results if r.findings
+            for f, a in zip(r.findings, r.actions, strict=True)]
+    kinds = [f.kind for f, a in done if not a.startswith("already")]
+    mails = [r.actions[0] for r in results if not r.findings and not r.ignored and r.actions]
+    return Tally(messages=len(results), hard=kinds.count("hard"), soft=kinds.count("soft"),
+                 blocked=kinds.count("blocked"),
+                 unmatched=sum(a.startswith("unmatched") for _, a in done),
+                 unsubscribe_mails=sum(not a.startswith("already") for a in mails),
+                 ignored=sum(bool(r.ignored) for r in results),
+                 already_handled=sum(a.startswith("already") for _, a in done)
+                 + sum(a.startswith("already") for a in mails))
+
 
 def summary(results: list[Processed]) -> str:
     """One line for a run: messages, findings by class, unsubscribe mails, ignored ones. What
     was handled before (and so changed nothing now) counts only as "already handled"."""
-    done = [(f, a) for r in results if r.findings
-            for f, a in zip(r.findings, r.actions, strict=True)]
-    kinds = [f.kind for f, a in done if not a.startswith("already")]
-    unmatched = sum(a.startswith("unmatched") for _, a in done)
-    mails = [r.actions[0] for r in results if not r.findings and not r.ignored and r.actions]
-    repeats = sum(a.startswith("already") for _, a in done) + sum(
-        a.startswith("already") for a in mails)
-    return (f"{len(results)} messages: {kinds.count('hard')} hard, {kinds.count('soft')} soft,"
-            f" {kinds.count('blocked')} blocked ({unmatched} unmatched),"
-            f" {sum(not a.startswith('already') for a in mails)} unsubscribe mails,"
-            f" {sum(bool(r.ignored) for r in results)} ignored"
-            + (f", {repeats} already handled" if repeats else ""))
+    t = tally(results)
+    return (f"{t.messages} messages: {t.hard} hard, {t.soft} soft, {t.blocked} blocked "
+            f"({t.unmatched} unmatched), {t.unsubscribe_mails} unsubscribe mails, "
+            f"{t.ignored} ignored"
+            + (f", {t.already_handled} already handled" if t.already_handled else ""))
+
+
+def process_document(results: list[Processed], dry_run: bool) -> dict[str, Any]:
+    """What `mailer bounces process --json` prints: the run counted and every message."""
+    return {"dry_run": dry_run, "summary": asdict(tally(results)),
+            "messages": [r.document() for r in results]}
 
 
 class BounceHandler:

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailer.cli.common import Term, settings
+from mailer.cli.common import Term, json_option, print_json, settings
 from mailer.content.loader import load_mailing
 from mailer.errors import MailerError
 from mailer.partners.publications import FetchReport, add_publication, fetch_all, suggest
@@ -79,7 +79,8 @@ def add_command(organisation: str, title: str, url: str, published: dt.datetime 
 @partners.command("suggest")
 @click.argument("theme")
 @click.option("--limit", default=10, show_default=True, help="How many to show.")
-def suggest_command(theme: str, limit: int) -> None:
+@json_option("the suggestions")
+def suggest_command(theme: str, limit: int, as_json: bool) -> None:
     """List recent partner publications that fit THEME, best first, with why they match.
 
     Matches on the theme's `keywords` in mailing.yaml, on themes given by hand and on the
@@ -88,10 +89,14 @@ def suggest_command(theme: str, limit: int) -> None:
     \b
     Example:
       mailer partners suggest stalking --limit 5
+      mailer partners suggest stalking --json
     """
     config = settings()
     mailing = load_mailing(config.content, theme, config.root)
     found = suggest(config, mailing, limit=limit)
+    if as_json:
+        print_json([s.document() for s in found])
+        return
     if not found:
         click.echo(f"No partner publication matches {theme!r} yet.")
         return

@@ -15,7 +15,9 @@ from mailer.check.gate import SendChecks
 from mailer.cli.common import (
     database,
     database_session,
+    json_option,
     log_format_option,
+    print_json,
     recording_failed_start,
     settings,
 )
@@ -24,7 +26,14 @@ from mailer.config import Settings
 from mailer.content.loader import ContentError
 from mailer.errors import MailerError
 from mailer.models import Schedule, utcnow
-from mailer.schedule.calendar import Entry, apply, check, load_calendar, scheduled
+from mailer.schedule.calendar import (
+    Entry,
+    apply,
+    check,
+    check_document,
+    load_calendar,
+    states,
+)
 from mailer.schedule.scheduler import (
     Request,
     ScheduleError,
@@ -120,7 +129,8 @@ def _acting_on(config: Settings, schedule_id: int, by: str | None, password_stdi
 
 
 @schedule.command("list")
-def list_command() -> None:
+@json_option("the schedules")
+def list_command(as_json: bool) -> None:
     """Show every schedule: when, what, for whom, how many recipients now, and its status.
 
     A planned send that fell due more than grace_period_hours ago while no scheduler ran shows
@@ -129,9 +139,14 @@ def list_command() -> None:
     \b
     Example:
       mailer schedule list
+      mailer schedule list --json
     """
     config = settings()
     database(config)
+    rows = overview(config, utcnow())
+    if as_json:
+        print_json([row.document() for row in rows])
+        return
     table = Table(title="Schedules")
     columns = ["id", "when", "theme", "regions; audiences", "recipients now", "status", "send",
                "note"]
@@ -139,7 +154,7 @@ def list_command() -> None:
         columns.insert(6, "approval")
     for column in columns:
         table.add_column(column)
-    for row in overview(config, utcnow()):
+    for row in rows:
         s = row.schedule
         status, note = row.status, escape(s.note)
         if row.hold:  # the reason under the note: it can be long
@@ -274,7 +289,8 @@ def _describe(entry: Entry, timezone: str) -> str:
 
 
 @calendar.command("check")
-def check_command() -> None:
+@json_option("the problems and the state of every entry")
+def check_command(as_json: bool) -> None:
     """Tell which upcoming calendar entries have no content yet or do not build, and why;
     then the state of each planned entry: its schedule, its approval, and why the scheduler
     held it when it fell due, if it did.
@@ -284,25 +300,32 @@ def check_command() -> None:
     \b
     Example:
       mailer calendar check
+      mailer calendar check --json
     """
     config = settings()
     now = utcnow()
     entries = load_calendar(config)
     problems = check(config, entries, now)
+    if as_json:
+        database(config)
+        print_json(check_document(problems, states(config, entries, now)))
+        if problems:
+            raise SystemExit(1)
+        return
     if problems:
         raise ContentError(problems)
     upcoming = [e for e in entries if e.request.due_at > now]
     click.echo(f"{len(upcoming)} upcoming entries of {len(entries)}: every theme builds.")
     database(config)
-    for entry, row in scheduled(config, entries, now):
+    for state in states(config, entries, now):
+        row = state.row
         if row is None:
-            if entry.request.due_at > now:
-                click.echo(f"{entry.key}: not planned yet (`mailer calendar apply`)")
+            if state.upcoming:
+                click.echo(f"{state.entry.key}: not planned yet (`mailer calendar apply`)")
             continue
-        approved = (row.approval or approval.describe(row.schedule) if approval.required(config)
-                    else "approval not required")
         held = f"; held: {row.hold}" if row.hold else ""
-        click.echo(f"{entry.key}: schedule {row.schedule.id}, {row.status}; {approved}{held}")
+        click.echo(f"{state.entry.key}: schedule {row.schedule.id}, {row.status}; "
+                   f"{state.approval or 'approval not required'}{held}")
 
 
 @calendar.command("apply")

@@ -14,20 +14,25 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlmodel import col, select
 
 from mailer.accounts.roles import Person
 from mailer.check.gate import Checked, gate
 from mailer.cli.build import build_errors
-from mailer.cli.common import Term, database, database_session, log_format_option, settings
+from mailer.cli.common import (
+    Term,
+    database,
+    json_option,
+    log_format_option,
+    print_json,
+    settings,
+)
 from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.config import Settings
 from mailer.content.loader import shown_path
 from mailer.errors import user_file
-from mailer.models import Send
 from mailer.send import approval
 from mailer.send import runner as sending
-from mailer.send.report import html_report, send_report
+from mailer.send.report import SendReport, html_report, newest_sends, send_report
 from mailer.transport.transports import outbox_path, security_warning
 
 region_option = click.option("--region", "regions", multiple=True, type=Term("region"),
@@ -227,18 +232,23 @@ def sends() -> None:
 
 @sends.command("list")
 @click.option("--limit", default=20, show_default=True, help="How many of the newest sends.")
-def list_command(limit: int) -> None:
+@json_option("the sends, with their recipients counted per delivery status,")
+def list_command(limit: int, as_json: bool) -> None:
     """The newest sends with their status.
 
     \b
     Example:
       mailer sends list --limit 5
+      mailer sends list --json
     """
-    with database_session() as session:
-        rows = session.exec(select(Send).order_by(col(Send.id).desc()).limit(limit)).all()
-    if not rows:
+    found = newest_sends(_settings(None), limit)
+    if as_json:
+        print_json([row.document() for row in found])
+        return
+    if not found:
         click.echo("No sends yet. Start one with `mailer send THEME`.")
         return
+    rows = [row.send for row in found]
     table = Table("id", "theme", "topic", "segment", "status", "created (UTC)")
     for send in rows:
         segment = f"{','.join(send.regions) or 'all'} / {','.join(send.audiences) or 'all'}"
@@ -255,15 +265,21 @@ def list_command(limit: int) -> None:
 @click.argument("send_id", type=int)
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a one-page HTML report with a chart to this file.")
-def show_command(send_id: int, html_file: Path | None) -> None:
+@json_option("the send and its counts")
+def show_command(send_id: int, html_file: Path | None, as_json: bool) -> None:
     """Counts per delivery status and per region/audience of one send.
 
     \b
     Example:
       mailer sends show 3 --html report.html
+      mailer sends show 3 --json
     """
     config = _settings(None)
     report = send_report(config, send_id)
+    if as_json:
+        _write_html(config, report, html_file, Console(stderr=True))
+        print_json(report.document())
+        return
     console = Console()
     send = report.send
     console.print(f"Send {send.id}: {send.theme} ({send.subject}) to topic {send.topic}; "
@@ -285,6 +301,11 @@ def show_command(send_id: int, html_file: Path | None) -> None:
             f"{n:,} {kind}" for kind, n in sorted(report.classes.items())))
     if report.alarm:
         console.print(f"[red]{report.alarm}[/red]", soft_wrap=True)
+    _write_html(config, report, html_file, console)
+
+
+def _write_html(config: Settings, report: SendReport, html_file: Path | None,
+                console: Console) -> None:
     if html_file:
         with user_file(html_file, "write"):
             html_file.write_text(html_report(config, report), encoding="utf-8")

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import click
 
 from mailer.audit import command_line, os_user
-from mailer.cli.common import database_session, settings
+from mailer.cli.common import database_session, json_option, print_json, settings
 from mailer.models import stored_id
 from mailer.subscribers.subscriptions import (
-    active_topics,
     erase,
     find_by_email,
     find_subscribers,
     personal_data,
     purge_pending,
+    summary_document,
     unsubscribe,
 )
 
@@ -33,35 +32,40 @@ def subscribers() -> None:
 
 @subscribers.command("show")
 @click.argument("email")
+@json_option("everything kept", always=True)
 def show(email: str) -> None:
-    """Show everything kept about one address (the same data the person can download).
+    """Show everything kept about one address (the same data the person can download), as
+    JSON.
 
     \b
     Example:
       mailer subscribers show anouk.jansen@example.org
+      mailer subscribers show anouk.jansen@example.org --json
     """
     with database_session() as session:
         data = personal_data(session, stored_id(find_by_email(session, email)))
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    print_json(data)
 
 
 @subscribers.command("find")
 @click.argument("text")
 @click.option("--limit", default=50, show_default=True, help="Show at most this many.")
-def find(text: str, limit: int) -> None:
+@json_option("the subscribers found")
+def find(text: str, limit: int, as_json: bool) -> None:
     """List subscribers whose address, name or organisation contains TEXT.
 
     \b
     Example:
       mailer subscribers find @example.org --limit 10
+      mailer subscribers find "veilig thuis" --json
     """
     with database_session() as session:
-        found = find_subscribers(session, text, limit)
-        lines = [
-            f"{p.email}\t{p.name}\t{p.organisation}\t{p.region}\t{p.audience}\t{p.status}\t"
-            + ",".join(active_topics(session, stored_id(p)))
-            for p in found
-        ]
+        found = [summary_document(session, p) for p in find_subscribers(session, text, limit)]
+    if as_json:
+        print_json(found)
+        return
+    lines = [f"{p['email']}\t{p['name']}\t{p['organisation']}\t{p['region']}\t{p['audience']}\t"
+             f"{p['status']}\t" + ",".join(p["topics"]) for p in found]
     click.echo("\n".join(lines) if lines else "no subscribers found")
 
 

@@ -10,7 +10,7 @@ import click
 from mailer.accounts import users
 from mailer.accounts.roles import ROLES, Person, a, region_names
 from mailer.audit import Actor, command_line, os_user
-from mailer.cli.common import Term, database, settings
+from mailer.cli.common import Term, database, json_option, print_json, settings
 from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.config import Settings
 
@@ -111,18 +111,24 @@ def _when(moment: dt.datetime | None) -> str:
 @users_group.command("list")
 @by_option
 @password_stdin_option
-def list_command(by: str | None, password_stdin: bool) -> None:
+@json_option("the accounts")
+def list_command(by: str | None, password_stdin: bool, as_json: bool) -> None:
     """Every account: its role, regions, whether it has a password and a TOTP code, and
     whether it is disabled or locked after failed log-ins (until when).
 
     \b
     Example:
       mailer users list --by anna
+      mailer users list --json --by anna --password-stdin < password.txt
     """
     config = _config()
     _admin(config, by, password_stdin, None)
+    found = users.listing(config)
+    if as_json:
+        print_json([users.account_document(account, locked) for account, locked in found])
+        return
     rows = [("name", "role", "regions", "password", "TOTP", "disabled", "locked until")]
-    for account, locked in users.listing(config):
+    for account, locked in found:
         rows.append((account.name, account.role, ", ".join(account.regions) or "every region",
                      "set" if account.password_hash else "not yet",
                      "yes" if account.totp_secret else "no", _when(account.disabled_at),

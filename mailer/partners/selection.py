@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from mailer.content.loader import Block, Mailing, PartnerItem
 from mailer.partners.rows import PartnerError, Publication
@@ -29,6 +30,13 @@ class Suggestion:
     regions: tuple[str, ...]
     score: float
     reasons: tuple[str, ...]
+
+    def document(self) -> dict[str, Any]:
+        """The suggestion as JSON-ready data (`mailer partners suggest --json`)."""
+        return {"url": self.url, "organisation": self.organisation, "title": self.title,
+                "published": self.published.isoformat() if self.published else None,
+                "regions": list(self.regions), "score": self.score,
+                "reasons": list(self.reasons)}
 
 
 def contains_word(text: str, word: str) -> bool:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlmodel import col, select
@@ -20,7 +21,7 @@ from mailer.audit import SYSTEM, Actor
 from mailer.config import Settings
 from mailer.content.loader import ContentError, Problem, shown_path, yaml_problem
 from mailer.db import session_scope
-from mailer.models import Schedule
+from mailer.models import Schedule, iso_utc, stored_id
 from mailer.schedule.scheduler import (
     Overview,
     Request,
@@ -30,6 +31,7 @@ from mailer.schedule.scheduler import (
     parse_when,
     plan,
 )
+from mailer.send import approval
 
 ENTRY_FIELDS = {"id", "theme", "at", "regions", "audiences", "note"}
 
@@ -156,3 +158,41 @@ def scheduled(settings: Settings, entries: Sequence[Entry], now: dt.datetime
     """Each entry with the schedule it was planned as, as that stands now (None: not planned)."""
     rows = {row.schedule.calendar_key: row for row in overview(settings, now, reach=False)}
     return [(entry, rows.get(entry.key)) for entry in entries]
+
+
+@dataclass(frozen=True)
+class EntryState:
+    """An entry and the schedule it was planned as, as that stands now (`row` None: not planned)."""
+
+    entry: Entry
+    row: Overview | None
+    upcoming: bool
+    approval: str  # with approval required: who created and approved the schedule, or why it
+    # may not start; "" while not planned or when approval is not required
+
+    def document(self) -> dict[str, Any]:
+        request, row = self.entry.request, self.row
+        return {"key": self.entry.key, "line": self.entry.line, "theme": request.theme,
+                "due_at": iso_utc(request.due_at), "regions": list(request.regions),
+                "audiences": list(request.audiences), "note": request.note,
+                "upcoming": self.upcoming,
+                "schedule": None if row is None else {
+                    "id": stored_id(row.schedule), "status": row.status,
+                    "approval": self.approval, "hold": row.hold}}
+
+
+def states(settings: Settings, entries: Sequence[Entry], now: dt.datetime) -> list[EntryState]:
+    """Each entry with its schedule now: its status, its approval, why it was held."""
+    required = approval.required(settings)
+    return [EntryState(entry, row, entry.request.due_at > now,
+                       row.approval or approval.describe(row.schedule)
+                       if required and row is not None else "")
+            for entry, row in scheduled(settings, entries, now)]
+
+
+def check_document(problems: Sequence[Problem], found: Sequence[EntryState]) -> dict[str, Any]:
+    """What `mailer calendar check --json` prints: the problems and every entry's state."""
+    return {"ok": not problems,
+            "problems": [{"file": None if p.file is None else str(p.file), "line": p.line,
+                          "message": p.message} for p in problems],
+            "entries": [state.document() for state in found]}

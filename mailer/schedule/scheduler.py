@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -38,7 +39,7 @@ from mailer.config import Settings
 from mailer.content.loader import ContentError, list_themes, load_mailing
 from mailer.db import session_scope
 from mailer.errors import DataError, MailerError
-from mailer.models import Schedule, utcnow
+from mailer.models import Schedule, iso_utc, stored_id, utcnow
 from mailer.send import approval
 from mailer.send.runner import SendError, cancel_send, create_send, run_send, summary
 from mailer.subscribers.subscriptions import recipient_count
@@ -86,6 +87,16 @@ class Overview:
         """Why the scheduler did not start it when it fell due (its approval, or the checks of
         `mailer send`), while it has not started since; else ""."""
         return self.schedule.hold_reason if self.status in ("planned", "missed") else ""
+
+    def document(self) -> dict[str, Any]:
+        """The line as JSON-ready data (`mailer schedule list --json`)."""
+        s = self.schedule
+        return {"id": stored_id(s), "theme": s.theme, "regions": list(s.regions),
+                "audiences": list(s.audiences), "due_at": iso_utc(s.due_at),
+                "status": self.status, "recipients": self.recipients, "send_id": s.send_id,
+                "note": s.note, "calendar_key": s.calendar_key, "created_by": s.created_by,
+                "approved_by": s.approved_by, "approved_at": iso_utc(s.approved_at),
+                "approval": self.approval, "held": self.held, "hold": self.hold}
 
 
 def parse_when(text: str, timezone: str) -> dt.datetime:

@@ -1,4 +1,5 @@
-"""What a send did: counts per delivery status and per segment, as text or as one HTML page.
+"""What a send did: counts per delivery status and per segment, as text, as one HTML page or
+as a JSON document (`mailer sends list --json`, `sends show --json`; shapes in docs/json.md).
 
 The HTML page is for staff and stands alone (inline CSS and SVG, no external assets), so it can
 be mailed around or archived with the campaign.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from mailer.config import Settings
 from mailer.db import get_engine
-from mailer.models import Send
+from mailer.models import Send, iso_utc, stored_id
 from mailer.render.renderer import jinja_environment
 from mailer.send.approval import describe
 from mailer.send.runner import SendError
@@ -20,6 +22,41 @@ from mailer.send.store import SendStore
 STATUSES = ("pending", "sending", "sent", "failed", "skipped", "bounced")
 COLOURS = {"pending": "#9aa5b1", "sending": "#f0b429", "sent": "#2f8132", "failed": "#c62828",
            "skipped": "#6b7c93", "bounced": "#8e24aa"}
+
+
+def send_document(send: Send) -> dict[str, Any]:
+    """A send as JSON-ready data: what it sends to whom, its status, who made, approved or
+    forced it, and when."""
+    return {"id": stored_id(send), "theme": send.theme, "topic": send.topic,
+            "subject": send.subject, "regions": list(send.regions),
+            "audiences": list(send.audiences), "status": send.status,
+            "pause_reason": send.pause_reason, "planned_for": iso_utc(send.planned_for),
+            "created_at": iso_utc(send.created_at), "snapshot_at": iso_utc(send.snapshot_at),
+            "finished_at": iso_utc(send.finished_at), "created_by": send.created_by,
+            "approved_by": send.approved_by, "approved_at": iso_utc(send.approved_at),
+            "forced_by": send.forced_by, "forced_reason": send.forced_reason,
+            "forced_checks": send.forced_checks.splitlines()}
+
+
+@dataclass
+class SendRow:
+    """One send of `mailer sends list`, with its recipients counted per delivery status."""
+
+    send: Send
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def document(self) -> dict[str, Any]:
+        return {**send_document(self.send), "total": self.total, "counts": self.counts}
+
+
+def newest_sends(settings: Settings, limit: int) -> list[SendRow]:
+    """The newest `limit` sends, newest first."""
+    return [SendRow(send, counts)
+            for send, counts in SendStore(get_engine(settings)).newest(limit)]
 
 
 @dataclass
@@ -48,6 +85,14 @@ class SendReport:
     def approval(self) -> str:
         """Who created and who approved the send, and when."""
         return describe(self.send)
+
+    def document(self) -> dict[str, Any]:
+        """The report as JSON-ready data. `errors` quotes the servers' answers, which may name
+        an address."""
+        return {"send": send_document(self.send), "total": self.total, "counts": self.counts,
+                "segments": self.segments, "classes": self.classes,
+                "errors": [{"error": error, "count": n} for error, n in self.errors],
+                "approval": self.approval, "alarm": self.alarm}
 
 
 def send_report(settings: Settings, send_id: int, top_errors: int = 10) -> SendReport:

@@ -309,6 +309,19 @@ class SendStore:
         with session_scope(self.engine) as session:
             return _counts(session, send_id)
 
+    def newest(self, limit: int) -> list[tuple[Send, dict[str, int]]]:
+        """The newest `limit` sends, each with how many of its rows are in each delivery status."""
+        with session_scope(self.engine) as session:
+            sends = list(session.exec(select(Send).order_by(col(Send.id).desc()).limit(limit)))
+            counts: dict[int, dict[str, int]] = {stored_id(send): {} for send in sends}
+            if counts:
+                for send_id, status, n in session.exec(
+                        select(Delivery.send_id, Delivery.status, func.count())
+                        .where(col(Delivery.send_id).in_(list(counts)))
+                        .group_by(col(Delivery.send_id), col(Delivery.status))):
+                    counts[send_id][status] = n
+            return [(send, dict(sorted(counts[stored_id(send)].items()))) for send in sends]
+
     def figures(self, send_id: int, top_errors: int) -> Figures | None:
         """The send and its deliveries counted by segment and status, answer and class."""
         with session_scope(self.engine) as session:

@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import TextClause, bindparam, delete, exists, func, or_, text, update
 from sqlmodel import Session, col, select
@@ -483,6 +483,15 @@ def find_subscribers(session: Session, text: str, limit: int = 50) -> list[Subsc
         .limit(limit)
     )
     return list(session.exec(query))
+
+
+def summary_document(session: Session, subscriber: Subscriber) -> dict[str, Any]:
+    """One person as `mailer subscribers find` lists them, as JSON-ready data: their public id,
+    address, name, organisation, segment, status and active topics."""
+    return {"public_id": subscriber.public_id, "email": subscriber.email, "name": subscriber.name,
+            "organisation": subscriber.organisation, "region": subscriber.region,
+            "audience": subscriber.audience, "status": subscriber.status,
+            "topics": active_topics(session, stored_id(subscriber))}
 
 
 def recipients_query(
