@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from mailer.accounts import api_tokens
-from mailer.cli.common import database, settings
+from mailer.cli.common import database, json_option, print_json, settings
 from mailer.cli.identity import acting, by_option, password_stdin_option
 
 
@@ -47,7 +45,7 @@ def add(name: str, scopes: tuple[str, ...], by: str | None, password_stdin: bool
 
 
 @tokens.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a list of tokens.")
+@json_option("the tokens")
 def list_command(as_json: bool) -> None:
     """List the tokens: name, scopes, made by and when, last use, revoked.
 
@@ -59,7 +57,7 @@ def list_command(as_json: bool) -> None:
     database(config)
     found = [api_tokens.as_dict(t) for t in api_tokens.tokens(config)]
     if as_json:
-        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        print_json(found)
         return
     if not found:
         click.echo("no tokens (add one with `mailer tokens add NAME --scope SCOPE`)")

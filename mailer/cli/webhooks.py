@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from mailer.cli.common import settings
+from mailer.cli.common import json_option, print_json, settings
 from mailer.cli.identity import acting, by_option, password_stdin_option
 from mailer.events import EVENTS
 from mailer.webhooks import endpoints
@@ -54,7 +52,7 @@ def add(url: str, events: tuple[str, ...], name: str, token: str, by: str | None
 
 
 @webhooks.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the receivers as JSON.")
+@json_option("the receivers")
 def list_command(as_json: bool) -> None:
     """List the receivers, with their events waiting to be posted and given up.
 
@@ -64,7 +62,7 @@ def list_command(as_json: bool) -> None:
     """
     found = endpoints.listing(settings())
     if as_json:
-        click.echo(json.dumps([row.as_dict() for row in found], indent=2, ensure_ascii=False))
+        print_json([row.as_dict() for row in found])
         return
     if not found:
         click.echo("no receivers; `mailer webhooks add URL --event EVENT` adds one")
