@@ -22,7 +22,7 @@ from mailer.audit import Actor, record
 from mailer.config import Settings
 from mailer.db import session_scope
 from mailer.errors import AccessError
-from mailer.models import ApiToken, utcnow
+from mailer.models import ApiToken, iso_utc, utcnow
 
 SCOPES: dict[str, str] = {
     "subscribers:read": "list and read subscribers",
@@ -108,9 +108,6 @@ def authenticate(session: Session, secret: str) -> ApiToken | None:
 
 def as_dict(token: ApiToken) -> dict[str, Any]:
     """One token for `mailer tokens list --json`: never its secret, which is not kept."""
-    def when(value: dt.datetime | None) -> str | None:
-        return value.astimezone(dt.UTC).isoformat() if value else None
-
     return {"name": token.name, "scopes": list(token.scopes), "created_by": token.created_by,
-            "created_at": when(token.created_at), "last_used_at": when(token.last_used_at),
-            "revoked_at": when(token.revoked_at)}
+            "created_at": iso_utc(token.created_at), "last_used_at": iso_utc(token.last_used_at),
+            "revoked_at": iso_utc(token.revoked_at)}

@@ -7,7 +7,6 @@ A send's report gives counts per delivery status, per segment and per class of r
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -20,9 +19,9 @@ from mailer.api.validation import Schema, array, nullable
 from mailer.builds.manifest import NAME as MANIFEST
 from mailer.builds.manifest import Manifest, ManifestError, read_manifest
 from mailer.config import Settings
-from mailer.models import Send, stored_id, utcnow
+from mailer.models import Send, utcnow
 from mailer.schedule.scheduler import overview
-from mailer.send.report import send_report
+from mailer.send.report import send_document, send_report
 from mailer.send.runner import SendError
 
 TIME: Schema = {"type": "string", "format": "date-time"}
@@ -99,18 +98,14 @@ THEME = Param("theme", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{
                         "description": "The theme's folder name."}, "path")
 
 
-def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat() if value else None
+def _shaped(document: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """The library's JSON document (the one `--json` prints) cut to the fields the API's
+    schema promises."""
+    return {key: value for key, value in document.items() if key in schema["properties"]}
 
 
 def send_json(send: Send) -> dict[str, Any]:
-    return {"id": stored_id(send), "theme": send.theme, "topic": send.topic,
-            "subject": send.subject, "regions": list(send.regions),
-            "audiences": list(send.audiences), "status": send.status,
-            "pause_reason": send.pause_reason, "planned_for": _time(send.planned_for),
-            "created_at": _time(send.created_at), "snapshot_at": _time(send.snapshot_at),
-            "finished_at": _time(send.finished_at), "created_by": send.created_by,
-            "approved_by": send.approved_by, "approved_at": _time(send.approved_at)}
+    return _shaped(send_document(send), SEND)
 
 
 def _sends(session: Session, before: int | None, limit: int) -> tuple[list[Send], bool]:
@@ -147,11 +142,7 @@ async def send_report_of(call: Call) -> Response:
 
 
 def _schedules(settings: Settings) -> list[dict[str, Any]]:
-    return [{"id": stored_id(row.schedule), "theme": row.schedule.theme,
-             "regions": list(row.schedule.regions), "audiences": list(row.schedule.audiences),
-             "due_at": _time(row.schedule.due_at), "status": row.status,
-             "send_id": row.schedule.send_id, "note": row.schedule.note, "hold": row.hold,
-             "approval": row.approval}
+    return [_shaped(row.document(), SCHEDULE)
             for row in overview(settings, utcnow(), reach=False)]
 
 
