@@ -3,6 +3,7 @@ who unsubscribed by mail, and what was done about it."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -63,7 +64,7 @@ def process_command(path: Path, dry_run: bool, soft_limit: int | None, as_json: 
               help="Soft bounces after which an address is suppressed (default: the "
                    "bounce_soft_limit setting, 3).")
 @json_option("every message and the counts")
-@log_format_option()
+@log_format_option(text_level=logging.WARNING)
 def fetch_command(dry_run: bool, soft_limit: int | None, as_json: bool) -> None:
     """Read the bounce mailbox over IMAP once ([bounce] imap_url) and move what was handled.
 

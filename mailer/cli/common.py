@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -39,19 +40,21 @@ class Term(click.Choice):
         return value
 
 
-def _configure_logs(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from mailer import logs
+def log_format_option(expose: bool = False, text_level: int = logging.INFO
+                      ) -> Callable[[Any], Any]:
+    """--log-format text|json (or MAILER_LOG_FORMAT) for the commands that run unattended.
+    `text_level`: a command a person watches (send, with its progress bar) logs only its
+    warnings as text; in JSON, for a collector, every command logs from INFO."""
 
-    logs.configure(value)
-    return value
+    def configure(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        from mailer import logs
 
+        logs.configure(value, logging.INFO if value == "json" else text_level)
+        return value
 
-def log_format_option(expose: bool = False) -> Callable[[Any], Any]:
-    """--log-format text|json (or MAILER_LOG_FORMAT) for the commands that run unattended."""
     return click.option(
         "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-        envvar="MAILER_LOG_FORMAT", show_envvar=True, expose_value=expose,
-        callback=_configure_logs,
+        envvar="MAILER_LOG_FORMAT", show_envvar=True, expose_value=expose, callback=configure,
         help="Log lines as readable text, or one JSON object per line (for a log collector).")
 
 

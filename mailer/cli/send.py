@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -161,7 +162,7 @@ def _dry_run(config: Settings, checked: Checked, regions: tuple[str, ...],
 @click.option("--reason", help="Why the send must go out despite failing checks (with --force).")
 @click.option("--offline", is_flag=True,
               help="Skip the link check of the readiness checks (also those of --dry-run).")
-@log_format_option()
+@log_format_option(text_level=logging.WARNING)
 def send_command(theme: str, regions: tuple[str, ...], audiences: tuple[str, ...], dry_run: bool,
                  test_addresses: tuple[str, ...], queue: bool, rate: float | None, by: str | None,
                  password_stdin: bool, force: bool, reason: str | None, offline: bool) -> None:
@@ -399,7 +400,7 @@ def cancel_command(send_id: int, by: str | None, password_stdin: bool) -> None:
 @sends.command("work")
 @click.argument("send_id", type=int, required=False)
 @rate_option
-@log_format_option()
+@log_format_option(text_level=logging.WARNING)
 def work_command(send_id: int | None, rate: float | None) -> None:
     """Deliver pending messages of running sends (or of one), beside other workers.
 
